@@ -1,0 +1,651 @@
+//! The `disburse` binary: a thin shell that parses arguments, calls one use case, prints.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use clap::{Args, Parser, Subcommand};
+use disburse_core::account::{
+    AccountNumber, BankAccount, Bic, CountryCode, HolderName, Iban, LocalAccount,
+};
+use disburse_core::{BankResult, Currency, MerchantId, Money, OperatorName, OrderNo, PayoutNo};
+use disburse_engine::{
+    keys, Actor, ApplyOutcome, Config, Engine, EngineError, OrderRef, ResultSource,
+    WithdrawOutcome, WithdrawRequest,
+};
+use disburse_store::Db;
+use serde::Serialize;
+
+mod print;
+
+#[derive(Parser)]
+#[command(
+    name = "disburse",
+    version,
+    about = "Merchant payouts that are never lost, never paid twice, always explained.",
+    long_about = "Merchant payouts that are never lost, never paid twice, always explained.\n\n\
+        Amounts are decimal text in the currency's units (250.00 EUR, 1000 JPY); JSON output \
+        carries integer minor units plus the currency. Every command that depends on time takes \
+        --as-of (RFC 3339); without it, the current time is used."
+)]
+struct Cli {
+    /// Database: a SQLite file path (default disburse.db) or postgres://user@host/db.
+    #[arg(
+        long,
+        global = true,
+        env = "DISBURSE_DB",
+        default_value = "disburse.db"
+    )]
+    db: String,
+    /// Channels file (default: disburse.toml if present, else the built-in channels).
+    #[arg(long, global = true, env = "DISBURSE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Account-number key file (default: <database file>.key; or set DISBURSE_ACCOUNT_KEY).
+    #[arg(long, global = true, env = "DISBURSE_KEY_FILE")]
+    key_file: Option<PathBuf>,
+    /// The time the command acts at, RFC 3339 (e.g. 2026-11-25T09:00:00Z). Default: now.
+    #[arg(long, global = true, value_parser = parse_as_of)]
+    as_of: Option<DateTime<Utc>>,
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    /// The person acting; recorded in every audit event the command writes.
+    #[arg(long, global = true, env = "DISBURSE_OPERATOR", default_value = "cli")]
+    operator: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create the database (and, for SQLite, its account-number key file beside it).
+    Init,
+    /// Merchants and their bank accounts.
+    #[command(subcommand)]
+    Merchant(MerchantCmd),
+    /// Credit a merchant's available balance from money collected for it.
+    Fund {
+        merchant: String,
+        /// Decimal amount, e.g. 1000.00
+        #[arg(allow_hyphen_values = true)]
+        amount: String,
+        /// ISO 4217 code, e.g. EUR
+        currency: String,
+        /// The collection batch or settlement this money comes from.
+        #[arg(long)]
+        reference: Option<String>,
+    },
+    /// Create a withdrawal order (idempotent: the same merchant, order number, amount and account
+    /// again returns the same order).
+    Withdraw {
+        merchant: String,
+        order_no: String,
+        #[arg(allow_hyphen_values = true)]
+        amount: String,
+        currency: String,
+    },
+    /// Payouts: attempts to pay an order.
+    #[command(subcommand)]
+    Payout(PayoutCmd),
+    /// Withdrawal orders.
+    #[command(subcommand)]
+    Order(OrderCmd),
+    /// The books.
+    #[command(subcommand)]
+    Ledger(LedgerCmd),
+    /// The audit trail.
+    #[command(subcommand)]
+    Audit(AuditCmd),
+    /// Escalate payouts past their channel's deadline; presume silent failures-only payouts paid.
+    Sweep,
+    /// List the configured channels and their policies.
+    Channels,
+}
+
+#[derive(Subcommand)]
+enum MerchantCmd {
+    /// Add a merchant.
+    Add {
+        id: String,
+        #[arg(long)]
+        name: String,
+    },
+    /// Bank accounts.
+    #[command(subcommand)]
+    Account(AccountCmd),
+    /// A merchant: account (masked), balances, orders.
+    Show { id: String },
+}
+
+#[derive(Subcommand)]
+enum AccountCmd {
+    /// Set the merchant's bank account (a new version; earlier payouts keep theirs).
+    Set(AccountArgs),
+}
+
+#[derive(Args)]
+struct AccountArgs {
+    merchant: String,
+    /// Account holder's name as the bank knows it.
+    #[arg(long)]
+    holder: String,
+    /// IBAN, for countries that have one.
+    #[arg(long, conflicts_with_all = ["country", "bank_code", "number"])]
+    iban: Option<String>,
+    #[arg(long)]
+    bic: Option<String>,
+    /// For countries without IBAN (CN, MM, US...): country, bank code and account number.
+    #[arg(long, requires_all = ["bank_code", "number"])]
+    country: Option<String>,
+    #[arg(long)]
+    bank_code: Option<String>,
+    #[arg(long)]
+    number: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum PayoutCmd {
+    /// Create a new payout (attempt) for an order; refused while the order has a live payout.
+    Create {
+        order_no: String,
+        #[arg(long)]
+        merchant: Option<String>,
+        /// Channel id; default: routed by currency and country.
+        #[arg(long)]
+        channel: Option<String>,
+    },
+    /// Record what the bank said about a payout, with evidence.
+    Result {
+        payout_no: String,
+        #[command(subcommand)]
+        outcome: OutcomeCmd,
+        /// The bank notice, message or file this comes from.
+        #[arg(long, global = true)]
+        evidence: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum OutcomeCmd {
+    /// The bank took the instruction; not yet paid.
+    Accepted {
+        #[arg(long)]
+        reference: Option<String>,
+    },
+    /// The bank paid.
+    Paid {
+        /// What the bank moved, decimal, in the payout's currency.
+        #[arg(long, allow_hyphen_values = true)]
+        amount: String,
+        #[arg(long)]
+        reference: Option<String>,
+        /// YYYY-MM-DD
+        #[arg(long)]
+        value_date: Option<String>,
+    },
+    /// The bank rejected it (ISO reason code, e.g. AC01).
+    Rejected {
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        text: Option<String>,
+    },
+    /// Paid, then returned by the beneficiary's bank.
+    Returned {
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        text: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum OrderCmd {
+    /// An order with every payout, journal, audit event and message.
+    Show {
+        order_no: String,
+        #[arg(long)]
+        merchant: Option<String>,
+    },
+    /// Cancel an order; its reserved money goes back to the merchant's available balance.
+    Cancel {
+        order_no: String,
+        #[arg(long)]
+        merchant: Option<String>,
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum LedgerCmd {
+    /// Every non-zero balance.
+    Balances,
+    /// Exit 1 unless every journal balances and the total per currency is zero.
+    Check,
+}
+
+#[derive(Subcommand)]
+enum AuditCmd {
+    /// Exit 1, naming the first bad record, if any audit event, journal, order, payout, merchant or
+    /// bank account row was changed, deleted or inserted behind the system's back.
+    Verify,
+}
+
+fn parse_as_of(s: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| format!("{s:?} is not an RFC 3339 time like 2026-11-25T09:00:00Z: {e}"))
+}
+
+/// A failure to report: one line, the exit code.
+struct Failure {
+    message: String,
+    code: u8,
+}
+
+impl From<EngineError> for Failure {
+    fn from(e: EngineError) -> Self {
+        Failure {
+            message: e.to_string(),
+            code: 1,
+        }
+    }
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        Failure {
+            message: format!("{e:#}"),
+            code: 1,
+        }
+    }
+}
+
+impl From<disburse_store::StoreError> for Failure {
+    fn from(e: disburse_store::StoreError) -> Self {
+        EngineError::from(e).into()
+    }
+}
+
+fn invalid(field: &'static str, e: impl ToString) -> Failure {
+    EngineError::invalid(field, e).into()
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("DISBURSE_LOG"))
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(f) => {
+            eprintln!("error: {}", f.message);
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+struct Ctx {
+    json: bool,
+    as_of: DateTime<Utc>,
+    actor: Actor,
+}
+
+impl Ctx {
+    fn out<T: Serialize>(&self, value: &T, text: impl FnOnce() -> String) {
+        if self.json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(value).expect("serializable")
+            );
+        } else {
+            println!("{}", text());
+        }
+    }
+}
+
+async fn open_engine(cli: &Cli, create_key: bool) -> Result<Engine, Failure> {
+    let config = Config::load(cli.config.as_deref())?;
+    let (key, _) = keys::load_key(&cli.db, cli.key_file.as_deref(), create_key)?;
+    let db = Db::open(&cli.db)
+        .await
+        .with_context(|| format!("opening database {}", redact_url(&cli.db)))?;
+    Ok(Engine::new(db, config, key))
+}
+
+/// A database URL without its password, for messages.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let userinfo = &url[s + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{user}:***{}", &url[..s + 3], &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+fn merchant_id(s: &str) -> Result<MerchantId, Failure> {
+    MerchantId::parse(s).map_err(|e| invalid("merchant", e))
+}
+
+fn order_ref(order_no: &str, merchant: Option<&str>) -> Result<OrderRef, Failure> {
+    Ok(OrderRef {
+        order_no: OrderNo::parse(order_no).map_err(|e| invalid("order_no", e))?,
+        merchant: merchant.map(merchant_id).transpose()?,
+    })
+}
+
+fn money(amount: &str, currency: &str) -> Result<Money, Failure> {
+    let currency = Currency::parse(currency).map_err(|e| invalid("currency", e))?;
+    Money::parse_positive(amount, currency).map_err(|e| invalid("amount", e))
+}
+
+async fn run(cli: Cli) -> Result<ExitCode, Failure> {
+    let operator = OperatorName::parse(&cli.operator).map_err(|e| invalid("operator", e))?;
+    let ctx = Ctx {
+        json: cli.json,
+        as_of: cli.as_of.unwrap_or_else(Utc::now),
+        actor: Actor::operator(&operator),
+    };
+    match &cli.command {
+        Command::Init => {
+            let engine = open_engine(&cli, true).await?;
+            let channels = engine.config().channels.len();
+            ctx.out(
+                &serde_json::json!({"database": redact_url(&cli.db), "channels": channels}),
+                || {
+                    format!(
+                        "initialized {} ({channels} channels configured)",
+                        redact_url(&cli.db)
+                    )
+                },
+            );
+        }
+        Command::Channels => {
+            let config = Config::load(cli.config.as_deref())?;
+            print::channels(&ctx, &config);
+        }
+        Command::Merchant(MerchantCmd::Add { id, name }) => {
+            let id = merchant_id(id)?;
+            let engine = open_engine(&cli, false).await?;
+            let row = engine
+                .add_merchant(&id, name, ctx.as_of, &ctx.actor)
+                .await?;
+            ctx.out(
+                &serde_json::json!({"merchant": row.id, "name": row.name}),
+                || format!("merchant {} added", row.id),
+            );
+        }
+        Command::Merchant(MerchantCmd::Account(AccountCmd::Set(a))) => {
+            let id = merchant_id(&a.merchant)?;
+            let account = bank_account(a)?;
+            let engine = open_engine(&cli, false).await?;
+            let row = engine
+                .set_bank_account(&id, &account, ctx.as_of, &ctx.actor)
+                .await?;
+            ctx.out(&account.masked_view(), || {
+                format!(
+                    "merchant {id} bank account set: {} (version {})",
+                    account.masked(),
+                    row.version
+                )
+            });
+        }
+        Command::Merchant(MerchantCmd::Show { id }) => {
+            let id = merchant_id(id)?;
+            let engine = open_engine(&cli, false).await?;
+            let view = engine.merchant_view(&id).await?;
+            ctx.out(&view, || print::merchant(&view));
+        }
+        Command::Fund {
+            merchant,
+            amount,
+            currency,
+            reference,
+        } => {
+            let m = merchant_id(merchant)?;
+            let amount = money(amount, currency)?;
+            let engine = open_engine(&cli, false).await?;
+            let journal = engine
+                .fund(&m, amount, reference.as_deref(), ctx.as_of, &ctx.actor)
+                .await?;
+            ctx.out(
+                &serde_json::json!({"merchant": m, "amount_minor": amount.amount_minor(), "currency": amount.currency(), "journal_id": journal}),
+                || format!("merchant {m} funded with {amount} (journal {journal})"),
+            );
+        }
+        Command::Withdraw {
+            merchant,
+            order_no,
+            amount,
+            currency,
+        } => {
+            let req = WithdrawRequest {
+                merchant: merchant_id(merchant)?,
+                order_no: OrderNo::parse(order_no).map_err(|e| invalid("order_no", e))?,
+                amount: money(amount, currency)?,
+            };
+            let engine = open_engine(&cli, false).await?;
+            let outcome = engine.withdraw(&req, ctx.as_of, &ctx.actor).await?;
+            let o = outcome.order();
+            let created = matches!(outcome, WithdrawOutcome::Created(_));
+            ctx.out(
+                &serde_json::json!({"order_no": o.order_no, "merchant": o.merchant_id, "state": o.state,
+                    "amount_minor": o.amount_minor, "currency": o.currency, "created": created}),
+                || {
+                    if created {
+                        format!("order {} accepted for {}: {}", o.order_no, o.merchant_id, o.state)
+                    } else {
+                        format!("order {} already exists (same request): {}", o.order_no, o.state)
+                    }
+                },
+            );
+        }
+        Command::Payout(PayoutCmd::Create {
+            order_no,
+            merchant,
+            channel,
+        }) => {
+            let r = order_ref(order_no, merchant.as_deref())?;
+            let engine = open_engine(&cli, false).await?;
+            let p = engine
+                .create_payout(&r, channel.as_deref(), ctx.as_of, &ctx.actor)
+                .await?;
+            ctx.out(
+                &serde_json::json!({"payout_no": p.payout_no, "order_no": r.order_no, "state": p.state,
+                    "channel": p.channel_id, "amount_minor": p.amount_minor, "currency": p.currency}),
+                || format!("payout {} created for order {} on channel {}: {}", p.payout_no, r.order_no, p.channel_id, p.state),
+            );
+        }
+        Command::Payout(PayoutCmd::Result {
+            payout_no,
+            outcome,
+            evidence,
+        }) => {
+            let no = PayoutNo::parse(payout_no).map_err(|e| invalid("payout_no", e))?;
+            let engine = open_engine(&cli, false).await?;
+            let payout = engine
+                .db()
+                .payout_by_no(no.as_str())
+                .await?
+                .ok_or_else(|| {
+                    Failure::from(EngineError::NotFound {
+                        what: "payout",
+                        id: no.to_string(),
+                    })
+                })?;
+            let currency = Currency::parse(&payout.currency).map_err(|e| invalid("currency", e))?;
+            let result = match outcome {
+                OutcomeCmd::Accepted { reference } => BankResult::Accepted {
+                    reference: reference.clone(),
+                },
+                OutcomeCmd::Paid {
+                    amount,
+                    reference,
+                    value_date,
+                } => BankResult::Paid {
+                    amount: Money::parse_positive(amount, currency)
+                        .map_err(|e| invalid("amount", e))?,
+                    reference: reference.clone(),
+                    value_date: value_date
+                        .as_deref()
+                        .map(disburse_engine::parse_value_date)
+                        .transpose()?,
+                },
+                OutcomeCmd::Rejected { reason, text } => BankResult::Rejected {
+                    reason_code: reason_code(reason)?,
+                    reason_text: text.clone(),
+                },
+                OutcomeCmd::Returned { reason, text } => BankResult::Returned {
+                    reason_code: reason_code(reason)?,
+                    reason_text: text.clone(),
+                },
+            };
+            let evidence = evidence
+                .clone()
+                .filter(|e| !e.trim().is_empty())
+                .ok_or_else(|| {
+                    invalid(
+                        "evidence",
+                        "say where this result comes from (--evidence: bank notice, message, file)",
+                    )
+                })?;
+            let source = ResultSource::Manual { evidence };
+            match engine
+                .apply_bank_result(&no, &result, &source, ctx.as_of, &ctx.actor)
+                .await?
+            {
+                ApplyOutcome::Applied(p) => ctx.out(
+                    &serde_json::json!({"payout_no": p.payout_no, "state": p.state, "applied": true}),
+                    || format!("payout {}: {}", p.payout_no, p.state),
+                ),
+                ApplyOutcome::Unchanged(why) => ctx.out(
+                    &serde_json::json!({"payout_no": no, "applied": false, "why": why}),
+                    || format!("payout {no}: unchanged ({why})"),
+                ),
+            }
+        }
+        Command::Order(OrderCmd::Show { order_no, merchant }) => {
+            let r = order_ref(order_no, merchant.as_deref())?;
+            let engine = open_engine(&cli, false).await?;
+            let view = engine.order_view(&r).await?;
+            ctx.out(&view, || print::order(&view));
+        }
+        Command::Order(OrderCmd::Cancel {
+            order_no,
+            merchant,
+            reason,
+        }) => {
+            let r = order_ref(order_no, merchant.as_deref())?;
+            let engine = open_engine(&cli, false).await?;
+            let o = engine
+                .cancel_order(&r, reason, ctx.as_of, &ctx.actor)
+                .await?;
+            ctx.out(
+                &serde_json::json!({"order_no": o.order_no, "state": o.state}),
+                || {
+                    format!(
+                        "order {} cancelled; {} {} back to available",
+                        o.order_no, o.amount_minor, o.currency
+                    )
+                },
+            );
+        }
+        Command::Ledger(LedgerCmd::Balances) => {
+            let engine = open_engine(&cli, false).await?;
+            let balances = engine.db().balances().await?;
+            print::balances(&ctx, &balances);
+        }
+        Command::Ledger(LedgerCmd::Check) => {
+            let engine = open_engine(&cli, false).await?;
+            let check = engine.db().ledger_check().await?;
+            ctx.out(&check, || print::ledger_check(&check));
+            if !check.is_ok() {
+                return Ok(ExitCode::from(1));
+            }
+        }
+        Command::Audit(AuditCmd::Verify) => {
+            let engine = open_engine(&cli, false).await?;
+            let findings = engine.db().verify_audit().await?;
+            let events = engine.db().count("audit_events").await?;
+            ctx.out(
+                &serde_json::json!({"ok": findings.is_empty(), "events": events, "findings": findings}),
+                || match findings.first() {
+                    None => format!("audit verified: {events} events, chain intact, every row matches"),
+                    Some(first) => format!(
+                        "AUDIT FAILED: {}{}",
+                        first.what,
+                        if findings.len() > 1 { format!(" (and {} more findings)", findings.len() - 1) } else { String::new() }
+                    ),
+                },
+            );
+            if !findings.is_empty() {
+                return Ok(ExitCode::from(1));
+            }
+        }
+        Command::Sweep => {
+            let engine = open_engine(&cli, false).await?;
+            let report = engine.sweep(ctx.as_of, &Actor::system("sweeper")).await?;
+            ctx.out(&report, || {
+                format!(
+                    "sweep as of {}: {} expired (escalated to a person, money still in transit), {} presumed paid, {} still waiting{}",
+                    ctx.as_of.to_rfc3339(),
+                    report.expired.len(),
+                    report.presumed_succeeded.len(),
+                    report.still_waiting,
+                    if report.expired.is_empty() { String::new() } else { format!("\n  expired: {}", report.expired.join(", ")) }
+                )
+            });
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn reason_code(s: &str) -> Result<String, Failure> {
+    if s.len() == 4
+        && s.chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+    {
+        Ok(s.to_string())
+    } else {
+        Err(invalid(
+            "reason",
+            format!("{s:?} is not a 4-character ISO reason code like AC01"),
+        ))
+    }
+}
+
+fn bank_account(a: &AccountArgs) -> Result<BankAccount, Failure> {
+    let holder = HolderName::parse(&a.holder).map_err(|e| invalid("holder", e))?;
+    let bic = a
+        .bic
+        .as_deref()
+        .map(Bic::parse)
+        .transpose()
+        .map_err(|e| invalid("bic", e))?;
+    let number: AccountNumber = match (&a.iban, &a.country, &a.bank_code, &a.number) {
+        (Some(iban), None, None, None) => Iban::parse(iban).map_err(|e| invalid("iban", e))?.into(),
+        (None, Some(country), Some(code), Some(number)) => {
+            let country = CountryCode::parse(country).map_err(|e| invalid("country", e))?;
+            LocalAccount::new(country, code, number)
+                .map_err(|e| invalid("number", e))?
+                .into()
+        }
+        _ => {
+            return Err(invalid(
+                "account",
+                "give --iban, or --country with --bank-code and --number",
+            ))
+        }
+    };
+    Ok(BankAccount::new(holder, number, bic))
+}

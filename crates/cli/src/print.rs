@@ -1,0 +1,214 @@
+//! Text renderings for people at a terminal. JSON renderings are the views themselves.
+
+use std::fmt::Write;
+
+use disburse_engine::views_support::natural_sign;
+use disburse_engine::{Config, MerchantView, OrderView};
+use disburse_store::LedgerCheck;
+
+use crate::Ctx;
+
+pub fn order(v: &OrderView) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "order {} of merchant {}: {}  amount {}  (created {})",
+        v.order_no, v.merchant, v.state, v.amount.text, v.created_at
+    );
+    let _ = writeln!(s, "\npayouts ({}):", v.payouts.len());
+    for p in &v.payouts {
+        let _ = writeln!(
+            s,
+            "  {}  {:<10} {:<12} {}{}  to ****{}{}{}",
+            p.payout_no,
+            p.state,
+            p.channel,
+            p.amount.text,
+            p.paid_amount
+                .as_ref()
+                .filter(|pa| pa.amount_minor != p.amount.amount_minor)
+                .map(|pa| format!(" (bank paid {})", pa.text))
+                .unwrap_or_default(),
+            p.bank_account_last4,
+            p.bank_reference
+                .as_ref()
+                .map(|r| format!("  ref {r}"))
+                .unwrap_or_default(),
+            p.reason_code
+                .as_ref()
+                .map(|r| format!(
+                    "  reason {r}{}",
+                    p.reason_text
+                        .as_ref()
+                        .map(|t| format!(" ({t})"))
+                        .unwrap_or_default()
+                ))
+                .unwrap_or_default(),
+        );
+    }
+    let _ = writeln!(s, "\njournals ({}):", v.journals.len());
+    for j in &v.journals {
+        let _ = writeln!(
+            s,
+            "  #{} {}{}{}",
+            j.id,
+            j.kind,
+            j.payout_no
+                .as_ref()
+                .map(|p| format!(" ({p})"))
+                .unwrap_or_default(),
+            if j.balanced { "" } else { "  UNBALANCED" }
+        );
+        for l in &j.lines {
+            let _ = writeln!(s, "      {:<36} {:>16}", l.account, l.amount.text);
+        }
+    }
+    let _ = writeln!(s, "\naudit trail ({}):", v.audit_events.len());
+    for e in &v.audit_events {
+        let _ = writeln!(
+            s,
+            "  {:>5} {} {:<28} by {}{}",
+            e.seq,
+            e.at,
+            e.action,
+            e.actor,
+            e.reason
+                .as_ref()
+                .map(|r| format!("  — {r}"))
+                .unwrap_or_default()
+        );
+    }
+    let _ = writeln!(s, "\nmessages to the merchant ({}):", v.messages.len());
+    for m in &v.messages {
+        let _ = writeln!(s, "  {} {}", m.created_at, m.topic);
+    }
+    s.trim_end().to_string()
+}
+
+pub fn merchant(v: &MerchantView) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "merchant {} ({})  account status: {}",
+        v.id, v.name, v.account_status
+    );
+    match &v.bank_account {
+        Some(a) => {
+            let _ = writeln!(
+                s,
+                "bank account v{}: {} {} {} {}",
+                a["version"],
+                a["holder"].as_str().unwrap_or(""),
+                a["country"].as_str().unwrap_or(""),
+                a["masked"].as_str().unwrap_or(""),
+                a["bic"].as_str().unwrap_or("")
+            );
+        }
+        None => {
+            let _ = writeln!(s, "no bank account");
+        }
+    }
+    let _ = writeln!(s, "balances:");
+    for b in &v.balances {
+        let _ = writeln!(s, "  {:<36} {:>16}", b.account, b.amount.text);
+    }
+    let _ = writeln!(s, "orders ({}):", v.orders.len());
+    for (no, state, amount) in &v.orders {
+        let _ = writeln!(s, "  {no:<20} {state:<16} {}", amount.text);
+    }
+    s.trim_end().to_string()
+}
+
+pub fn balances(ctx: &Ctx, rows: &[(String, String, i64)]) {
+    let views: Vec<_> = rows
+        .iter()
+        .map(|(a, c, v)| {
+            serde_json::json!({"account": a, "currency": c, "debit_minor": v,
+                "balance": disburse_engine::views_support::MoneyView::new(natural_sign(a, *v), c)})
+        })
+        .collect();
+    ctx.out(&views, || {
+        let mut s =
+            String::from("balances (liabilities shown as what we owe, assets as what we hold):\n");
+        for v in &views {
+            let _ = writeln!(
+                s,
+                "  {:<40} {:>18}",
+                v["account"].as_str().unwrap_or(""),
+                v["balance"]["text"].as_str().unwrap_or("")
+            );
+        }
+        s.trim_end().to_string()
+    });
+}
+
+pub fn ledger_check(c: &LedgerCheck) -> String {
+    let mut s = String::new();
+    if c.unbalanced.is_empty() {
+        s.push_str("every journal balances\n");
+    }
+    for (j, ccy, off) in &c.unbalanced {
+        let _ = writeln!(
+            s,
+            "journal {j} does not balance in {ccy}: off by {off} minor units"
+        );
+    }
+    for (ccy, total) in &c.totals {
+        let _ = writeln!(
+            s,
+            "total {ccy}: {total}{}",
+            if *total == 0 { " (zero)" } else { "  NOT ZERO" }
+        );
+    }
+    let _ = write!(
+        s,
+        "{}",
+        if c.is_ok() {
+            "ledger OK"
+        } else {
+            "LEDGER CHECK FAILED"
+        }
+    );
+    s
+}
+
+pub fn channels(ctx: &Ctx, config: &Config) {
+    let views: Vec<_> = config
+        .channels
+        .iter()
+        .map(|c| {
+            serde_json::json!({
+                "id": c.id, "kind": c.kind.as_str(), "name": c.name,
+                "currencies": c.currencies, "countries": c.countries,
+                "result_deadline_hours": c.policy.result_deadline.num_hours(),
+                "result_mode": c.policy.result_mode,
+                "presume_success_after_hours": c.policy.presume_success_after.map(|d| d.num_hours()),
+                "return_window_hours": c.policy.return_window.num_hours(),
+                "batch_size_max": c.batch_size_max,
+            })
+        })
+        .collect();
+    ctx.out(&views, || {
+        let mut s = format!("channels from {} (routing order):\n", config.source);
+        for c in &config.channels {
+            let _ = writeln!(
+                s,
+                "  {:<12} {:<9} {:<24} deadline {}d, {:?}{}",
+                c.id.as_str(),
+                c.kind.as_str(),
+                c.currencies
+                    .iter()
+                    .map(|c| c.code())
+                    .collect::<Vec<_>>()
+                    .join(","),
+                c.policy.result_deadline.num_days(),
+                c.policy.result_mode,
+                c.policy
+                    .presume_success_after
+                    .map(|d| format!(", silence = paid after {}d", d.num_days()))
+                    .unwrap_or_default()
+            );
+        }
+        s.trim_end().to_string()
+    });
+}

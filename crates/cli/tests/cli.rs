@@ -1,0 +1,409 @@
+//! The `disburse` binary as a newcomer uses it, on SQLite and on PostgreSQL.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use disburse_store::testing::{TestBackend, TestDb};
+use disburse_store::Db;
+
+struct Cli {
+    db: TestDb,
+    dir: PathBuf,
+    key_file: PathBuf,
+}
+
+impl Cli {
+    async fn new(backend: TestBackend, name: &str) -> Option<Cli> {
+        let db = TestDb::fresh(backend, name).await?;
+        let dir = match db.dir() {
+            Some(d) => d.clone(),
+            None => disburse_store::testing::temp_dir(),
+        };
+        let key_file = dir.join("test.key");
+        Some(Cli { db, dir, key_file })
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_disburse"))
+            .current_dir(&self.dir)
+            .env_remove("DISBURSE_ACCOUNT_KEY")
+            .env_remove("DISBURSE_CONFIG")
+            .args([
+                "--db",
+                &self.db.url,
+                "--key-file",
+                self.key_file.to_str().unwrap(),
+            ])
+            .args(["--as-of", "2026-11-02T09:00:00Z", "--operator", "alice"])
+            .args(args)
+            .output()
+            .expect("run disburse")
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "disburse {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        serde_json::from_str(&self.ok(&all)).expect("json output")
+    }
+
+    /// Runs a command that must fail: non-zero exit, one line on stderr naming `field`.
+    fn fails(&self, args: &[&str], field: &str) {
+        let out = self.run(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "disburse {args:?} should fail");
+        assert_eq!(
+            stderr.trim_end().lines().count(),
+            1,
+            "one-line error for {args:?}: {stderr}"
+        );
+        assert!(
+            stderr.contains(field),
+            "error for {args:?} should name {field:?}: {stderr}"
+        );
+    }
+
+    async fn sql(&self, statement: &str) -> u64 {
+        let db = Db::open(&self.db.url).await.unwrap();
+        let n = db.execute_raw(statement).await.unwrap();
+        db.close().await;
+        n
+    }
+
+    async fn snapshot(&self) -> Vec<i64> {
+        let db = Db::open(&self.db.url).await.unwrap();
+        let mut out = Vec::new();
+        for t in [
+            "merchants",
+            "bank_accounts",
+            "orders",
+            "payouts",
+            "journals",
+            "journal_lines",
+            "audit_events",
+            "outbox",
+        ] {
+            out.push(db.count(t).await.unwrap());
+        }
+        db.close().await;
+        out
+    }
+}
+
+fn key_is_private(path: &Path) {
+    let text = std::fs::read_to_string(path).unwrap();
+    assert_eq!(text.trim().len(), 64, "a 256-bit key in hex");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+}
+
+async fn newcomer_flow(backend: TestBackend) {
+    let Some(cli) = Cli::new(backend, "newcomer_flow").await else {
+        return;
+    };
+    let init = cli.ok(&["init"]);
+    assert!(init.contains("initialized"), "{init}");
+    key_is_private(&cli.key_file);
+    cli.ok(&["merchant", "add", "acme", "--name", "Acme GmbH"]);
+    let set = cli.ok(&[
+        "merchant",
+        "account",
+        "set",
+        "acme",
+        "--holder",
+        "Acme GmbH",
+        "--iban",
+        "DE89 3704 0044 0532 0130 00",
+    ]);
+    assert!(
+        set.contains("****3000") && !set.contains("0532013000"),
+        "masked: {set}"
+    );
+    cli.ok(&["fund", "acme", "1000.00", "EUR"]);
+    cli.ok(&["withdraw", "acme", "W1", "250.00", "EUR"]);
+    let payout = cli.json(&["payout", "create", "W1", "--channel", "sandbox-api"]);
+    let payout_no = payout["payout_no"].as_str().unwrap().to_string();
+    cli.ok(&[
+        "payout",
+        "result",
+        &payout_no,
+        "paid",
+        "--amount",
+        "250.00",
+        "--reference",
+        "BANKREF1",
+        "--evidence",
+        "bank API answer",
+    ]);
+
+    let order = cli.json(&["order", "show", "W1"]);
+    assert_eq!(order["state"], "paid");
+    assert_eq!(order["amount"]["amount_minor"], 25000);
+    assert_eq!(order["amount"]["currency"], "EUR");
+    assert_eq!(order["payouts"].as_array().unwrap().len(), 1);
+    assert_eq!(order["payouts"][0]["payout_no"], payout_no.as_str());
+    assert!(order["journals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|j| j["balanced"] == true));
+    let text = cli.ok(&["order", "show", "W1"]);
+    assert!(
+        text.contains("succeeded") && text.contains("payout_succeeded"),
+        "{text}"
+    );
+    assert!(
+        !cli.ok(&["merchant", "show", "acme", "--json"])
+            .contains("0532013000"),
+        "account masked"
+    );
+
+    let check = cli.run(&["ledger", "check"]);
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+    let verify = cli.run(&["audit", "verify"]);
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+
+    // An UPDATE behind the system's back is found.
+    assert_eq!(cli.sql("UPDATE payouts SET state = 'failed'").await, 1);
+    let verify = cli.run(&["audit", "verify"]);
+    assert_eq!(verify.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&verify.stdout);
+    assert!(
+        said.contains("payouts row") && said.contains("differs"),
+        "{said}"
+    );
+    assert_eq!(cli.sql("UPDATE payouts SET state = 'succeeded'").await, 1);
+    assert!(
+        cli.run(&["audit", "verify"]).status.success(),
+        "restoring the row restores the digest"
+    );
+    cli.sql("UPDATE journal_lines SET amount_minor = amount_minor + 1 WHERE id = 1")
+        .await;
+    assert_eq!(cli.run(&["audit", "verify"]).status.code(), Some(1));
+    assert_eq!(
+        cli.run(&["ledger", "check"]).status.code(),
+        Some(1),
+        "an unbalanced journal fails the ledger check"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn newcomer_flow_sqlite() {
+    newcomer_flow(TestBackend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn newcomer_flow_postgres() {
+    newcomer_flow(TestBackend::Postgres).await;
+}
+
+async fn bad_input(backend: TestBackend) {
+    let Some(cli) = Cli::new(backend, "bad_input").await else {
+        return;
+    };
+    cli.ok(&["init"]);
+    cli.ok(&["merchant", "add", "acme", "--name", "Acme"]);
+    cli.ok(&[
+        "merchant",
+        "account",
+        "set",
+        "acme",
+        "--holder",
+        "Acme",
+        "--iban",
+        "DE89370400440532013000",
+    ]);
+    cli.ok(&["fund", "acme", "1000.00", "EUR"]);
+    cli.ok(&["withdraw", "acme", "W1", "250.00", "EUR"]);
+    let before = cli.snapshot().await;
+    let cases: &[(&[&str], &str)] = &[
+        (&["fund", "acme", "100.255", "EUR"], "amount"),
+        (&["fund", "acme", "1e3", "EUR"], "amount"),
+        (&["fund", "acme", "1,000.00", "EUR"], "amount"),
+        (&["fund", "acme", "-0", "EUR"], "amount"),
+        (&["fund", "acme", "", "EUR"], "amount"),
+        (&["fund", "acme", "１００", "EUR"], "amount"),
+        (&["fund", "acme", "100", "XYZ"], "currency"),
+        (&["fund", "nobody", "100", "EUR"], "merchant"),
+        (&["withdraw", "acme", "W2", "12.345", "EUR"], "amount"),
+        (&["withdraw", "acme", "W2", "10", "ABC"], "currency"),
+        (&["withdraw", "ghost", "W2", "10", "EUR"], "merchant"),
+        (&["withdraw", "acme", "W1", "300.00", "EUR"], "W1"),
+        (&["withdraw", "acme", "W 2", "10", "EUR"], "order number"),
+        (
+            &["withdraw", "acme", "W2", "5000.00", "EUR"],
+            "insufficient",
+        ),
+        (&["merchant", "add", "Bad Id", "--name", "x"], "merchant"),
+        (&["merchant", "add", "acme", "--name", "again"], "acme"),
+        (
+            &[
+                "merchant",
+                "account",
+                "set",
+                "acme",
+                "--holder",
+                "Acme",
+                "--iban",
+                "DE89370400440532013001",
+            ],
+            "iban",
+        ),
+        (
+            &[
+                "merchant",
+                "account",
+                "set",
+                "acme",
+                "--holder",
+                "Acme",
+                "--iban",
+                "DE8937040044053201300",
+            ],
+            "iban",
+        ),
+        (
+            &[
+                "merchant",
+                "account",
+                "set",
+                "ghost",
+                "--holder",
+                "Acme",
+                "--iban",
+                "DE89370400440532013000",
+            ],
+            "merchant",
+        ),
+        (
+            &[
+                "merchant",
+                "account",
+                "set",
+                "acme",
+                "--holder",
+                "",
+                "--iban",
+                "DE89370400440532013000",
+            ],
+            "holder",
+        ),
+        (&["merchant", "show", "ghost"], "merchant"),
+        (&["payout", "create", "NOPE"], "order"),
+        (
+            &["payout", "create", "W1", "--channel", "pigeon"],
+            "channel",
+        ),
+        (
+            &[
+                "payout",
+                "result",
+                "PO0000000099",
+                "paid",
+                "--amount",
+                "1.00",
+                "--evidence",
+                "x",
+            ],
+            "payout",
+        ),
+        (&["order", "show", "NOPE"], "order"),
+        (&["order", "cancel", "NOPE", "--reason", "x"], "order"),
+    ];
+    for (args, field) in cases {
+        cli.fails(args, field);
+        assert_eq!(cli.snapshot().await, before, "{args:?} wrote something");
+    }
+    // A time that is not RFC 3339 is refused by the argument parser, naming the flag.
+    let out = Command::new(env!("CARGO_BIN_EXE_disburse"))
+        .current_dir(&cli.dir)
+        .args([
+            "--db",
+            &cli.db.url,
+            "--key-file",
+            cli.key_file.to_str().unwrap(),
+            "--as-of",
+            "yesterday",
+            "sweep",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let first = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        first.contains("--as-of") && first.contains("RFC 3339"),
+        "{first}"
+    );
+    assert_eq!(cli.snapshot().await, before);
+    // Results with bad money, against a real payout.
+    let p = cli.json(&["payout", "create", "W1", "--channel", "sandbox-api"]);
+    let no = p["payout_no"].as_str().unwrap().to_string();
+    let before = cli.snapshot().await;
+    cli.fails(
+        &[
+            "payout",
+            "result",
+            &no,
+            "paid",
+            "--amount",
+            "250.001",
+            "--evidence",
+            "x",
+        ],
+        "amount",
+    );
+    cli.fails(
+        &["payout", "result", &no, "paid", "--amount", "250.00"],
+        "evidence",
+    );
+    cli.fails(
+        &[
+            "payout",
+            "result",
+            &no,
+            "rejected",
+            "--reason",
+            "closed",
+            "--evidence",
+            "x",
+        ],
+        "reason",
+    );
+    assert_eq!(cli.snapshot().await, before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_refused_naming_the_field_and_writes_nothing_sqlite() {
+    bad_input(TestBackend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_refused_naming_the_field_and_writes_nothing_postgres() {
+    bad_input(TestBackend::Postgres).await;
+}

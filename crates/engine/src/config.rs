@@ -1,0 +1,298 @@
+//! Channels and their policies, read from `disburse.toml`, with built-in defaults so a fresh
+//! machine needs no file. See `disburse.example.toml` at the repository root for every key.
+
+use std::path::{Path, PathBuf};
+
+use chrono::Duration;
+use disburse_core::{ChannelId, ChannelPolicy, Currency, ResultMode};
+use serde::Deserialize;
+
+use crate::EngineError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChannelKind {
+    /// ISO 20022: pain.001 out; pain.002, camt.054, camt.053 in.
+    Iso20022,
+    /// A bank's own CSV layout, described by a profile.
+    Csv,
+    /// Printed instructions; the bank tells us only about failures.
+    Manual,
+    /// A simulated bank with an API: a payout is sent as soon as it is created.
+    Sandbox,
+}
+
+impl ChannelKind {
+    /// File and paper channels collect payouts into batches; API channels send each at once.
+    pub fn sends_immediately(self) -> bool {
+        self == ChannelKind::Sandbox
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChannelKind::Iso20022 => "iso20022",
+            ChannelKind::Csv => "csv",
+            ChannelKind::Manual => "manual",
+            ChannelKind::Sandbox => "sandbox",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Debtor {
+    pub name: String,
+    pub iban: String,
+    pub bic: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawChannel {
+    id: String,
+    kind: ChannelKind,
+    name: Option<String>,
+    currencies: Vec<String>,
+    #[serde(default)]
+    countries: Vec<String>,
+    result_deadline: Option<String>,
+    result_mode: Option<ResultMode>,
+    presume_success_after: Option<String>,
+    return_window: Option<String>,
+    batch_size_max: Option<usize>,
+    outbox_dir: Option<PathBuf>,
+    inbox_dir: Option<PathBuf>,
+    csv_profile: Option<String>,
+    #[serde(default)]
+    auto_retry_on_account_fix: bool,
+    debtor: Option<Debtor>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default, rename = "channel")]
+    channels: Vec<RawChannel>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Channel {
+    pub id: ChannelId,
+    pub kind: ChannelKind,
+    pub name: String,
+    pub currencies: Vec<Currency>,
+    /// Beneficiary countries served; empty means any.
+    pub countries: Vec<String>,
+    pub policy: ChannelPolicy,
+    pub batch_size_max: usize,
+    pub outbox_dir: PathBuf,
+    pub inbox_dir: PathBuf,
+    pub csv_profile: Option<String>,
+    pub auto_retry_on_account_fix: bool,
+    pub debtor: Debtor,
+}
+
+impl Channel {
+    pub fn serves(&self, currency: Currency, country: &str) -> bool {
+        self.currencies.contains(&currency)
+            && (self.countries.is_empty() || self.countries.iter().any(|c| c == country))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// In routing order: the first channel that serves a payout's currency and country takes it.
+    pub channels: Vec<Channel>,
+    pub source: String,
+}
+
+/// The built-in channels: a SEPA file bank, a Chinese CSV bank, a Myanmar paper bank that reports
+/// only failures, and a sandbox API bank for everything else.
+pub const DEFAULT_CONFIG: &str = include_str!("../../../disburse.example.toml");
+
+impl Config {
+    pub fn builtin() -> Config {
+        Config::parse(DEFAULT_CONFIG, "built-in defaults").expect("built-in config is valid")
+    }
+
+    /// `disburse.toml` in the working directory if present, else the built-in defaults.
+    pub fn load(path: Option<&Path>) -> Result<Config, EngineError> {
+        let path = match path {
+            Some(p) => p.to_path_buf(),
+            None => {
+                let p = PathBuf::from("disburse.toml");
+                if !p.exists() {
+                    return Ok(Config::builtin());
+                }
+                p
+            }
+        };
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| EngineError::Config(format!("cannot read {}: {e}", path.display())))?;
+        Config::parse(&text, &path.display().to_string())
+    }
+
+    pub fn parse(text: &str, source: &str) -> Result<Config, EngineError> {
+        let raw: RawConfig =
+            toml::from_str(text).map_err(|e| EngineError::Config(format!("{source}: {e}")))?;
+        if raw.channels.is_empty() {
+            return Err(EngineError::Config(format!(
+                "{source}: no [[channel]] defined"
+            )));
+        }
+        let mut channels = Vec::new();
+        for c in raw.channels {
+            let err = |field: &str, msg: String| {
+                EngineError::Config(format!("{source}: channel {}: {field}: {msg}", c.id))
+            };
+            let id = ChannelId::parse(&c.id).map_err(|e| err("id", e.to_string()))?;
+            if channels.iter().any(|x: &Channel| x.id == id) {
+                return Err(err("id", "defined twice".into()));
+            }
+            let currencies = c
+                .currencies
+                .iter()
+                .map(|s| Currency::parse(s).map_err(|e| err("currencies", e.to_string())))
+                .collect::<Result<Vec<_>, _>>()?;
+            let duration = |field: &str,
+                            v: &Option<String>|
+             -> Result<Option<Duration>, EngineError> {
+                v.as_ref()
+                    .map(|s| {
+                        humantime::parse_duration(s)
+                            .map_err(|e| {
+                                err(field, format!("{s:?}: {e} (write e.g. \"10d\" or \"36h\")"))
+                            })
+                            .and_then(|d| {
+                                Duration::from_std(d).map_err(|e| err(field, e.to_string()))
+                            })
+                    })
+                    .transpose()
+            };
+            let standard = ChannelPolicy::standard();
+            let result_mode = c.result_mode.unwrap_or(ResultMode::Explicit);
+            let presume_success_after =
+                duration("presume_success_after", &c.presume_success_after)?;
+            if result_mode == ResultMode::FailuresOnly && presume_success_after.is_none() {
+                return Err(err(
+                    "presume_success_after",
+                    "a failures_only channel needs it: how long silence means paid".into(),
+                ));
+            }
+            let policy = ChannelPolicy {
+                result_deadline: duration("result_deadline", &c.result_deadline)?
+                    .unwrap_or(standard.result_deadline),
+                result_mode,
+                presume_success_after,
+                return_window: duration("return_window", &c.return_window)?
+                    .unwrap_or(standard.return_window),
+            };
+            if c.kind == ChannelKind::Csv && c.csv_profile.is_none() {
+                return Err(err("csv_profile", "a csv channel needs a profile".into()));
+            }
+            let batch_size_max = c.batch_size_max.unwrap_or(10_000);
+            if batch_size_max == 0 || batch_size_max > 1_000_000 {
+                return Err(err(
+                    "batch_size_max",
+                    "must be between 1 and 1000000".into(),
+                ));
+            }
+            channels.push(Channel {
+                name: c.name.clone().unwrap_or_else(|| c.id.clone()),
+                outbox_dir: c
+                    .outbox_dir
+                    .clone()
+                    .unwrap_or_else(|| PathBuf::from(format!("bank/{}/outbox", c.id))),
+                inbox_dir: c
+                    .inbox_dir
+                    .clone()
+                    .unwrap_or_else(|| PathBuf::from(format!("bank/{}/inbox", c.id))),
+                debtor: c.debtor.clone().unwrap_or(Debtor {
+                    name: "Disburse Payments Ltd".into(),
+                    iban: "DE89370400440532013000".into(),
+                    bic: Some("COBADEFFXXX".into()),
+                }),
+                id,
+                kind: c.kind,
+                currencies,
+                countries: c.countries.clone(),
+                policy,
+                batch_size_max,
+                csv_profile: c.csv_profile.clone(),
+                auto_retry_on_account_fix: c.auto_retry_on_account_fix,
+            });
+        }
+        Ok(Config {
+            channels,
+            source: source.to_string(),
+        })
+    }
+
+    pub fn channel(&self, id: &str) -> Result<&Channel, EngineError> {
+        self.channels
+            .iter()
+            .find(|c| c.id.as_str() == id)
+            .ok_or_else(|| EngineError::NotFound {
+                what: "channel",
+                id: id.to_string(),
+            })
+    }
+
+    /// The first channel, in configured order, that serves this currency and country.
+    pub fn route(&self, currency: Currency, country: &str) -> Result<&Channel, EngineError> {
+        self.channels
+            .iter()
+            .find(|c| c.serves(currency, country))
+            .ok_or_else(|| {
+                EngineError::Refused(format!(
+                    "no channel serves {currency} payouts to {country}; add one to disburse.toml"
+                ))
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_config_parses_and_routes() {
+        let c = Config::builtin();
+        assert_eq!(
+            c.route(Currency::Eur, "DE").unwrap().id.as_str(),
+            "sepa-file"
+        );
+        assert_eq!(c.route(Currency::Cny, "CN").unwrap().id.as_str(), "cn-csv");
+        assert_eq!(
+            c.route(Currency::Mmk, "MM").unwrap().id.as_str(),
+            "mm-paper"
+        );
+        assert_eq!(
+            c.route(Currency::Usd, "US").unwrap().id.as_str(),
+            "sandbox-api"
+        );
+    }
+
+    #[test]
+    fn bad_config_names_channel_and_field() {
+        let err = Config::parse(
+            "[[channel]]\nid = \"x\"\nkind = \"iso20022\"\ncurrencies = [\"EUR\"]\nresult_deadline = \"ten days\"\n",
+            "t.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("t.toml: channel x: result_deadline"), "{err}");
+        let err = Config::parse(
+            "[[channel]]\nid = \"x\"\nkind = \"manual\"\ncurrencies = [\"MMK\"]\nresult_mode = \"failures_only\"\n",
+            "t.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("presume_success_after"), "{err}");
+        assert!(Config::parse(
+            "[[channel]]\nid = \"x\"\nkind = \"pigeon\"\ncurrencies = []\n",
+            "t"
+        )
+        .is_err());
+    }
+}

@@ -1,0 +1,493 @@
+//! Payouts: create an attempt for an order, apply what a bank said, sweep deadlines.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use disburse_core::order;
+use disburse_core::payout::{decide, Decision, PayoutEvent, PayoutFacts, Refusal, Transition};
+use disburse_core::{
+    BankResult, ChannelId, Currency, MerchantId, Money, OrderState, PayoutNo, PayoutState,
+};
+use disburse_store::{
+    fmt_date, fmt_time, parse_time, BankAccountRow, Bind, NewAuditEvent, OrderRow, PayoutRow,
+    WriteTx,
+};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::orders::{order_state, order_subject, payout_state, refused};
+use crate::{write_journal, Actor, Engine, EngineError, OrderRef, Result};
+
+/// Where a bank result came from: a file and line, or a person with evidence.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ResultSource {
+    File {
+        name: String,
+        sha256: String,
+        line: u64,
+    },
+    Manual {
+        evidence: String,
+    },
+    Api,
+    /// The deadline sweeper: time passed with no word from the bank.
+    Sweep,
+}
+
+#[derive(Debug, Clone)]
+pub enum ApplyOutcome {
+    Applied(Box<PayoutRow>),
+    Unchanged(&'static str),
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SweepReport {
+    /// Past their channel's deadline: escalated to a person, money still in transit.
+    pub expired: Vec<String>,
+    /// Silent on a failures-only channel long enough: counted as paid.
+    pub presumed_succeeded: Vec<String>,
+    pub still_waiting: usize,
+}
+
+pub(crate) fn corrupt(e: impl ToString) -> EngineError {
+    EngineError::Store(disburse_store::StoreError::Corrupt(e.to_string()))
+}
+
+pub(crate) fn facts(row: &PayoutRow) -> Result<PayoutFacts> {
+    let currency = Currency::parse(&row.currency).map_err(corrupt)?;
+    Ok(PayoutFacts {
+        payout_no: PayoutNo::parse(&row.payout_no).map_err(corrupt)?,
+        merchant: MerchantId::parse(&row.merchant_id).map_err(corrupt)?,
+        channel: ChannelId::parse(&row.channel_id).map_err(corrupt)?,
+        state: payout_state(row)?,
+        amount: Money::from_minor(row.amount_minor, currency),
+        paid: row
+            .paid_amount_minor
+            .map(|m| Money::from_minor(m, currency)),
+        submitted_at: row.submitted_at.as_deref().map(parse_time).transpose()?,
+        succeeded_at: row.succeeded_at.as_deref().map(parse_time).transpose()?,
+    })
+}
+
+fn refusal(e: Refusal) -> EngineError {
+    EngineError::Refused(e.to_string())
+}
+
+impl Engine {
+    /// A new attempt for an order: a new payout number, the merchant's current bank account, the
+    /// channel that serves it. Refused while another attempt of the order is live. On an API
+    /// channel it is sent at once (pending → submitted in the same transaction).
+    pub async fn create_payout(
+        &self,
+        r: &OrderRef,
+        channel: Option<&str>,
+        as_of: DateTime<Utc>,
+        actor: &Actor,
+    ) -> Result<PayoutRow> {
+        let mut tx = self.db.write().await?;
+        let mut order_row = Self::load_order(&mut tx, r).await?;
+        let payout = self
+            .create_payout_in(
+                &mut tx,
+                &mut order_row,
+                channel,
+                as_of,
+                actor,
+                "payout.created",
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(payout)
+    }
+
+    pub(crate) async fn create_payout_in(
+        &self,
+        tx: &mut WriteTx<'_>,
+        order_row: &mut OrderRow,
+        channel: Option<&str>,
+        as_of: DateTime<Utc>,
+        actor: &Actor,
+        action: &str,
+    ) -> Result<PayoutRow> {
+        let earlier: Vec<PayoutRow> = tx
+            .fetch_all(
+                "WHERE order_id = $1 ORDER BY id",
+                &[Bind::Int(order_row.id)],
+            )
+            .await?;
+        let states = earlier
+            .iter()
+            .map(payout_state)
+            .collect::<Result<Vec<_>>>()?;
+        let currency = Currency::parse(&order_row.currency).map_err(corrupt)?;
+        let order_no = disburse_core::OrderNo::parse(&order_row.order_no).map_err(corrupt)?;
+        let order_before = order_state(order_row)?;
+        let amount = order::new_payout_amount(
+            &order_no,
+            order_before,
+            Money::from_minor(order_row.amount_minor, currency),
+            &states,
+        )
+        .map_err(refused)?;
+        let account = tx
+            .fetch_optional::<BankAccountRow>(
+                "WHERE merchant_id = $1 ORDER BY version DESC LIMIT 1",
+                &[Bind::Text(order_row.merchant_id.clone())],
+            )
+            .await?
+            .ok_or_else(|| EngineError::Refused("the merchant has no bank account".into()))?;
+        let merchant_status: Option<disburse_store::MerchantRow> = tx
+            .fetch_optional(
+                "WHERE id = $1",
+                &[Bind::Text(order_row.merchant_id.clone())],
+            )
+            .await?;
+        if merchant_status.is_some_and(|m| m.account_status == "needs_update") {
+            return Err(EngineError::Refused(format!(
+                "the bank rejected merchant {}'s account ****{}; it must be updated before paying again",
+                order_row.merchant_id, account.last4
+            )));
+        }
+        let channel = match channel {
+            Some(id) => {
+                let c = self.config.channel(id)?;
+                if !c.serves(currency, &account.country) {
+                    return Err(EngineError::Refused(format!(
+                        "channel {} does not serve {currency} payouts to {}",
+                        c.id, account.country
+                    )));
+                }
+                c
+            }
+            None => self.config.route(currency, &account.country)?,
+        };
+        let at = fmt_time(as_of);
+        let id = tx.next_id("payout").await?;
+        let mut row = PayoutRow {
+            id,
+            payout_no: PayoutNo::from_sequence(id).to_string(),
+            order_id: order_row.id,
+            merchant_id: order_row.merchant_id.clone(),
+            channel_id: channel.id.to_string(),
+            currency: currency.code().into(),
+            amount_minor: amount.amount_minor(),
+            bank_account_id: account.id,
+            state: PayoutState::Pending.as_str().into(),
+            paid_amount_minor: None,
+            bank_reference: None,
+            reason_code: None,
+            reason_text: None,
+            value_date: None,
+            submitted_at: None,
+            succeeded_at: None,
+            batch_id: None,
+            created_at: at.clone(),
+            updated_at: at.clone(),
+        };
+        let mut journal_ids = Vec::new();
+        if channel.kind.sends_immediately() {
+            let Decision::Changed(t) =
+                decide(&facts(&row)?, &PayoutEvent::Submit, &channel.policy, as_of)
+                    .map_err(refusal)?
+            else {
+                unreachable!("submitting a pending payout always changes it")
+            };
+            row.state = t.to.as_str().into();
+            row.submitted_at = Some(at.clone());
+            tx.insert(&row).await?;
+            if let Some(j) = &t.journal {
+                let m = MerchantId::parse(&row.merchant_id).map_err(corrupt)?;
+                journal_ids.push(
+                    write_journal(tx, j, Some(&m), Some(order_row.id), Some(row.id), &at).await?,
+                );
+            }
+        } else {
+            tx.insert(&row).await?;
+        }
+        let order_after = OrderState::after_payout(payout_state(&row)?);
+        if order_after != order_before {
+            order_row.state = order_after.as_str().into();
+            order_row.updated_at = at.clone();
+            tx.update(order_row).await?;
+        }
+        tx.insert_outbox(
+            &row.merchant_id,
+            "payout.created",
+            &json!({"order_no": order_row.order_no, "payout_no": row.payout_no, "state": row.state,
+                    "amount_minor": row.amount_minor, "currency": row.currency}),
+            &at,
+        )
+        .await?;
+        tx.audit(NewAuditEvent {
+            at,
+            actor: actor.as_str().into(),
+            action: action.into(),
+            subject: format!("payout:{}", row.payout_no),
+            reason: None,
+            detail: json!({
+                "order": order_subject(order_row),
+                "channel": row.channel_id,
+                "amount_minor": row.amount_minor, "currency": row.currency,
+                "bank_account": {"version": account.version, "last4": account.last4},
+                "after": {"state": row.state},
+                "order_state": {"before": order_before.as_str(), "after": order_after.as_str()},
+                "journals": journal_ids,
+                "earlier_payouts": earlier.iter().map(|p| json!({"payout_no": p.payout_no, "state": p.state})).collect::<Vec<_>>(),
+            }),
+        })
+        .await?;
+        Ok(row)
+    }
+
+    /// Applies one bank result to one payout, in its own transaction.
+    pub async fn apply_bank_result(
+        &self,
+        payout_no: &PayoutNo,
+        result: &BankResult,
+        source: &ResultSource,
+        as_of: DateTime<Utc>,
+        actor: &Actor,
+    ) -> Result<ApplyOutcome> {
+        let mut tx = self.db.write().await?;
+        let outcome = self
+            .apply_bank_result_in(&mut tx, payout_no, result, source, as_of, actor)
+            .await?;
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    /// The core of applying a result, inside a caller's transaction (an import applies many).
+    pub(crate) async fn apply_bank_result_in(
+        &self,
+        tx: &mut WriteTx<'_>,
+        payout_no: &PayoutNo,
+        result: &BankResult,
+        source: &ResultSource,
+        as_of: DateTime<Utc>,
+        actor: &Actor,
+    ) -> Result<ApplyOutcome> {
+        let row = tx
+            .fetch_optional::<PayoutRow>(
+                "WHERE payout_no = $1",
+                &[Bind::Text(payout_no.to_string())],
+            )
+            .await?
+            .ok_or_else(|| EngineError::NotFound {
+                what: "payout",
+                id: payout_no.to_string(),
+            })?;
+        let channel = self.config.channel(&row.channel_id)?;
+        let decision = decide(
+            &facts(&row)?,
+            &PayoutEvent::Bank(result.clone()),
+            &channel.policy,
+            as_of,
+        )
+        .map_err(refusal)?;
+        match decision {
+            Decision::Unchanged(why) => Ok(ApplyOutcome::Unchanged(why)),
+            Decision::Changed(t) => {
+                let row = self
+                    .store_transition(tx, row, &t, Some(result), source, as_of, actor)
+                    .await?;
+                Ok(ApplyOutcome::Applied(Box::new(row)))
+            }
+        }
+    }
+
+    /// Stores a decided transition: payout, order, journal, outbox, one audit event.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn store_transition(
+        &self,
+        tx: &mut WriteTx<'_>,
+        mut row: PayoutRow,
+        t: &Transition,
+        result: Option<&BankResult>,
+        source: &ResultSource,
+        as_of: DateTime<Utc>,
+        actor: &Actor,
+    ) -> Result<PayoutRow> {
+        let at = fmt_time(as_of);
+        let before = row.clone();
+        row.state = t.to.as_str().into();
+        row.updated_at = at.clone();
+        if let Some(paid) = t.paid {
+            row.paid_amount_minor = Some(paid.amount_minor());
+            row.succeeded_at = Some(at.clone());
+        }
+        match result {
+            Some(BankResult::Paid {
+                reference,
+                value_date,
+                ..
+            }) => {
+                row.bank_reference = reference.clone().or(row.bank_reference);
+                row.value_date = value_date.map(fmt_date).or(row.value_date);
+            }
+            Some(BankResult::Rejected {
+                reason_code,
+                reason_text,
+            })
+            | Some(BankResult::Returned {
+                reason_code,
+                reason_text,
+            }) => {
+                row.reason_code = Some(reason_code.clone());
+                row.reason_text = reason_text.clone();
+            }
+            _ => {}
+        }
+        if t.to == PayoutState::Submitted {
+            row.submitted_at = Some(at.clone());
+        }
+        tx.update(&row).await?;
+        let merchant = MerchantId::parse(&row.merchant_id).map_err(corrupt)?;
+        let mut journal_id = None;
+        if let Some(j) = &t.journal {
+            journal_id = Some(
+                write_journal(
+                    tx,
+                    j,
+                    Some(&merchant),
+                    Some(row.order_id),
+                    Some(row.id),
+                    &at,
+                )
+                .await?,
+            );
+        }
+        let mut order_row = tx
+            .fetch_optional::<OrderRow>("WHERE id = $1", &[Bind::Int(row.order_id)])
+            .await?
+            .ok_or_else(|| corrupt(format!("payout {} has no order", row.payout_no)))?;
+        let order_before = order_state(&order_row)?;
+        let order_after = if order_before == OrderState::Cancelled {
+            OrderState::Cancelled
+        } else {
+            OrderState::after_payout(t.to)
+        };
+        if order_after != order_before {
+            order_row.state = order_after.as_str().into();
+            order_row.updated_at = at.clone();
+            tx.update(&order_row).await?;
+        }
+        let account_reason = matches!(t.to, PayoutState::Failed | PayoutState::Returned)
+            && row.reason_code.as_deref().is_some_and(|c| {
+                disburse_formats::reason_codes::lookup(c)
+                    .is_some_and(|r| r.category.is_account_related())
+            });
+        if account_reason {
+            let mut m: disburse_store::MerchantRow = tx
+                .fetch_optional("WHERE id = $1", &[Bind::Text(row.merchant_id.clone())])
+                .await?
+                .ok_or_else(|| corrupt("payout without merchant"))?;
+            if m.account_status != "needs_update" {
+                m.account_status = "needs_update".into();
+                m.updated_at = at.clone();
+                tx.update(&m).await?;
+            }
+        }
+        // Messages the merchant cares about, in the same transaction as the change.
+        let base = json!({
+            "order_no": order_row.order_no, "payout_no": row.payout_no,
+            "payout_state": row.state, "order_state": order_row.state,
+            "amount_minor": row.amount_minor, "currency": row.currency,
+        });
+        let mut topics: Vec<(&str, serde_json::Value)> = Vec::new();
+        match t.to {
+            PayoutState::Succeeded => topics.push(("order.paid", json!({"paid_amount_minor": row.paid_amount_minor, "bank_reference": row.bank_reference}))),
+            PayoutState::Failed => topics.push(("payout.failed", json!({"reason_code": row.reason_code, "reason_text": row.reason_text}))),
+            PayoutState::Returned => topics.push(("payout.returned", json!({"reason_code": row.reason_code, "reason_text": row.reason_text}))),
+            PayoutState::Submitted => topics.push(("payout.submitted", json!({}))),
+            _ => {}
+        }
+        if order_after == OrderState::ActionRequired && order_before != OrderState::ActionRequired {
+            topics.push((
+                "order.action_required",
+                json!({"account_update_needed": account_reason}),
+            ));
+        }
+        if let Some(d) = &t.difference {
+            topics.push(("discrepancy.opened", json!({
+                "instructed_minor": d.instructed.amount_minor(), "paid_minor": d.paid.amount_minor(),
+                "overpaid_by_minor": d.overpaid_by().amount_minor(),
+            })));
+        }
+        for (topic, extra) in topics {
+            let mut msg = base.clone();
+            if let (Some(m), Some(e)) = (msg.as_object_mut(), extra.as_object()) {
+                m.extend(e.clone());
+            }
+            tx.insert_outbox(&row.merchant_id, topic, &msg, &at).await?;
+        }
+        let action = match (t.to, t.late, t.presumed) {
+            (_, true, _) => format!("payout.{}_late", t.to),
+            (_, _, true) => "payout.presumed_succeeded".to_string(),
+            (to, _, _) => format!("payout.{to}"),
+        };
+        tx.audit(NewAuditEvent {
+            at,
+            actor: actor.as_str().into(),
+            action,
+            subject: format!("payout:{}", row.payout_no),
+            reason: row.reason_code.clone().filter(|_| t.to != PayoutState::Succeeded),
+            detail: json!({
+                "before": {"state": before.state, "paid_amount_minor": before.paid_amount_minor},
+                "after": {"state": row.state, "paid_amount_minor": row.paid_amount_minor, "bank_reference": row.bank_reference},
+                "order_state": {"before": order_before.as_str(), "after": order_after.as_str()},
+                "bank_result": result,
+                "source": source,
+                "journal_id": journal_id,
+                "account_update_needed": account_reason,
+            }),
+        })
+        .await?;
+        Ok(row)
+    }
+
+    /// Moves time forward for every submitted payout: past the deadline → expired (for a person);
+    /// silent long enough on a failures-only channel → succeeded. Nothing is paid again.
+    pub async fn sweep(&self, as_of: DateTime<Utc>, actor: &Actor) -> Result<SweepReport> {
+        let mut report = SweepReport::default();
+        let mut tx = self.db.write().await?;
+        let submitted: Vec<PayoutRow> = tx
+            .fetch_all(
+                "WHERE state = $1 ORDER BY id",
+                &[Bind::Text("submitted".into())],
+            )
+            .await?;
+        for row in submitted {
+            let channel = self.config.channel(&row.channel_id)?;
+            match decide(&facts(&row)?, &PayoutEvent::Sweep, &channel.policy, as_of)
+                .map_err(refusal)?
+            {
+                Decision::Unchanged(_) => report.still_waiting += 1,
+                Decision::Changed(t) => {
+                    let no = row.payout_no.clone();
+                    self.store_transition(
+                        &mut tx,
+                        row,
+                        &t,
+                        None,
+                        &ResultSource::Sweep,
+                        as_of,
+                        actor,
+                    )
+                    .await?;
+                    if t.presumed {
+                        report.presumed_succeeded.push(no);
+                    } else {
+                        report.expired.push(no);
+                    }
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(report)
+    }
+}
+
+/// Parses a bank value date given as text.
+pub fn parse_value_date(s: &str) -> Result<NaiveDate> {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map_err(|e| EngineError::invalid("value date", format!("{s:?}: {e} (write YYYY-MM-DD)")))
+}

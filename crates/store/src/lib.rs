@@ -1,0 +1,355 @@
+//! Storage: sqlx over SQLite (embedded default) and PostgreSQL through one set of runtime queries
+//! (`sqlx::Any`), one schema written in the portable subset of SQL, and one transaction per change.
+//!
+//! This crate knows tables and rows; it makes no business decision. Every write goes through
+//! [`WriteTx`], which records the digest of each row written and appends the hash-chained audit
+//! event in the same transaction.
+
+pub mod rows;
+pub mod testing;
+mod tx;
+mod verify;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Executor, Row};
+
+pub use rows::*;
+pub use tx::{NewAuditEvent, WriteTx};
+pub use verify::{verify_audit, LedgerCheck, TamperFinding};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Sql(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database URL {0:?} is neither sqlite: nor postgres:")]
+    UnknownBackend(String),
+    #[error("stored data is not what the system wrote: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    /// The name of the unique constraint a write violated, if that is what failed; lets the caller
+    /// turn a lost race into a plain refusal.
+    pub fn unique_violation(&self) -> Option<String> {
+        match self {
+            StoreError::Sql(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                Some(e.constraint().unwrap_or(e.message()).to_string())
+            }
+            _ => None,
+        }
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, Clone)]
+pub struct Db {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// `disburse.db`, `./x.db`, `sqlite://x.db` or `sqlite::memory:` → SQLite; `postgres://…` → PostgreSQL.
+pub fn normalize_url(url: &str) -> Result<(Backend, String)> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok((Backend::Postgres, url.to_string()))
+    } else if let Some(rest) = url.strip_prefix("sqlite:") {
+        let sep = if rest.contains('?') { '&' } else { '?' };
+        let with_mode = if rest.contains("mode=") || rest == ":memory:" {
+            url.to_string()
+        } else {
+            format!("{url}{sep}mode=rwc")
+        };
+        Ok((Backend::Sqlite, with_mode))
+    } else if !url.contains("://") {
+        Ok((Backend::Sqlite, format!("sqlite://{url}?mode=rwc")))
+    } else {
+        Err(StoreError::UnknownBackend(url.to_string()))
+    }
+}
+
+impl Db {
+    /// Connects and brings the schema up to date.
+    pub async fn open(url: &str) -> Result<Db> {
+        sqlx::any::install_default_drivers();
+        let (backend, url) = normalize_url(url)?;
+        let options = AnyConnectOptions::from_str(&url)?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(match backend {
+                Backend::Sqlite => 4,
+                Backend::Postgres => 8,
+            })
+            .acquire_timeout(Duration::from_secs(30))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL: readers never block the writer. busy_timeout: a second writer
+                        // (another process) waits its turn instead of failing.
+                        conn.execute(
+                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                             PRAGMA busy_timeout = 30000; PRAGMA foreign_keys = ON;",
+                        )
+                        .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await?;
+        MIGRATOR.run(&pool).await?;
+        Ok(Db { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Starts a write transaction. It takes the audit head first, which serializes writers.
+    pub async fn write(&self) -> Result<WriteTx<'static>> {
+        WriteTx::begin(&self.pool).await
+    }
+
+    pub async fn fetch_all<T: Tracked>(&self, where_sql: &str, binds: &[Bind]) -> Result<Vec<T>> {
+        let sql = format!("{} {}", T::SELECT, where_sql);
+        let rows = bind_all(sqlx::query(&sql), binds)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| T::from_row(r).map_err(StoreError::from))
+            .collect()
+    }
+
+    pub async fn fetch_optional<T: Tracked>(
+        &self,
+        where_sql: &str,
+        binds: &[Bind],
+    ) -> Result<Option<T>> {
+        Ok(self
+            .fetch_all::<T>(where_sql, binds)
+            .await?
+            .into_iter()
+            .next())
+    }
+
+    pub async fn merchant(&self, id: &str) -> Result<Option<MerchantRow>> {
+        self.fetch_optional("WHERE id = $1", &[Bind::Text(id.into())])
+            .await
+    }
+
+    pub async fn current_bank_account(&self, merchant_id: &str) -> Result<Option<BankAccountRow>> {
+        self.fetch_optional(
+            "WHERE merchant_id = $1 ORDER BY version DESC LIMIT 1",
+            &[Bind::Text(merchant_id.into())],
+        )
+        .await
+    }
+
+    pub async fn bank_account(&self, id: i64) -> Result<Option<BankAccountRow>> {
+        self.fetch_optional("WHERE id = $1", &[Bind::Int(id)]).await
+    }
+
+    /// Orders with this number (one per merchant at most), optionally of one merchant.
+    pub async fn orders_by_no(
+        &self,
+        order_no: &str,
+        merchant_id: Option<&str>,
+    ) -> Result<Vec<OrderRow>> {
+        match merchant_id {
+            Some(m) => {
+                self.fetch_all(
+                    "WHERE order_no = $1 AND merchant_id = $2",
+                    &[Bind::Text(order_no.into()), Bind::Text(m.into())],
+                )
+                .await
+            }
+            None => {
+                self.fetch_all(
+                    "WHERE order_no = $1 ORDER BY id",
+                    &[Bind::Text(order_no.into())],
+                )
+                .await
+            }
+        }
+    }
+
+    pub async fn order(&self, id: i64) -> Result<Option<OrderRow>> {
+        self.fetch_optional("WHERE id = $1", &[Bind::Int(id)]).await
+    }
+
+    pub async fn payouts_of_order(&self, order_id: i64) -> Result<Vec<PayoutRow>> {
+        self.fetch_all("WHERE order_id = $1 ORDER BY id", &[Bind::Int(order_id)])
+            .await
+    }
+
+    pub async fn payout_by_no(&self, payout_no: &str) -> Result<Option<PayoutRow>> {
+        self.fetch_optional("WHERE payout_no = $1", &[Bind::Text(payout_no.into())])
+            .await
+    }
+
+    pub async fn payouts_in_state(&self, state: &str) -> Result<Vec<PayoutRow>> {
+        self.fetch_all("WHERE state = $1 ORDER BY id", &[Bind::Text(state.into())])
+            .await
+    }
+
+    pub async fn journals_of_order(
+        &self,
+        order_id: i64,
+    ) -> Result<Vec<(JournalRow, Vec<JournalLineRow>)>> {
+        let journals: Vec<JournalRow> = self
+            .fetch_all("WHERE order_id = $1 ORDER BY id", &[Bind::Int(order_id)])
+            .await?;
+        let mut out = Vec::with_capacity(journals.len());
+        for j in journals {
+            let lines = self
+                .fetch_all("WHERE journal_id = $1 ORDER BY id", &[Bind::Int(j.id)])
+                .await?;
+            out.push((j, lines));
+        }
+        Ok(out)
+    }
+
+    pub async fn audit_events_of(&self, subjects: &[String]) -> Result<Vec<AuditEventRow>> {
+        let mut out = Vec::new();
+        for subject in subjects {
+            let rows = sqlx::query(&format!(
+                "{} WHERE subject = $1 ORDER BY seq",
+                AuditEventRow::SELECT
+            ))
+            .bind(subject.clone())
+            .fetch_all(&self.pool)
+            .await?;
+            for r in &rows {
+                out.push(AuditEventRow::from_row(r)?);
+            }
+        }
+        out.sort_by_key(|e| e.seq);
+        out.dedup_by_key(|e| e.seq);
+        Ok(out)
+    }
+
+    pub async fn outbox_of_merchant(&self, merchant_id: &str) -> Result<Vec<OutboxRow>> {
+        let rows = sqlx::query(&format!(
+            "{} WHERE merchant_id = $1 ORDER BY id",
+            OutboxRow::SELECT
+        ))
+        .bind(merchant_id.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| OutboxRow::from_row(r).map_err(StoreError::from))
+            .collect()
+    }
+
+    /// Balance of one account in one currency (debit positive).
+    pub async fn balance(&self, account: &str, currency: &str) -> Result<i64> {
+        let row = sqlx::query(
+            "SELECT CAST(COALESCE(SUM(amount_minor), 0) AS BIGINT) AS total FROM journal_lines \
+             WHERE account = $1 AND currency = $2",
+        )
+        .bind(account.to_string())
+        .bind(currency.to_string())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get("total")?)
+    }
+
+    /// Every non-zero balance: (account, currency, debit-positive minor units).
+    pub async fn balances(&self) -> Result<Vec<(String, String, i64)>> {
+        let rows = sqlx::query(
+            "SELECT account, currency, CAST(SUM(amount_minor) AS BIGINT) AS total \
+             FROM journal_lines GROUP BY account, currency HAVING SUM(amount_minor) <> 0 ORDER BY account, currency",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("account")?,
+                    r.try_get("currency")?,
+                    r.try_get("total")?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Journals that do not sum to zero per currency, and the total per currency.
+    pub async fn ledger_check(&self) -> Result<LedgerCheck> {
+        verify::ledger_check(&self.pool).await
+    }
+
+    pub async fn verify_audit(&self) -> Result<Vec<TamperFinding>> {
+        verify_audit(&self.pool).await
+    }
+
+    /// Runs one statement of raw SQL: for tests that tamper with the records on purpose.
+    pub async fn execute_raw(&self, sql: &str) -> Result<u64> {
+        Ok(sqlx::query(sql).execute(&self.pool).await?.rows_affected())
+    }
+
+    pub async fn count(&self, table: &str) -> Result<i64> {
+        let row = sqlx::query(&format!("SELECT COUNT(*) AS n FROM {table}"))
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get("n")?)
+    }
+}
+
+/// A value bound to a `$n` parameter.
+#[derive(Debug, Clone)]
+pub enum Bind {
+    Text(String),
+    Int(i64),
+    OptText(Option<String>),
+    OptInt(Option<i64>),
+}
+
+pub(crate) fn bind_all<'q>(
+    mut q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    binds: &[Bind],
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    for b in binds {
+        q = match b.clone() {
+            Bind::Text(v) => q.bind(v),
+            Bind::Int(v) => q.bind(v),
+            Bind::OptText(v) => q.bind(v),
+            Bind::OptInt(v) => q.bind(v),
+        };
+    }
+    q
+}
+
+/// Times are stored as RFC 3339 UTC with microseconds: sortable text that round-trips exactly.
+pub fn fmt_time(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+}
+
+pub fn parse_time(s: &str) -> Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| StoreError::Corrupt(format!("time {s:?}: {e}")))
+}
+
+pub fn fmt_date(d: NaiveDate) -> String {
+    d.format("%Y-%m-%d").to_string()
+}
