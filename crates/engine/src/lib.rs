@@ -2,8 +2,10 @@
 //! load, decide with `disburse-core`, store the decision (state, journal, audit event, outbox
 //! message) and commit. Nothing here knows SQL dialects, HTTP, or bank file layouts.
 
+mod batches;
 pub mod config;
 mod error;
+mod import;
 pub mod keys;
 mod orders;
 mod payouts;
@@ -20,7 +22,9 @@ use disburse_store::{
 use serde_json::json;
 
 pub use config::{Channel, ChannelKind, Config};
+pub use batches::{csv_profile, BatchSummary};
 pub use error::EngineError;
+pub use import::{ImportSummary, CHUNK_RECORDS};
 pub use orders::{OrderRef, WithdrawOutcome, WithdrawRequest};
 pub use payouts::parse_value_date;
 pub use payouts::{ApplyOutcome, ResultSource, SweepReport};

@@ -29,6 +29,8 @@ pub enum ResultSource {
         evidence: String,
     },
     Api,
+    /// Sent in a batch file.
+    Batch { batch_id: i64, file: String },
     /// The deadline sweeper: time passed with no word from the bank.
     Sweep,
 }
@@ -266,30 +268,40 @@ impl Engine {
         actor: &Actor,
     ) -> Result<ApplyOutcome> {
         let row = tx
-            .fetch_optional::<PayoutRow>(
-                "WHERE payout_no = $1",
-                &[Bind::Text(payout_no.to_string())],
-            )
+            .fetch_optional::<PayoutRow>("WHERE payout_no = $1", &[Bind::Text(payout_no.to_string())])
             .await?
             .ok_or_else(|| EngineError::NotFound {
                 what: "payout",
                 id: payout_no.to_string(),
             })?;
+        self.apply_to_row(tx, row, result, source, as_of, actor)
+            .await?
+            .map_err(refusal)
+    }
+
+    /// Decides and stores one result for a loaded payout; a refusal comes back typed, for the
+    /// importer to file as an exception of the right kind.
+    pub(crate) async fn apply_to_row(
+        &self,
+        tx: &mut WriteTx<'_>,
+        row: PayoutRow,
+        result: &BankResult,
+        source: &ResultSource,
+        as_of: DateTime<Utc>,
+        actor: &Actor,
+    ) -> Result<Result<ApplyOutcome, Refusal>> {
         let channel = self.config.channel(&row.channel_id)?;
-        let decision = decide(
-            &facts(&row)?,
-            &PayoutEvent::Bank(result.clone()),
-            &channel.policy,
-            as_of,
-        )
-        .map_err(refusal)?;
+        let decision = match decide(&facts(&row)?, &PayoutEvent::Bank(result.clone()), &channel.policy, as_of) {
+            Ok(d) => d,
+            Err(refusal) => return Ok(Err(refusal)),
+        };
         match decision {
-            Decision::Unchanged(why) => Ok(ApplyOutcome::Unchanged(why)),
+            Decision::Unchanged(why) => Ok(Ok(ApplyOutcome::Unchanged(why))),
             Decision::Changed(t) => {
                 let row = self
                     .store_transition(tx, row, &t, Some(result), source, as_of, actor)
                     .await?;
-                Ok(ApplyOutcome::Applied(Box::new(row)))
+                Ok(Ok(ApplyOutcome::Applied(Box::new(row))))
             }
         }
     }

@@ -47,11 +47,25 @@ mod tests {
     #[test]
     fn padding_zeros_are_dropped_other_digits_refused() {
         let m = |t: &str, c| money_from_decimal(t, c);
-        assert_eq!(m("79255.00", Currency::Jpy), Ok(Money::from_minor(79255, Currency::Jpy)));
-        assert_eq!(m("474.4", Currency::Chf), Ok(Money::from_minor(47440, Currency::Chf)));
-        assert_eq!(m("1.2500", Currency::Eur), Ok(Money::from_minor(125, Currency::Eur)));
-        assert_eq!(m("200000", Currency::Eur), Ok(Money::from_minor(20_000_000, Currency::Eur)));
-        assert!(m("1.255", Currency::Eur).unwrap_err().contains("decimal places"));
+        assert_eq!(
+            m("79255.00", Currency::Jpy),
+            Ok(Money::from_minor(79255, Currency::Jpy))
+        );
+        assert_eq!(
+            m("474.4", Currency::Chf),
+            Ok(Money::from_minor(47440, Currency::Chf))
+        );
+        assert_eq!(
+            m("1.2500", Currency::Eur),
+            Ok(Money::from_minor(125, Currency::Eur))
+        );
+        assert_eq!(
+            m("200000", Currency::Eur),
+            Ok(Money::from_minor(20_000_000, Currency::Eur))
+        );
+        assert!(m("1.255", Currency::Eur)
+            .unwrap_err()
+            .contains("decimal places"));
         assert!(m("1.50", Currency::Jpy).is_err());
         assert!(m("-1.00", Currency::Eur).unwrap_err().contains("negative"));
         assert!(m("1e3", Currency::Eur).is_err());

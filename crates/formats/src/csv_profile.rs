@@ -240,11 +240,15 @@ impl TryFrom<RawProfile> for CsvProfile {
         }
         let d = raw.delimiter;
         if !d.is_ascii() || matches!(d, '"' | '\n' | '\r') || d.is_ascii_alphanumeric() {
-            return Err(err(format!("delimiter {d:?} must be one ASCII punctuation or tab")));
+            return Err(err(format!(
+                "delimiter {d:?} must be one ASCII punctuation or tab"
+            )));
         }
         let decimal = raw.amount.decimal_separator;
         if !matches!(decimal, '.' | ',') {
-            return Err(err(format!("decimal_separator {decimal:?} must be '.' or ','")));
+            return Err(err(format!(
+                "decimal_separator {decimal:?} must be '.' or ','"
+            )));
         }
         if let Some(t) = raw.amount.thousands_separator {
             if t == decimal || t.is_ascii_digit() || t == '-' {
@@ -254,7 +258,10 @@ impl TryFrom<RawProfile> for CsvProfile {
             }
         }
         if StrftimeItems::new(&raw.date_format).any(|i| matches!(i, Item::Error)) {
-            return Err(err(format!("date_format {:?} is not a valid strftime format", raw.date_format)));
+            return Err(err(format!(
+                "date_format {:?} is not a valid strftime format",
+                raw.date_format
+            )));
         }
         let c = &raw.columns;
         let all = [
@@ -325,7 +332,7 @@ impl CsvProfile {
                 .ok()
                 .and_then(|t| t.get("name").and_then(|n| n.as_str().map(str::to_string)))
                 .unwrap_or_default(),
-            message: e.message().to_string(),
+            message: e.to_string().trim_end().to_string(),
         })
     }
 
@@ -373,19 +380,38 @@ impl<R: Read> Read for Decoded<R> {
 }
 
 /// Passes bytes through to the CSV parser and remembers where the newlines are, so a record's
-/// byte offset gives its physical line (the CSV parser skips blank lines without counting them).
-/// Holds only the newlines the parser has read ahead: bounded by its buffer.
+/// byte offset gives its physical line. The parser reports a record at the end of the previous
+/// one, before the line break and any blank lines it skips; each newline is kept with the start
+/// of the run of line breaks it belongs to, so those are counted too. Holds only the newlines the
+/// parser has read ahead: bounded by its buffer.
 struct LineIndex<R: Read> {
     inner: Decoded<R>,
     offset: u64,
-    newlines: std::collections::VecDeque<u64>,
+    /// (offset of a `\n`, offset where its run of `\r`/`\n` bytes starts)
+    newlines: std::collections::VecDeque<(u64, u64)>,
+    run_start: Option<u64>,
     lines_before: u64,
 }
 
 impl<R: Read> LineIndex<R> {
-    /// The 1-based line of byte `offset`; offsets must be asked in increasing order.
+    fn new(inner: Decoded<R>) -> Self {
+        LineIndex {
+            inner,
+            offset: 0,
+            newlines: std::collections::VecDeque::new(),
+            run_start: None,
+            lines_before: 0,
+        }
+    }
+
+    /// The 1-based line of the record the parser reports at byte `offset`; records must be asked
+    /// in order.
     fn line_of(&mut self, offset: u64) -> u64 {
-        while self.newlines.front().is_some_and(|&nl| nl < offset) {
+        while self
+            .newlines
+            .front()
+            .is_some_and(|&(nl, run)| nl < offset || run <= offset)
+        {
             self.newlines.pop_front();
             self.lines_before += 1;
         }
@@ -396,9 +422,15 @@ impl<R: Read> LineIndex<R> {
 impl<R: Read> Read for LineIndex<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
-        for (i, b) in buf[..n].iter().enumerate() {
-            if *b == b'\n' {
-                self.newlines.push_back(self.offset + i as u64);
+        for (i, &b) in buf[..n].iter().enumerate() {
+            let at = self.offset + i as u64;
+            if b == b'\n' || b == b'\r' {
+                let run = *self.run_start.get_or_insert(at);
+                if b == b'\n' {
+                    self.newlines.push_back((at, run));
+                }
+            } else {
+                self.run_start = None;
             }
         }
         self.offset += n as u64;
@@ -445,12 +477,7 @@ pub fn read_csv_results<R: BufRead>(profile: &CsvProfile, reader: R) -> CsvResul
         .has_headers(false)
         .flexible(true)
         .delimiter(profile.delimiter)
-        .from_reader(LineIndex {
-            inner: decoded,
-            offset: 0,
-            newlines: std::collections::VecDeque::new(),
-            lines_before: 0,
-        });
+        .from_reader(LineIndex::new(decoded));
     CsvResults {
         profile,
         reader,
@@ -478,20 +505,31 @@ impl<R: Read> CsvResults<'_, R> {
             return Err(LineError::new(
                 line,
                 field,
-                format!("contains bytes that are not valid GBK (profile {:?})", self.profile.name),
+                format!(
+                    "contains bytes that are not valid GBK (profile {:?})",
+                    self.profile.name
+                ),
             ));
         }
         Ok(text.trim_start_matches('\u{FEFF}').trim())
     }
 
-    fn resolve_header(&self, line: u64, header: Option<&ByteRecord>) -> Result<Resolved, FormatError> {
+    fn resolve_header(
+        &self,
+        line: u64,
+        header: Option<&ByteRecord>,
+    ) -> Result<Resolved, FormatError> {
         let mut names = Vec::new();
         if let Some(header) = header {
             for (i, cell) in header.iter().enumerate() {
                 let name = self.decode(cell, line, "header").map_err(|e| {
                     FormatError::new(
                         line,
-                        FormatErrorKind::Encoding(format!("header column {}: {}", i + 1, e.message)),
+                        FormatErrorKind::Encoding(format!(
+                            "header column {}: {}",
+                            i + 1,
+                            e.message
+                        )),
                     )
                 })?;
                 names.push(name.to_string());
@@ -531,12 +569,21 @@ impl<R: Read> CsvResults<'_, R> {
         })
     }
 
-    fn field(&self, index: Option<usize>, line: u64, name: &str) -> Result<Option<String>, LineError> {
+    fn field(
+        &self,
+        index: Option<usize>,
+        line: u64,
+        name: &str,
+    ) -> Result<Option<String>, LineError> {
         let Some(bytes) = index.and_then(|i| self.record.get(i)) else {
             return Ok(None);
         };
         let text = self.decode(bytes, line, name)?;
-        Ok(if text.is_empty() { None } else { Some(text.to_string()) })
+        Ok(if text.is_empty() {
+            None
+        } else {
+            Some(text.to_string())
+        })
     }
 
     fn parse_record(&self, columns: &Resolved, line: u64) -> Result<ResultLine, LineError> {
@@ -560,7 +607,11 @@ impl<R: Read> CsvResults<'_, R> {
             Some(code) => Currency::parse(&code.to_uppercase())
                 .map_err(|e| LineError::new(line, "currency", e.to_string()))?,
             None => profile.currency.ok_or_else(|| {
-                LineError::new(line, "currency", "is empty and the profile has no default currency")
+                LineError::new(
+                    line,
+                    "currency",
+                    "is empty and the profile has no default currency",
+                )
             })?,
         };
         let amount = match self.field(columns.amount, line, "amount")? {
@@ -571,13 +622,18 @@ impl<R: Read> CsvResults<'_, R> {
             None => None,
         };
         let value_date = match self.field(columns.value_date, line, "value_date")? {
-            Some(text) => Some(NaiveDate::parse_from_str(&text, &profile.date_format).map_err(|e| {
-                LineError::new(
-                    line,
-                    "value_date",
-                    format!("{text:?} does not match the date format {:?}: {e}", profile.date_format),
-                )
-            })?),
+            Some(text) => Some(
+                NaiveDate::parse_from_str(&text, &profile.date_format).map_err(|e| {
+                    LineError::new(
+                        line,
+                        "value_date",
+                        format!(
+                            "{text:?} does not match the date format {:?}: {e}",
+                            profile.date_format
+                        ),
+                    )
+                })?,
+            ),
             None => None,
         };
         Ok(ResultLine {
@@ -651,7 +707,11 @@ impl<R: Read> Iterator for CsvResults<'_, R> {
             if self.records_read <= self.profile.header_lines {
                 continue;
             }
-            if self.record.iter().all(|f| f.iter().all(u8::is_ascii_whitespace)) {
+            if self
+                .record
+                .iter()
+                .all(|f| f.iter().all(u8::is_ascii_whitespace))
+            {
                 continue;
             }
             let columns = self.columns.expect("resolved above");
@@ -666,7 +726,11 @@ impl<R: Read> Iterator for CsvResults<'_, R> {
 
 /// Amount text in the bank's format (`1,234.50`, `1.234,50`, `1234.5`) to [`Money`].
 /// Thousands separators must group by three; anything else is refused, not guessed.
-pub fn parse_amount(text: &str, format: &AmountFormat, currency: Currency) -> Result<Money, String> {
+pub fn parse_amount(
+    text: &str,
+    format: &AmountFormat,
+    currency: Currency,
+) -> Result<Money, String> {
     let t = text.trim();
     let decimal = format.decimal_separator;
     let thousands = format.thousands_separator;
@@ -674,8 +738,12 @@ pub fn parse_amount(text: &str, format: &AmountFormat, currency: Currency) -> Re
         .chars()
         .find(|&c| !c.is_ascii_digit() && c != decimal && Some(c) != thousands && c != '-')
     {
-        return Err(format!("amount {t:?} contains {c:?}; expected digits, {decimal:?} as decimal separator{}",
-            thousands.map(|s| format!(" and {s:?} between thousands")).unwrap_or_default()));
+        return Err(format!(
+            "amount {t:?} contains {c:?}; expected digits, {decimal:?} as decimal separator{}",
+            thousands
+                .map(|s| format!(" and {s:?} between thousands"))
+                .unwrap_or_default()
+        ));
     }
     let (whole, fraction) = match t.split_once(decimal) {
         Some((w, f)) => (w, Some(f)),
@@ -683,7 +751,9 @@ pub fn parse_amount(text: &str, format: &AmountFormat, currency: Currency) -> Re
     };
     if let Some(f) = fraction {
         if f.contains(decimal) || thousands.is_some_and(|s| f.contains(s)) {
-            return Err(format!("amount {t:?} has separators after the decimal separator {decimal:?}"));
+            return Err(format!(
+                "amount {t:?} has separators after the decimal separator {decimal:?}"
+            ));
         }
     }
     let whole_digits: String = match thousands {
@@ -693,7 +763,9 @@ pub fn parse_amount(text: &str, format: &AmountFormat, currency: Currency) -> Re
             let first = groups.next().unwrap_or("");
             let ok = (1..=3).contains(&first.len()) && groups.all(|g| g.len() == 3);
             if !ok {
-                return Err(format!("amount {t:?}: thousands separators {sep:?} are misplaced"));
+                return Err(format!(
+                    "amount {t:?}: thousands separators {sep:?} are misplaced"
+                ));
             }
             whole.chars().filter(|&c| c != sep).collect()
         }
@@ -742,12 +814,18 @@ pub fn write_csv_instructions<W: Write>(
     mut out: W,
 ) -> Result<BatchSummary, WriteError> {
     let layout = profile.instruction.as_ref().ok_or_else(|| {
-        WriteError::invalid(None, "profile", format!("profile {:?} has no [instruction] section", profile.name))
+        WriteError::invalid(
+            None,
+            "profile",
+            format!("profile {:?} has no [instruction] section", profile.name),
+        )
     })?;
     let currency = transfers
         .first()
         .map(|t| t.amount.currency())
-        .ok_or_else(|| WriteError::invalid(None, "transfers", "a batch needs at least one transfer"))?;
+        .ok_or_else(|| {
+            WriteError::invalid(None, "transfers", "a batch needs at least one transfer")
+        })?;
     let summary = summarize(transfers, currency)?;
     let has_currency_column = layout
         .columns
@@ -758,26 +836,39 @@ pub fn write_csv_instructions<W: Write>(
             return Err(WriteError::invalid(
                 None,
                 "amount",
-                format!("the batch is in {currency} but profile {:?} pays only {expected}", profile.name),
+                format!(
+                    "the batch is in {currency} but profile {:?} pays only {expected}",
+                    profile.name
+                ),
             ));
         }
     }
-    let encode_check = |payout: Option<&str>, column: &str, value: &str| -> Result<(), WriteError> {
-        if profile.encoding == CsvEncoding::Gbk && GBK.encode(value).2 {
-            return Err(WriteError::invalid(
-                payout,
-                column,
-                format!("{value:?} has characters that GBK cannot encode"),
-            ));
-        }
-        Ok(())
-    };
+    // Names the characters GBK cannot carry, never the whole value (it may be an account).
+    let encode_check =
+        |payout: Option<&str>, column: &str, value: &str| -> Result<(), WriteError> {
+            if profile.encoding == CsvEncoding::Gbk && GBK.encode(value).2 {
+                let bad: String = value
+                    .chars()
+                    .filter(|c| GBK.encode(c.encode_utf8(&mut [0; 4])).2)
+                    .collect();
+                return Err(WriteError::invalid(
+                    payout,
+                    column,
+                    format!("has characters that GBK cannot encode: {bad:?}"),
+                ));
+            }
+            Ok(())
+        };
     for col in &layout.columns {
         encode_check(None, &col.header, &col.header)?;
     }
     for t in transfers {
         for col in &layout.columns {
-            encode_check(Some(&t.end_to_end_id), &col.header, &column_value(profile, col, t))?;
+            encode_check(
+                Some(&t.end_to_end_id),
+                &col.header,
+                &column_value(profile, col, t),
+            )?;
         }
     }
     let terminator = match layout.line_ending {
@@ -794,7 +885,8 @@ pub fn write_csv_instructions<W: Write>(
         bytes.clear();
         {
             let mut csv = builder.from_writer(&mut bytes);
-            csv.write_record(&fields).map_err(|e| WriteError::Io(e.into()))?;
+            csv.write_record(&fields)
+                .map_err(|e| WriteError::Io(e.into()))?;
             csv.flush()?;
         }
         match profile.encoding {
@@ -810,7 +902,13 @@ pub fn write_csv_instructions<W: Write>(
         emit(layout.columns.iter().map(|c| c.header.clone()).collect())?;
     }
     for t in transfers {
-        emit(layout.columns.iter().map(|c| column_value(profile, c, t)).collect())?;
+        emit(
+            layout
+                .columns
+                .iter()
+                .map(|c| column_value(profile, c, t))
+                .collect(),
+        )?;
     }
     out.flush()?;
     Ok(summary)
@@ -885,8 +983,25 @@ mod tests {
         assert_eq!(format_amount(m, &fmt('.', Some(','))), "1,234,567.89");
         assert_eq!(format_amount(m, &fmt(',', Some('.'))), "1.234.567,89");
         assert_eq!(format_amount(m, &fmt('.', None)), "1234567.89");
-        assert_eq!(format_amount(Money::from_minor(100, Currency::Jpy), &fmt('.', Some(','))), "100");
-        assert_eq!(format_amount(Money::from_minor(5, Currency::Eur), &fmt('.', Some(','))), "0.05");
+        assert_eq!(
+            format_amount(Money::from_minor(100, Currency::Jpy), &fmt('.', Some(','))),
+            "100"
+        );
+        assert_eq!(
+            format_amount(Money::from_minor(5, Currency::Eur), &fmt('.', Some(','))),
+            "0.05"
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn formatted_amounts_parse_back(minor in 0i64..i64::MAX, style in 0usize..4, idx in 0usize..11) {
+            let currency = Currency::ALL[idx];
+            let format = [fmt('.', Some(',')), fmt(',', Some('.')), fmt('.', None), fmt(',', Some(' '))][style].clone();
+            let money = Money::from_minor(minor, currency);
+            let text = format_amount(money, &format);
+            proptest::prop_assert_eq!(parse_amount(&text, &format, currency), Ok(money), "{}", text);
+        }
     }
 
     #[test]

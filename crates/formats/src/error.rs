@@ -32,7 +32,9 @@ pub enum FormatErrorKind {
     #[error("file is empty")]
     Empty,
     /// The file is an instruction we (or someone) send to a bank, not something a bank answers.
-    #[error("this is a payment instruction (pain.001), not a result file (namespace {namespace:?})")]
+    #[error(
+        "this is a payment instruction (pain.001), not a result file (namespace {namespace:?})"
+    )]
     PaymentInstruction { namespace: String },
     /// XML whose root element or namespace is not a message this crate reads.
     #[error("unknown message: {0}")]

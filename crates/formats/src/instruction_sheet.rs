@@ -89,7 +89,10 @@ pub fn write_html<W: Write>(
         ("Bank", sheet.bank_name.clone()),
         ("Channel", sheet.channel_name.clone()),
         ("Batch", sheet.batch_id.clone()),
-        ("Created", sheet.created_at.format("%Y-%m-%d %H:%M UTC").to_string()),
+        (
+            "Created",
+            sheet.created_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+        ),
         ("Currency", sheet.currency.to_string()),
     ] {
         writeln!(w, "<tr><th>{label}</th><td>{}</td></tr>", e(&value))?;
@@ -116,10 +119,19 @@ pub fn write_html<W: Write>(
         e(&format_amount(summary.control_sum, &AMOUNT_FORMAT)),
     )?;
     writeln!(w, "<div class=\"signatures\">")?;
-    writeln!(w, "<div class=\"signature\">Prepared by (name, date, signature)</div>")?;
-    writeln!(w, "<div class=\"signature\">Approved by (name, date, signature)</div>")?;
+    writeln!(
+        w,
+        "<div class=\"signature\">Prepared by (name, date, signature)</div>"
+    )?;
+    writeln!(
+        w,
+        "<div class=\"signature\">Approved by (name, date, signature)</div>"
+    )?;
     writeln!(w, "</div>")?;
-    writeln!(w, "<p class=\"confidential\">CONFIDENTIAL — contains full bank account numbers</p>")?;
+    writeln!(
+        w,
+        "<p class=\"confidential\">CONFIDENTIAL — contains full bank account numbers</p>"
+    )?;
     writeln!(w, "</body></html>")?;
     w.flush()?;
     Ok(summary)

@@ -23,13 +23,11 @@ mod xml;
 
 pub use csv_profile::{read_csv_results, write_csv_instructions, CsvProfile};
 pub use error::{FormatError, FormatErrorKind, LineError, ReadError, WriteError};
-
 pub use instruction_sheet::{write_html as write_instruction_sheet, SheetHeader};
 pub use pain001::{read_transfers, write as write_pain001, InstructedTransfer, Pain001Header};
-
 pub use reason_codes::{ReasonCategory, ReasonCode};
 pub use results::{
     detect, read_camt053, read_camt054, read_pain002, read_xml_results, BankOutcome, Detected,
-    GroupStatus, ResultLine, ResultRecord,
+    GroupStatus, ResultLine, ResultRecord, XmlResults, DETECT_HEAD_LEN,
 };
 pub use transfer::{BatchSummary, CreditTransfer, CreditorAccount};

@@ -128,7 +128,11 @@ fn write_transfer<W: Write>(w: &mut W, t: &CreditTransfer) -> std::io::Result<()
             write!(w, "<BICFI>{}</BICFI>", escape(bic))?;
         }
         if let Some(code) = bank_code {
-            write!(w, "<ClrSysMmbId><MmbId>{}</MmbId></ClrSysMmbId>", escape(code))?;
+            write!(
+                w,
+                "<ClrSysMmbId><MmbId>{}</MmbId></ClrSysMmbId>",
+                escape(code)
+            )?;
         }
         writeln!(w, "</FinInstnId></CdtrAgt>")?;
     }
@@ -195,7 +199,10 @@ fn validate_transfer(t: &CreditTransfer) -> Result<(), WriteError> {
     check_text(id, "creditor_name", &t.creditor_name, 140)?;
     match &t.creditor_account {
         CreditorAccount::Iban(iban) => check_iban(id, "creditor_account", iban)?,
-        CreditorAccount::Other { id: account, bank_code } => {
+        CreditorAccount::Other {
+            id: account,
+            bank_code,
+        } => {
             check_text(id, "creditor_account", account, 34)?;
             check_text(id, "creditor_bank_code", bank_code, 35)?;
         }
@@ -230,10 +237,9 @@ fn check_text(payout: Option<&str>, field: &str, text: &str, max: usize) -> Resu
             format!("has {chars} characters; pain.001 allows at most {max}"),
         ));
     }
-    if let Some(c) = text
-        .chars()
-        .find(|&c| (c < ' ' && !matches!(c, '\t' | '\n' | '\r')) || matches!(c, '\u{FFFE}' | '\u{FFFF}'))
-    {
+    if let Some(c) = text.chars().find(|&c| {
+        (c < ' ' && !matches!(c, '\t' | '\n' | '\r')) || matches!(c, '\u{FFFE}' | '\u{FFFF}')
+    }) {
         return Err(WriteError::invalid(
             payout,
             field,
@@ -245,7 +251,14 @@ fn check_text(payout: Option<&str>, field: &str, text: &str, max: usize) -> Resu
 
 /// Pattern of the schema (`[A-Z]{2}[0-9]{2}[a-zA-Z0-9]{1,30}`) and the ISO 13616 check digits.
 fn check_iban(payout: Option<&str>, field: &str, iban: &str) -> Result<(), WriteError> {
-    let bad = |why: &str| WriteError::invalid(payout, field, format!("{iban:?} is not an IBAN: {why}"));
+    // Account numbers never appear whole in an error: errors end up in logs.
+    let bad = |why: &str| {
+        WriteError::invalid(
+            payout,
+            field,
+            format!("{} is not an IBAN: {why}", mask_account(iban)),
+        )
+    };
     let b = iban.as_bytes();
     if b.len() < 5 || b.len() > 34 {
         return Err(bad("wrong length"));
@@ -262,12 +275,27 @@ fn check_iban(payout: Option<&str>, field: &str, iban: &str) -> Result<(), Write
             b'0'..=b'9' => u32::from(c - b'0'),
             _ => u32::from(c.to_ascii_uppercase() - b'A') + 10,
         };
-        rem = if v >= 10 { (rem * 100 + v) % 97 } else { (rem * 10 + v) % 97 };
+        rem = if v >= 10 {
+            (rem * 100 + v) % 97
+        } else {
+            (rem * 10 + v) % 97
+        };
     }
     if rem != 1 {
         return Err(bad("the check digits do not match"));
     }
     Ok(())
+}
+
+/// `DE89…3000`: enough to find the account, not enough to use it.
+pub(crate) fn mask_account(account: &str) -> String {
+    let chars: Vec<char> = account.chars().collect();
+    if chars.len() <= 8 {
+        return "*".repeat(chars.len());
+    }
+    let head: String = chars[..4].iter().collect();
+    let tail: String = chars[chars.len() - 4..].iter().collect();
+    format!("{head}…{tail}")
 }
 
 /// Pattern of the schema: `[A-Z0-9]{4}[A-Z]{2}[A-Z0-9]{2}([A-Z0-9]{3})?`.
@@ -371,8 +399,8 @@ impl<R: BufRead> Pain001Reader<R> {
         let line = tx.line;
         let missing = |field: &str| LineError::new(line, field, "missing");
         let (text, ccy) = tx.amount.ok_or_else(|| missing("amount"))?;
-        let amount =
-            money_from_code(&text, ccy.as_deref()).map_err(|m| LineError::new(line, "amount", m))?;
+        let amount = money_from_code(&text, ccy.as_deref())
+            .map_err(|m| LineError::new(line, "amount", m))?;
         Ok(InstructedTransfer {
             line,
             end_to_end_id: tx.end_to_end_id.ok_or_else(|| missing("end_to_end_id"))?,
@@ -396,7 +424,9 @@ impl<R: BufRead> Iterator for Pain001Reader<R> {
                 }
             };
             match step {
-                Step::Start { line } if self.tx.is_none() && self.cursor.name() == "CdtTrfTxInf" => {
+                Step::Start { line }
+                    if self.tx.is_none() && self.cursor.name() == "CdtTrfTxInf" =>
+                {
                     self.tx = Some(TxFields {
                         base: self.cursor.path_len(),
                         line,
@@ -439,8 +469,14 @@ mod tests {
     fn ibans_and_bics_are_checked() {
         assert!(check_iban(None, "f", "DE89370400440532013000").is_ok());
         assert!(check_iban(None, "f", "GB29NWBK60161331926819").is_ok());
-        let err = check_iban(None, "f", "DE89370400440532013001").unwrap_err().to_string();
+        let err = check_iban(None, "f", "DE89370400440532013001")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("check digits"), "{err}");
+        assert!(
+            err.contains("DE89…3001") && !err.contains("0532013001"),
+            "masked: {err}"
+        );
         assert!(check_iban(None, "f", "DE89 3704 0044 0532 0130 00").is_err());
         assert!(check_bic(None, "f", "DEUTDEFFXXX").is_ok());
         assert!(check_bic(None, "f", "DEUTDEFF").is_ok());
@@ -450,7 +486,10 @@ mod tests {
 
     #[test]
     fn escapes_markup() {
-        assert_eq!(escape("A & B <C> \"d\" 'e'"), "A &amp; B &lt;C&gt; &quot;d&quot; &apos;e&apos;");
+        assert_eq!(
+            escape("A & B <C> \"d\" 'e'"),
+            "A &amp; B &lt;C&gt; &quot;d&quot; &apos;e&apos;"
+        );
         assert_eq!(escape("Müller 北京"), "Müller 北京");
     }
 }

@@ -98,7 +98,10 @@ fn table() -> &'static Table {
             // The table is part of this crate; a broken row is a bug caught by the tests.
             let row = row.unwrap_or_else(|e| panic!("reason-codes.csv row {}: {e}", i + 2));
             let category = ReasonCategory::parse(&row.suggested_category).unwrap_or_else(|| {
-                panic!("reason-codes.csv: unknown category {:?}", row.suggested_category)
+                panic!(
+                    "reason-codes.csv: unknown category {:?}",
+                    row.suggested_category
+                )
             });
             rows.push(ReasonCode {
                 code: row.code,
@@ -160,7 +163,10 @@ mod tests {
         check("ac01", Some(BeneficiaryAccountInvalid), true);
         check("ZZ99", None, false);
         check("", None, false);
-        assert!(lookup("AC01").unwrap().meaning.contains("Account identifier"));
+        assert!(lookup("AC01")
+            .unwrap()
+            .meaning
+            .contains("Account identifier"));
     }
 
     #[test]
@@ -170,7 +176,8 @@ mod tests {
         for category in ReasonCategory::ALL {
             assert!(rows.iter().any(|r| r.category == category), "{category}");
         }
-        let unique: std::collections::HashSet<&str> = rows.iter().map(|r| r.code.as_str()).collect();
+        let unique: std::collections::HashSet<&str> =
+            rows.iter().map(|r| r.code.as_str()).collect();
         assert_eq!(unique.len(), rows.len(), "codes are unique");
     }
 }

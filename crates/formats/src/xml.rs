@@ -362,9 +362,9 @@ impl<R: BufRead> Cursor<R> {
             }
             XmlError::Syntax(s) if !self.root_seen => FormatErrorKind::NotXml(s.to_string()),
             XmlError::Io(io) => FormatErrorKind::Io(io.to_string()),
-            XmlError::Encoding(enc) => FormatErrorKind::Encoding(format!(
-                "the file is not valid UTF-8 ({enc})"
-            )),
+            XmlError::Encoding(enc) => {
+                FormatErrorKind::Encoding(format!("the file is not valid UTF-8 ({enc})"))
+            }
             other => FormatErrorKind::Malformed(other.to_string()),
         };
         self.error(kind)
@@ -405,7 +405,10 @@ mod tests {
 
     #[test]
     fn root_namespace_with_and_without_prefix() {
-        for xml in ["<Document xmlns=\"urn:a\"/>", "<x:Document xmlns:x=\"urn:a\" xmlns=\"urn:b\"/>"] {
+        for xml in [
+            "<Document xmlns=\"urn:a\"/>",
+            "<x:Document xmlns:x=\"urn:a\" xmlns=\"urn:b\"/>",
+        ] {
             let mut c = Cursor::new(xml.as_bytes());
             c.next_step().unwrap();
             assert_eq!(c.root_namespace(), Some("urn:a"), "{xml}");
@@ -414,7 +417,9 @@ mod tests {
 
     #[test]
     fn text_is_unescaped_and_ccy_kept() {
-        let mut c = Cursor::new("<D><Nm>A &amp; B &lt;C&gt;</Nm><InstdAmt Ccy=\"EUR\">1.00</InstdAmt></D>".as_bytes());
+        let mut c = Cursor::new(
+            "<D><Nm>A &amp; B &lt;C&gt;</Nm><InstdAmt Ccy=\"EUR\">1.00</InstdAmt></D>".as_bytes(),
+        );
         c.next_step().unwrap();
         c.next_step().unwrap();
         assert_eq!(c.next_step().unwrap(), Step::End { line: 1 });
@@ -425,16 +430,46 @@ mod tests {
         assert_eq!(c.text(), "1.00");
     }
 
+    proptest::proptest! {
+        #[test]
+        fn escaped_text_reads_back(text in "[^\\x00-\\x08\\x0B\\x0C\\x0E-\\x1F\\x{FFFE}\\x{FFFF}]{0,40}") {
+            let xml = format!("<D><T>{}</T></D>", crate::pain001::escape(&text));
+            let mut c = Cursor::new(xml.as_bytes());
+            c.next_step().unwrap();
+            c.next_step().unwrap();
+            proptest::prop_assert_eq!(c.next_step().unwrap(), Step::End { line: 1 + text.matches('\n').count() as u64 });
+            // Text is compared trimmed, as the readers use it; \r is normalised by XML.
+            proptest::prop_assert_eq!(c.text(), text.trim());
+        }
+    }
+
     #[test]
     fn broken_files_are_format_errors() {
         let kind = |xml: &str| steps(xml).unwrap_err().kind;
         assert_eq!(kind(""), FormatErrorKind::Empty);
-        assert!(matches!(kind("<D><A>1</A>"), FormatErrorKind::Truncated { ref element, .. } if element == "D"));
-        assert!(matches!(kind("<D><A>1</A><B Ccy=\"E"), FormatErrorKind::Truncated { .. }));
-        assert!(matches!(kind("<D><A>1</B></D>"), FormatErrorKind::Malformed(_)));
-        assert!(matches!(kind("<D>&nbsp;</D>"), FormatErrorKind::Malformed(_)));
-        assert!(matches!(kind("<D/>trailing"), FormatErrorKind::Malformed(_)));
-        assert!(matches!(kind("<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><D/>"), FormatErrorKind::Encoding(_)));
+        assert!(
+            matches!(kind("<D><A>1</A>"), FormatErrorKind::Truncated { ref element, .. } if element == "D")
+        );
+        assert!(matches!(
+            kind("<D><A>1</A><B Ccy=\"E"),
+            FormatErrorKind::Truncated { .. }
+        ));
+        assert!(matches!(
+            kind("<D><A>1</B></D>"),
+            FormatErrorKind::Malformed(_)
+        ));
+        assert!(matches!(
+            kind("<D>&nbsp;</D>"),
+            FormatErrorKind::Malformed(_)
+        ));
+        assert!(matches!(
+            kind("<D/>trailing"),
+            FormatErrorKind::Malformed(_)
+        ));
+        assert!(matches!(
+            kind("<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><D/>"),
+            FormatErrorKind::Encoding(_)
+        ));
         let deep = "<a>".repeat(MAX_DEPTH + 1);
         assert!(matches!(kind(&deep), FormatErrorKind::TooLarge(_)));
     }
@@ -444,6 +479,9 @@ mod tests {
         let mut xml = String::from("<D>");
         xml.push_str(&"x".repeat((MAX_EVENT_BYTES as usize) * 2));
         xml.push_str("</D>");
-        assert!(matches!(steps(&xml).unwrap_err().kind, FormatErrorKind::TooLarge(_)));
+        assert!(matches!(
+            steps(&xml).unwrap_err().kind,
+            FormatErrorKind::TooLarge(_)
+        ));
     }
 }

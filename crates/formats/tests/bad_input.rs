@@ -13,7 +13,10 @@ use disburse_formats::{
 /// The single fatal error at the end of a read, after any records.
 fn fatal(items: &[Result<ResultRecord, ReadError>]) -> &FormatError {
     let (last, before) = items.split_last().expect("at least one item");
-    assert!(before.iter().all(|i| !matches!(i, Err(ReadError::File(_)))), "one fatal error, last");
+    assert!(
+        before.iter().all(|i| !matches!(i, Err(ReadError::File(_)))),
+        "one fatal error, last"
+    );
     match last {
         Err(ReadError::File(e)) => e,
         other => panic!("expected a fatal error last, got {other:?}"),
@@ -30,9 +33,17 @@ fn truncated_xml_is_fatal_and_names_the_open_element() {
     let cut = text(&bytes).find("<RtrInf>").unwrap();
     let items = read_all(&bytes[..cut]);
     let e = fatal(&items);
-    assert_eq!(items.len(), 1, "the transaction was never complete: nothing before the error");
+    assert_eq!(
+        items.len(),
+        1,
+        "the transaction was never complete: nothing before the error"
+    );
     match &e.kind {
-        FormatErrorKind::Truncated { element, opened_line, open_elements } => {
+        FormatErrorKind::Truncated {
+            element,
+            opened_line,
+            open_elements,
+        } => {
             assert_eq!(element, "TxDtls");
             assert_eq!(*opened_line, 56);
             assert_eq!(*open_elements, 6);
@@ -47,19 +58,29 @@ fn truncated_xml_is_fatal_and_names_the_open_element() {
     let cut = two.find("</CstmrPmtStsRpt>").unwrap() + 5;
     let items = read_all(&two.as_bytes()[..cut]);
     assert_eq!(items.iter().filter(|i| i.is_ok()).count(), 2);
-    assert!(matches!(fatal(&items).kind, FormatErrorKind::Truncated { .. }));
+    assert!(matches!(
+        fatal(&items).kind,
+        FormatErrorKind::Truncated { .. }
+    ));
 }
 
 #[test]
 fn not_xml_at_all_even_when_it_starts_with_a_bracket() {
-    for input in ["<<<this is not xml>>>", "< not xml", "<html><body>hello</body></html>", "<D>a</E>"] {
+    for input in [
+        "<<<this is not xml>>>",
+        "< not xml",
+        "<html><body>hello</body></html>",
+        "<D>a</E>",
+    ] {
         let items = read_all(input.as_bytes());
         assert_eq!(items.len(), 1, "{input}");
         let e = fatal(&items);
         assert!(
             matches!(
                 e.kind,
-                FormatErrorKind::NotXml(_) | FormatErrorKind::Malformed(_) | FormatErrorKind::UnknownMessage(_)
+                FormatErrorKind::NotXml(_)
+                    | FormatErrorKind::Malformed(_)
+                    | FormatErrorKind::UnknownMessage(_)
             ),
             "{input}: {e}"
         );
@@ -68,13 +89,17 @@ fn not_xml_at_all_even_when_it_starts_with_a_bracket() {
     let e = detect(b"<html><body/></html>").unwrap_err();
     assert!(e.to_string().contains("<html>"), "{e}");
     // A file that does not start with '<' is CSV for the caller to read with a profile.
-    assert_eq!(detect(b"\xEF\xBB\xBFPayment Reference,Status\n"), Ok(Detected::Csv));
+    assert_eq!(
+        detect(b"\xEF\xBB\xBFPayment Reference,Status\n"),
+        Ok(Detected::Csv)
+    );
     assert_eq!(detect("交易流水号,付款编号".as_bytes()), Ok(Detected::Csv));
 }
 
 #[test]
 fn unknown_namespace_version_is_named() {
-    let xml = text(&sample_bytes("pain002-v10-de-vop-match-RCVC.xml")).replace("pain.002.001.10", "pain.002.001.99");
+    let xml = text(&sample_bytes("pain002-v10-de-vop-match-RCVC.xml"))
+        .replace("pain.002.001.10", "pain.002.001.99");
     let e = detect(xml.as_bytes()).unwrap_err();
     assert!(matches!(e.kind, FormatErrorKind::UnknownMessage(_)));
     assert!(e.to_string().contains("pain.002.001.99"), "{e}");
@@ -83,9 +108,15 @@ fn unknown_namespace_version_is_named() {
     assert!(fatal(&items).to_string().contains("pain.002.001.99"));
 
     let camt = r#"<Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.052.001.08"/>"#;
-    assert!(detect(camt.as_bytes()).unwrap_err().to_string().contains("camt.052.001.08"));
+    assert!(detect(camt.as_bytes())
+        .unwrap_err()
+        .to_string()
+        .contains("camt.052.001.08"));
     let none = "<Document><A/></Document>";
-    assert!(detect(none.as_bytes()).unwrap_err().to_string().contains("no namespace"));
+    assert!(detect(none.as_bytes())
+        .unwrap_err()
+        .to_string()
+        .contains("no namespace"));
 }
 
 #[test]
@@ -109,30 +140,43 @@ fn a_pain001_given_as_results_is_refused() {
          (namespace \"urn:iso:std:iso:20022:tech:xsd:pain.001.001.09\")"
     );
     let items = read_all(ours.as_bytes());
-    assert!(matches!(fatal(&items).kind, FormatErrorKind::PaymentInstruction { .. }));
+    assert!(matches!(
+        fatal(&items).kind,
+        FormatErrorKind::PaymentInstruction { .. }
+    ));
 }
 
 #[test]
 fn a_reader_for_one_kind_refuses_another() {
     let camt = sample_bytes("camt054-v04-postfinance-return-AC01-2019.xml");
     let items: Vec<_> = read_pain002(BufReader::new(&camt[..])).collect();
-    assert!(fatal(&items).to_string().contains("expected pain.002, but this file is camt.054.001.04"));
+    assert!(fatal(&items)
+        .to_string()
+        .contains("expected pain.002, but this file is camt.054.001.04"));
     let pain = sample_bytes("pain002-v03ch02-postfinance-rejected-AM10.xml");
     let items: Vec<_> = read_camt054(BufReader::new(&pain[..])).collect();
-    assert!(matches!(fatal(&items).kind, FormatErrorKind::UnknownMessage(_)));
+    assert!(matches!(
+        fatal(&items).kind,
+        FormatErrorKind::UnknownMessage(_)
+    ));
 }
 
 #[test]
 fn an_amount_in_an_unknown_currency_fails_its_line_only() {
     // Two returns; the first in a currency we do not pay in.
-    let xml = text(&sample_bytes("camt054-v04-postfinance-credit-transfer-return-AC01.xml"));
+    let xml = text(&sample_bytes(
+        "camt054-v04-postfinance-credit-transfer-return-AC01.xml",
+    ));
     let start = xml.find("<Ntry>").unwrap();
     let end = xml.find("</Ntry>").unwrap() + "</Ntry>".len();
     let entry = &xml[start..end];
     let doubled = format!(
         "{}{}\n{}{}",
         &xml[..start],
-        entry.replace("<Amt Ccy=\"CHF\">500.00</Amt>\n\t\t\t\t\t\t<CdtDbtInd>", "<Amt Ccy=\"XYZ\">500.00</Amt>\n\t\t\t\t\t\t<CdtDbtInd>"),
+        entry.replace(
+            "<Amt Ccy=\"CHF\">500.00</Amt>\n\t\t\t\t\t\t<CdtDbtInd>",
+            "<Amt Ccy=\"XYZ\">500.00</Amt>\n\t\t\t\t\t\t<CdtDbtInd>"
+        ),
         entry,
         &xml[end..]
     );

@@ -51,17 +51,27 @@ fn chinabank_results_file_is_the_gbk_encoding_of_its_text() {
     let (encoded, _, unmappable) = GBK.encode(CHINABANK_RESULTS_TEXT);
     assert!(!unmappable);
     if std::env::var_os("DISBURSE_WRITE_FIXTURES").is_some() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/profiles/chinabank-results.csv");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/profiles/chinabank-results.csv"
+        );
         std::fs::write(path, &encoded).unwrap();
         eprintln!("wrote {path}; rebuild to use it");
         return;
     }
-    assert_eq!(CHINABANK_RESULTS, &encoded[..], "run with DISBURSE_WRITE_FIXTURES=1 to regenerate");
+    assert_eq!(
+        CHINABANK_RESULTS,
+        &encoded[..],
+        "run with DISBURSE_WRITE_FIXTURES=1 to regenerate"
+    );
     let (decoded, had_errors) = GBK.decode_without_bom_handling(CHINABANK_RESULTS);
     assert!(!had_errors);
     assert_eq!(decoded, CHINABANK_RESULTS_TEXT);
     let bytes: Vec<u8> = CHINABANK_RESULTS.to_vec();
-    assert!(String::from_utf8(bytes).is_err(), "really GBK bytes, not UTF-8");
+    assert!(
+        String::from_utf8(bytes).is_err(),
+        "really GBK bytes, not UTF-8"
+    );
 }
 
 #[test]
@@ -71,16 +81,48 @@ fn englishbank_results() {
     let got = lines(&p, ENGLISHBANK_RESULTS);
     let summary: Vec<(u64, &str, BankOutcome, Option<_>)> = got
         .iter()
-        .map(|l| (l.line, l.end_to_end_id.as_deref().unwrap(), l.outcome.clone(), l.amount))
+        .map(|l| {
+            (
+                l.line,
+                l.end_to_end_id.as_deref().unwrap(),
+                l.outcome.clone(),
+                l.amount,
+            )
+        })
         .collect();
     assert_eq!(
         summary,
         vec![
-            (2, "PO0000000001", BankOutcome::Paid, Some(money("1234.50", Eur))),
-            (3, "PO0000000002", BankOutcome::Rejected, Some(money("250.00", Eur))),
-            (4, "PO0000000003", BankOutcome::Returned, Some(money("12000.00", Eur))),
-            (5, "PO0000000004", BankOutcome::Pending, Some(money("99.99", Eur))),
-            (6, "PO0000000005", BankOutcome::Accepted, Some(money("1000000.00", Eur))),
+            (
+                2,
+                "PO0000000001",
+                BankOutcome::Paid,
+                Some(money("1234.50", Eur))
+            ),
+            (
+                3,
+                "PO0000000002",
+                BankOutcome::Rejected,
+                Some(money("250.00", Eur))
+            ),
+            (
+                4,
+                "PO0000000003",
+                BankOutcome::Returned,
+                Some(money("12000.00", Eur))
+            ),
+            (
+                5,
+                "PO0000000004",
+                BankOutcome::Pending,
+                Some(money("99.99", Eur))
+            ),
+            (
+                6,
+                "PO0000000005",
+                BankOutcome::Accepted,
+                Some(money("1000000.00", Eur))
+            ),
         ]
     );
     assert_eq!(got[0].value_date, NaiveDate::from_ymd_opt(2024, 5, 2));
@@ -90,7 +132,10 @@ fn englishbank_results() {
     assert_eq!(got[1].reason_code.as_deref(), Some("AC04"));
     assert_eq!(got[1].reason_text.as_deref(), Some("Account closed"));
     assert_eq!(got[1].value_date, None);
-    assert_eq!(got[2].reason_text.as_deref(), Some("Wrong account number, returned by the beneficiary's bank"));
+    assert_eq!(
+        got[2].reason_text.as_deref(),
+        Some("Wrong account number, returned by the beneficiary's bank")
+    );
     assert_eq!(got[2].value_date, NaiveDate::from_ymd_opt(2024, 5, 6));
 }
 
@@ -114,10 +159,34 @@ fn chinabank_results_in_gbk() {
     assert_eq!(
         summary,
         vec![
-            (2, "CB20240502000001", "PO0000000101", BankOutcome::Paid, Some(money("12345.67", Cny))),
-            (3, "CB20240502000002", "PO0000000102", BankOutcome::Rejected, Some(money("500.00", Cny))),
-            (4, "CB20240502000003", "PO0000000103", BankOutcome::Pending, Some(money("8000", Cny))),
-            (5, "CB20240502000004", "PO0000000104", BankOutcome::Returned, Some(money("1000.00", Cny))),
+            (
+                2,
+                "CB20240502000001",
+                "PO0000000101",
+                BankOutcome::Paid,
+                Some(money("12345.67", Cny))
+            ),
+            (
+                3,
+                "CB20240502000002",
+                "PO0000000102",
+                BankOutcome::Rejected,
+                Some(money("500.00", Cny))
+            ),
+            (
+                4,
+                "CB20240502000003",
+                "PO0000000103",
+                BankOutcome::Pending,
+                Some(money("8000", Cny))
+            ),
+            (
+                5,
+                "CB20240502000004",
+                "PO0000000104",
+                BankOutcome::Returned,
+                Some(money("1000.00", Cny))
+            ),
         ]
     );
     assert_eq!(got[1].reason_text.as_deref(), Some("收款人账号不存在"));
@@ -136,7 +205,10 @@ fn a_gbk_file_read_as_utf8_is_refused_naming_the_line() {
             assert_eq!(e.line, 1);
             assert!(matches!(e.kind, FormatErrorKind::Encoding(_)));
             let text = e.to_string();
-            assert!(text.contains("not valid UTF-8") && text.contains("GBK"), "{text}");
+            assert!(
+                text.contains("not valid UTF-8") && text.contains("GBK"),
+                "{text}"
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -172,7 +244,8 @@ fn a_gbk_file_read_as_utf8_is_refused_naming_the_line() {
 #[test]
 fn bad_lines_name_their_line_and_field() {
     let p = profile(ENGLISHBANK);
-    let file = "Payment Reference,Bank Reference,Status,Amount,Currency,Value Date,Reason Code,Reason\n\
+    let file =
+        "Payment Reference,Bank Reference,Status,Amount,Currency,Value Date,Reason Code,Reason\n\
 PO1,R1,PAID,\"1,234.50\",EUR,02/05/2024,,\n\
 PO2,R2,DONE,1.00,EUR,,,\n\
 \n\
@@ -188,12 +261,19 @@ PO5,R5,paid,1.00,EUR,2024-05-02,,\n\
         other => panic!("{other:?}"),
     };
     let e = err(1);
-    assert!(e.starts_with("line 3, field status: unknown status word \"DONE\""), "{e}");
+    assert!(
+        e.starts_with("line 3, field status: unknown status word \"DONE\""),
+        "{e}"
+    );
     assert!(e.contains("PAID") && e.contains("REJECTED"), "{e}");
     assert!(err(2).starts_with("line 5, field amount: "), "{}", err(2));
     assert!(err(3).starts_with("line 6, field currency: ") && err(3).contains("XYZ"));
     // "paid" matches PAID regardless of case; its date is in the wrong format.
-    assert!(err(4).starts_with("line 7, field value_date: ") && err(4).contains("%d/%m/%Y"), "{}", err(4));
+    assert!(
+        err(4).starts_with("line 7, field value_date: ") && err(4).contains("%d/%m/%Y"),
+        "{}",
+        err(4)
+    );
     // No payout number and no amount are not errors.
     match &items[5] {
         Ok(ResultRecord::Transaction(l)) => {
@@ -316,10 +396,57 @@ PO0000000101,上海某某科技有限公司,6222020200112233445,102290000018,\"1
     let mut emoji = t.clone();
     emoji[0].creditor_name = "Shop 😀".into();
     let mut out = Vec::new();
-    let err = write_csv_instructions(&p, &emoji, &mut out).unwrap_err().to_string();
-    assert!(err.contains("PO0000000101") && err.contains("GBK"), "{err}");
+    let err = write_csv_instructions(&p, &emoji, &mut out)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("PO0000000101") && err.contains("GBK") && err.contains("😀"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("Shop"),
+        "only the characters, not the value: {err}"
+    );
     assert!(out.is_empty());
-    let err = write_csv_instructions(&p, &transfers(Eur), &mut out).unwrap_err().to_string();
+    let err = write_csv_instructions(&p, &transfers(Eur), &mut out)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("pays only CNY"), "{err}");
     assert!(out.is_empty());
+}
+
+#[test]
+fn line_numbers_are_physical_lines() {
+    let p = profile(
+        r#"
+        name = "lines"
+        header_lines = 1
+        currency = "EUR"
+        [columns]
+        end_to_end_id = "ref"
+        status = "status"
+        reason_text = "why"
+        [status_words]
+        OK = "paid"
+    "#,
+    );
+    for newline in ["\n", "\r\n"] {
+        let file = [
+            "",
+            "ref,status,why",
+            "PO1,OK,\"two",
+            "lines\"",
+            "",
+            "",
+            "PO2,OK,",
+            "PO3,OK,x",
+        ]
+        .join(newline);
+        let got: Vec<(u64, String)> = lines(&p, file.as_bytes())
+            .into_iter()
+            .map(|l| (l.line, l.end_to_end_id.unwrap()))
+            .collect();
+        let want = [(3, "PO1"), (7, "PO2"), (8, "PO3")].map(|(l, s)| (l, s.to_string()));
+        assert_eq!(got, want, "{newline:?}");
+    }
 }

@@ -63,11 +63,19 @@ fn batch() -> Vec<CreditTransfer> {
     vec![
         with_bic,
         chinese,
-        transfer("PO0000000003", "100", "Ålesund Fisk AS", CreditorAccount::Iban("FR1420041010050500013M02606".into())),
+        transfer(
+            "PO0000000003",
+            "100",
+            "Ålesund Fisk AS",
+            CreditorAccount::Iban("FR1420041010050500013M02606".into()),
+        ),
     ]
 }
 
-fn write(header: &Pain001Header, transfers: &[CreditTransfer]) -> Result<(Vec<u8>, disburse_formats::BatchSummary), WriteError> {
+fn write(
+    header: &Pain001Header,
+    transfers: &[CreditTransfer],
+) -> Result<(Vec<u8>, disburse_formats::BatchSummary), WriteError> {
     let mut out = Vec::new();
     let summary = pain001::write(header, transfers, &mut out)?;
     Ok((out, summary))
@@ -76,7 +84,13 @@ fn write(header: &Pain001Header, transfers: &[CreditTransfer]) -> Result<(Vec<u8
 /// Runs xmllint against the official schema. `None` when xmllint is not installed.
 fn xmllint(file: &Path) -> Option<Result<(), String>> {
     let xsd = bankfiles("xsd/pain.001.001.09.xsd");
-    match Command::new("xmllint").arg("--noout").arg("--schema").arg(&xsd).arg(file).output() {
+    match Command::new("xmllint")
+        .arg("--noout")
+        .arg("--schema")
+        .arg(&xsd)
+        .arg(file)
+        .output()
+    {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             eprintln!("xmllint not found: schema validation NOT run");
             None
@@ -98,12 +112,19 @@ fn written_file_validates_against_the_official_schema() {
         std::fs::write(&path, &xml).unwrap();
         match xmllint(&path) {
             None => return,
-            Some(result) => result.unwrap_or_else(|e| panic!("{name} does not validate:\n{e}\n{}", String::from_utf8_lossy(&xml))),
+            Some(result) => result.unwrap_or_else(|e| {
+                panic!(
+                    "{name} does not validate:\n{e}\n{}",
+                    String::from_utf8_lossy(&xml)
+                )
+            }),
         }
     }
     // The check is real: a file the schema forbids is refused.
     let (xml, _) = write(&header(Eur), &batch()).unwrap();
-    let broken = String::from_utf8(xml).unwrap().replace("<PmtMtd>TRF</PmtMtd>", "<PmtMtd>XXX</PmtMtd>");
+    let broken = String::from_utf8(xml)
+        .unwrap()
+        .replace("<PmtMtd>TRF</PmtMtd>", "<PmtMtd>XXX</PmtMtd>");
     let path = dir.path().join("broken.xml");
     std::fs::write(&path, broken).unwrap();
     assert!(xmllint(&path).expect("xmllint ran above").is_err());
@@ -115,8 +136,16 @@ fn control_sums_are_decimal_text_in_both_places() {
     let xml = String::from_utf8(xml).unwrap();
     assert_eq!(summary.count, 3);
     assert_eq!(summary.control_sum, money("1334.55", Eur));
-    assert_eq!(xml.matches("<NbOfTxs>3</NbOfTxs>").count(), 2, "GrpHdr and PmtInf");
-    assert_eq!(xml.matches("<CtrlSum>1334.55</CtrlSum>").count(), 2, "GrpHdr and PmtInf");
+    assert_eq!(
+        xml.matches("<NbOfTxs>3</NbOfTxs>").count(),
+        2,
+        "GrpHdr and PmtInf"
+    );
+    assert_eq!(
+        xml.matches("<CtrlSum>1334.55</CtrlSum>").count(),
+        2,
+        "GrpHdr and PmtInf"
+    );
     assert!(xml.contains(r#"<InstdAmt Ccy="EUR">0.05</InstdAmt>"#));
     assert!(xml.contains(r#"<InstdAmt Ccy="EUR">100.00</InstdAmt>"#));
     assert!(xml.contains("<InstrId>PO0000000001</InstrId><EndToEndId>PO0000000001</EndToEndId>"));
@@ -128,7 +157,10 @@ fn control_sums_are_decimal_text_in_both_places() {
 fn text_is_escaped_and_non_ascii_kept() {
     let (xml, _) = write(&header(Eur), &batch()).unwrap();
     let xml = String::from_utf8(xml).unwrap();
-    assert!(xml.contains("<Nm>Müller &amp; Söhne &lt;GmbH&gt;</Nm>"), "{xml}");
+    assert!(
+        xml.contains("<Nm>Müller &amp; Söhne &lt;GmbH&gt;</Nm>"),
+        "{xml}"
+    );
     assert!(xml.contains("<Ustrd>Invoice &quot;42&quot; &amp; &apos;more&apos; &lt;b&gt;</Ustrd>"));
     assert!(xml.contains("<Nm>北京某某贸易有限公司</Nm>"));
     assert!(xml.contains("<Nm>Disburse Payments Ltd &amp; Co.</Nm>"));
@@ -186,7 +218,10 @@ fn the_two_real_pain001_samples_are_read() {
         ("PaymentID2468", "175.00 EUR"),
         ("PaymentID4815", "225.00 EUR"),
     ];
-    let want: Vec<(String, String)> = want.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+    let want: Vec<(String, String)> = want
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
     assert_eq!(got, want);
 }
 
@@ -194,7 +229,10 @@ fn the_two_real_pain001_samples_are_read() {
 fn the_reader_refuses_what_is_not_a_pain001() {
     let pain002 = sample_bytes("pain002-v03ch02-postfinance-rejected-AM10.xml");
     let err = read_transfers(BufReader::new(&pain002[..])).err().unwrap();
-    assert!(matches!(err.kind, FormatErrorKind::UnknownMessage(_)), "{err}");
+    assert!(
+        matches!(err.kind, FormatErrorKind::UnknownMessage(_)),
+        "{err}"
+    );
     let truncated = &sample_bytes("pain001-v03-lt-sepa-payment.xml")[..1500];
     let items: Vec<_> = read_transfers(BufReader::new(truncated)).unwrap().collect();
     assert!(matches!(items.last(), Some(Err(e)) if e.is_fatal()));
@@ -202,7 +240,9 @@ fn the_reader_refuses_what_is_not_a_pain001() {
 
 fn refused(transfers: Vec<CreditTransfer>, header: Pain001Header, needle: &str) {
     let mut out = Vec::new();
-    let err = pain001::write(&header, &transfers, &mut out).expect_err(needle).to_string();
+    let err = pain001::write(&header, &transfers, &mut out)
+        .expect_err(needle)
+        .to_string();
     assert!(err.contains(needle), "{err} should mention {needle}");
     assert!(out.is_empty(), "nothing is written for a refused batch");
 }
@@ -213,7 +253,11 @@ fn what_a_bank_would_refuse_is_refused_before_writing() {
     refused(vec![], header(Eur), "at least one transfer");
     let mut t = ok();
     t[1].amount = money("1.00", Currency::Usd);
-    refused(t, header(Eur), "payout PO0000000002, field amount: is in USD but the batch is in EUR");
+    refused(
+        t,
+        header(Eur),
+        "payout PO0000000002, field amount: is in USD but the batch is in EUR",
+    );
     let mut t = ok();
     t[0].end_to_end_id = "X".repeat(36);
     refused(t, header(Eur), "at most 35");

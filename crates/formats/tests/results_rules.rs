@@ -50,8 +50,16 @@ fn transactions_without_amounts_get_the_entry_amount_only_when_alone() {
         vec![
             (Some("PO1".into()), None, BankOutcome::Paid),
             (Some("PO2".into()), None, BankOutcome::Paid),
-            (Some("PO3".into()), Some(money("10.00", Eur)), BankOutcome::Paid),
-            (Some("PO4".into()), Some(money("7.00", Eur)), BankOutcome::Paid),
+            (
+                Some("PO3".into()),
+                Some(money("10.00", Eur)),
+                BankOutcome::Paid
+            ),
+            (
+                Some("PO4".into()),
+                Some(money("7.00", Eur)),
+                BankOutcome::Paid
+            ),
         ]
     );
 }
@@ -83,7 +91,10 @@ fn pending_and_returns_and_debits_that_are_not_payouts() {
         vec![
             (Some("P-PENDING".into()), BankOutcome::Pending),
             (Some("P-REVERSED".into()), BankOutcome::Returned),
-            (Some("P-WE-RETURNED-A-CREDIT".into()), info("debit returning a received payment")),
+            (
+                Some("P-WE-RETURNED-A-CREDIT".into()),
+                info("debit returning a received payment")
+            ),
             (None, info("ACMT entry, not a payment")),
             (Some("P-RTR".into()), BankOutcome::Returned),
         ]
@@ -130,14 +141,21 @@ fn pain002_transactions_and_inherited_status() {
         other => panic!("{other:?}"),
     };
     let first = tx(1);
-    assert_eq!(first.outcome, BankOutcome::Rejected, "no TxSts: the block's RJCT applies");
+    assert_eq!(
+        first.outcome,
+        BankOutcome::Rejected,
+        "no TxSts: the block's RJCT applies"
+    );
     assert_eq!(first.reason_code.as_deref(), Some("AC04"));
     assert_eq!(first.reason_text.as_deref(), Some("closed"));
     let second = tx(2);
     assert_eq!(second.outcome, BankOutcome::Paid);
     assert_eq!(second.amount, Some(money("1234.50", Eur)));
     assert_eq!(second.bank_reference.as_deref(), Some("BANK-REF-2"));
-    assert_eq!(second.value_date, chrono::NaiveDate::from_ymd_opt(2024, 5, 3));
+    assert_eq!(
+        second.value_date,
+        chrono::NaiveDate::from_ymd_opt(2024, 5, 3)
+    );
     assert_eq!(second.original_message_id.as_deref(), Some("BATCH-7"));
     assert!(items.iter().all(|i| !matches!(i, Err(ReadError::File(_)))));
 }

@@ -35,7 +35,14 @@ fn amount_minor(n: u64) -> i64 {
 
 impl Pain002Generator {
     fn new(total: u64) -> Self {
-        Pain002Generator { total, next_tx: 0, chunk: Vec::new(), pos: 0, stage: 0, produced: 0 }
+        Pain002Generator {
+            total,
+            next_tx: 0,
+            chunk: Vec::new(),
+            pos: 0,
+            stage: 0,
+            produced: 0,
+        }
     }
 
     fn refill(&mut self) -> bool {
@@ -104,7 +111,11 @@ fn a_fifty_megabyte_status_report_is_read_in_bounded_memory() {
                 panic!("no group status in this file");
             };
             let n = count;
-            assert_eq!(l.line, HEADER_LINES + 1 + n * TX_LINES, "line of transaction {n}");
+            assert_eq!(
+                l.line,
+                HEADER_LINES + 1 + n * TX_LINES,
+                "line of transaction {n}"
+            );
             if l.outcome == BankOutcome::Rejected {
                 rejected += 1;
             }
@@ -116,12 +127,23 @@ fn a_fifty_megabyte_status_report_is_read_in_bounded_memory() {
     assert_eq!(count, TOTAL);
     assert_eq!(rejected, TOTAL / 10);
     assert_eq!(sum_minor, (0..TOTAL).map(amount_minor).sum::<i64>());
-    assert!(generator.produced > 50_000_000, "{} bytes", generator.produced);
+    assert!(
+        generator.produced > 50_000_000,
+        "{} bytes",
+        generator.produced
+    );
     assert_eq!(last_line, HEADER_LINES + 1 + (TOTAL - 1) * TX_LINES);
     if let (Some(before), Some(after)) = (before, peak_rss_kib()) {
         let grown_kib = after.saturating_sub(before);
-        eprintln!("peak memory grew by {grown_kib} KiB while reading {} bytes", generator.produced);
-        assert!(grown_kib < 16 * 1024, "peak memory grew by {grown_kib} KiB reading {} bytes", generator.produced);
+        eprintln!(
+            "peak memory grew by {grown_kib} KiB while reading {} bytes",
+            generator.produced
+        );
+        assert!(
+            grown_kib < 16 * 1024,
+            "peak memory grew by {grown_kib} KiB reading {} bytes",
+            generator.produced
+        );
     } else {
         eprintln!("no /proc/self/status: peak memory NOT checked");
     }

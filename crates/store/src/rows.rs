@@ -411,3 +411,117 @@ impl AuditEventRow {
         .to_string()
     }
 }
+
+/// Declares a tracked row type: the struct, its column list, and its digest and reading code,
+/// from one list of `column: type` pairs (i64 and Option<i64> columns are BIGINT, the rest TEXT).
+macro_rules! tracked_row {
+    ($name:ident, $table:literal, key = $key:ident, ints = [$($int:literal),*], { $($col:ident : $ty:ty),* $(,)? }) => {
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub struct $name {
+            $(pub $col: $ty),*
+        }
+
+        impl Tracked for $name {
+            const TABLE: &'static str = $table;
+            const SELECT: &'static str = concat!("SELECT ", tracked_row!(@cols $($col),*), " FROM ", $table);
+            const INT_COLUMNS_HINT: &'static [&'static str] = &[$($int),*];
+            fn key(&self) -> String {
+                self.$key.to_string()
+            }
+            fn columns(&self) -> Vec<(&'static str, Option<String>)> {
+                vec![$((stringify!($col), ToColumn::to_column(&self.$col))),*]
+            }
+            fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
+                Ok($name { $($col: row.try_get(stringify!($col))?),* })
+            }
+        }
+    };
+    (@cols $first:ident $(, $rest:ident)*) => {
+        concat!(stringify!($first) $(, ", ", stringify!($rest))*)
+    };
+}
+
+pub trait ToColumn {
+    fn to_column(&self) -> Option<String>;
+}
+impl ToColumn for String {
+    fn to_column(&self) -> Option<String> {
+        Some(self.clone())
+    }
+}
+impl ToColumn for i64 {
+    fn to_column(&self) -> Option<String> {
+        Some(self.to_string())
+    }
+}
+impl ToColumn for Option<String> {
+    fn to_column(&self) -> Option<String> {
+        self.clone()
+    }
+}
+impl ToColumn for Option<i64> {
+    fn to_column(&self) -> Option<String> {
+        self.map(|v| v.to_string())
+    }
+}
+
+tracked_row!(BatchRow, "batches", key = id,
+    ints = ["id", "payout_count", "control_sum_minor"], {
+    id: i64,
+    channel_id: String,
+    currency: String,
+    message_id: String,
+    file_name: String,
+    format: String,
+    sha256: String,
+    payout_count: i64,
+    control_sum_minor: i64,
+    content_b64: String,
+    created_at: String,
+});
+
+tracked_row!(BankFileRow, "bank_files", key = id,
+    ints = ["id", "size_bytes", "records_total", "last_line_done", "applied", "unchanged", "exceptions"], {
+    id: i64,
+    sha256: String,
+    file_name: String,
+    channel_id: Option<String>,
+    format: String,
+    size_bytes: i64,
+    status: String,
+    records_total: i64,
+    last_line_done: i64,
+    applied: i64,
+    unchanged: i64,
+    exceptions: i64,
+    started_at: String,
+    finished_at: Option<String>,
+});
+
+tracked_row!(EvidenceRow, "evidence", key = sha256,
+    ints = ["size_bytes"], {
+    sha256: String,
+    file_name: String,
+    size_bytes: i64,
+    content_b64: String,
+    stored_at: String,
+    stored_by: String,
+});
+
+tracked_row!(ExceptionRow, "exceptions", key = id,
+    ints = ["id", "amount_minor", "bank_file_id", "line"], {
+    id: i64,
+    kind: String,
+    status: String,
+    payout_no: Option<String>,
+    merchant_id: Option<String>,
+    amount_minor: Option<i64>,
+    currency: Option<String>,
+    bank_file_id: Option<i64>,
+    line: Option<i64>,
+    reason: String,
+    detail: String,
+    created_at: String,
+    resolved_at: Option<String>,
+    resolved_by: Option<String>,
+});

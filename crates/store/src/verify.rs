@@ -85,6 +85,10 @@ pub async fn verify_audit(pool: &AnyPool) -> Result<Vec<TamperFinding>> {
     check_table::<PayoutRow>(pool, &mut latest, &mut findings).await?;
     check_table::<JournalRow>(pool, &mut latest, &mut findings).await?;
     check_table::<JournalLineRow>(pool, &mut latest, &mut findings).await?;
+    check_table::<BatchRow>(pool, &mut latest, &mut findings).await?;
+    check_table::<BankFileRow>(pool, &mut latest, &mut findings).await?;
+    check_table::<EvidenceRow>(pool, &mut latest, &mut findings).await?;
+    check_table::<ExceptionRow>(pool, &mut latest, &mut findings).await?;
     let mut missing: Vec<_> = latest.into_iter().collect();
     missing.sort_by_key(|(_, (_, seq))| *seq);
     for ((table, key), (_, seq)) in missing {

@@ -216,7 +216,9 @@ fn finish(
     };
     let date_text = entry.value_date.as_ref().or(entry.booking_date.as_ref());
     let value_date = match date_text {
-        Some(text) => Some(parse_iso_date(text).map_err(|m| LineError::new(line, "value_date", m))?),
+        Some(text) => {
+            Some(parse_iso_date(text).map_err(|m| LineError::new(line, "value_date", m))?)
+        }
         None => None,
     };
     let direction = tx
@@ -318,23 +320,104 @@ mod tests {
     fn outcomes_of_entries() {
         let none = Codes::default();
         let check = |status, dir, rev, rtr, c: &Codes, want: BankOutcome| {
-            assert_eq!(outcome(status, dir, rev, rtr, [c, &none]), want, "{status:?} {dir:?} {rev} {rtr}");
+            assert_eq!(
+                outcome(status, dir, rev, rtr, [c, &none]),
+                want,
+                "{status:?} {dir:?} {rev} {rtr}"
+            );
         };
         let info = |s: &str| BankOutcome::Informational(s.into());
-        check(Some("BOOK"), Some("DBIT"), false, false, &codes("DMCT"), BankOutcome::Paid);
-        check(Some("PDNG"), Some("DBIT"), false, false, &codes("DMCT"), BankOutcome::Pending);
-        check(Some("BOOK"), Some("CRDT"), false, false, &codes("RRTN"), BankOutcome::Returned);
-        check(Some("BOOK"), Some("CRDT"), true, false, &none, BankOutcome::Returned);
-        check(Some("INFO"), Some("CRDT"), true, true, &none, BankOutcome::Returned);
-        check(Some("BOOK"), Some("CRDT"), false, false, &codes("ESCT"), info("credit entry"));
-        check(Some("BOOK"), Some("DBIT"), true, true, &none, info("reversal of a credit entry"));
-        check(Some("BOOK"), Some("DBIT"), false, false, &codes("CHRG"), info("charges, fees or interest"));
-        check(Some("INFO"), Some("DBIT"), false, false, &none, info("debit entry with status INFO (not booked)"));
-        check(Some("FUTR"), Some("DBIT"), false, false, &none, info("entry status FUTR"));
+        check(
+            Some("BOOK"),
+            Some("DBIT"),
+            false,
+            false,
+            &codes("DMCT"),
+            BankOutcome::Paid,
+        );
+        check(
+            Some("PDNG"),
+            Some("DBIT"),
+            false,
+            false,
+            &codes("DMCT"),
+            BankOutcome::Pending,
+        );
+        check(
+            Some("BOOK"),
+            Some("CRDT"),
+            false,
+            false,
+            &codes("RRTN"),
+            BankOutcome::Returned,
+        );
+        check(
+            Some("BOOK"),
+            Some("CRDT"),
+            true,
+            false,
+            &none,
+            BankOutcome::Returned,
+        );
+        check(
+            Some("INFO"),
+            Some("CRDT"),
+            true,
+            true,
+            &none,
+            BankOutcome::Returned,
+        );
+        check(
+            Some("BOOK"),
+            Some("CRDT"),
+            false,
+            false,
+            &codes("ESCT"),
+            info("credit entry"),
+        );
+        check(
+            Some("BOOK"),
+            Some("DBIT"),
+            true,
+            true,
+            &none,
+            info("reversal of a credit entry"),
+        );
+        check(
+            Some("BOOK"),
+            Some("DBIT"),
+            false,
+            false,
+            &codes("CHRG"),
+            info("charges, fees or interest"),
+        );
+        check(
+            Some("INFO"),
+            Some("DBIT"),
+            false,
+            false,
+            &none,
+            info("debit entry with status INFO (not booked)"),
+        );
+        check(
+            Some("FUTR"),
+            Some("DBIT"),
+            false,
+            false,
+            &none,
+            info("entry status FUTR"),
+        );
         let acmt = Codes {
             domain: Some("ACMT".into()),
             ..Codes::default()
         };
-        check(Some("BOOK"), Some("DBIT"), false, false, &acmt, info("ACMT entry, not a payment"));
+        check(
+            Some("BOOK"),
+            Some("DBIT"),
+            false,
+            false,
+            &acmt,
+            info("ACMT entry, not a payment"),
+        );
     }
 }

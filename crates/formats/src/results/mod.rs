@@ -160,9 +160,15 @@ pub enum CamtVersion {
 /// What kind of result file the first bytes show.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Detected {
-    Pain002 { version: Pain002Version },
-    Camt054 { version: CamtVersion },
-    Camt053 { version: CamtVersion },
+    Pain002 {
+        version: Pain002Version,
+    },
+    Camt054 {
+        version: CamtVersion,
+    },
+    Camt053 {
+        version: CamtVersion,
+    },
     /// Not XML: the caller must supply a [`crate::csv_profile::CsvProfile`].
     Csv,
 }
@@ -206,9 +212,8 @@ pub fn detect(head: &[u8]) -> Result<Detected, FormatError> {
     }
     let mut cursor = Cursor::new(body);
     match cursor.next_step() {
-        Ok(Step::Start { line }) => {
-            classify_root(cursor.name(), cursor.root_namespace()).map_err(|k| FormatError::new(line, k))
-        }
+        Ok(Step::Start { line }) => classify_root(cursor.name(), cursor.root_namespace())
+            .map_err(|k| FormatError::new(line, k)),
         Ok(_) => Err(cursor.error(FormatErrorKind::NotXml("no XML element found".into()))),
         Err(e) => Err(match e.kind {
             FormatErrorKind::Truncated { .. } | FormatErrorKind::NotXml(_) => FormatError::new(
@@ -292,8 +297,8 @@ pub(crate) fn message_name(namespace: &str) -> String {
 
 enum Handler {
     Undecided,
-    Pain002(pain002::Pain002Reader),
-    Camt(camt::CamtReader),
+    Pain002(Box<pain002::Pain002Reader>),
+    Camt(Box<camt::CamtReader>),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -355,13 +360,13 @@ impl<R: BufRead> XmlResults<R> {
     fn start_document(&mut self, line: u64) -> Result<(), FormatError> {
         let kind = classify_root(self.cursor.name(), self.cursor.root_namespace())
             .map_err(|k| FormatError::new(line, k))?;
-        let fits = match (self.expect, kind) {
-            (Expect::Any, _) => true,
-            (Expect::Pain002, Detected::Pain002 { .. }) => true,
-            (Expect::Camt054, Detected::Camt054 { .. }) => true,
-            (Expect::Camt053, Detected::Camt053 { .. }) => true,
-            _ => false,
-        };
+        let fits = matches!(
+            (self.expect, kind),
+            (Expect::Any, _)
+                | (Expect::Pain002, Detected::Pain002 { .. })
+                | (Expect::Camt054, Detected::Camt054 { .. })
+                | (Expect::Camt053, Detected::Camt053 { .. })
+        );
         if !fits {
             let wanted = match self.expect {
                 Expect::Pain002 => "pain.002",
@@ -371,13 +376,15 @@ impl<R: BufRead> XmlResults<R> {
             };
             return Err(FormatError::new(
                 line,
-                FormatErrorKind::UnknownMessage(format!("expected {wanted}, but this file is {kind}")),
+                FormatErrorKind::UnknownMessage(format!(
+                    "expected {wanted}, but this file is {kind}"
+                )),
             ));
         }
         self.kind = Some(kind);
         self.handler = match kind {
-            Detected::Pain002 { .. } => Handler::Pain002(pain002::Pain002Reader::default()),
-            _ => Handler::Camt(camt::CamtReader::default()),
+            Detected::Pain002 { .. } => Handler::Pain002(Box::default()),
+            _ => Handler::Camt(Box::default()),
         };
         Ok(())
     }
@@ -507,7 +514,10 @@ mod tests {
 
     #[test]
     fn message_names_from_namespaces() {
-        assert_eq!(message_name("urn:iso:std:iso:20022:tech:xsd:camt.054.001.08"), "camt.054.001.08");
+        assert_eq!(
+            message_name("urn:iso:std:iso:20022:tech:xsd:camt.054.001.08"),
+            "camt.054.001.08"
+        );
         assert_eq!(
             message_name("http://www.six-interbank-clearing.com/de/pain.002.001.03.ch.02.xsd"),
             "pain.002.001.03.ch.02"

@@ -11,7 +11,9 @@ use crate::amount::money_from_code;
 use crate::error::LineError;
 use crate::xml::Cursor;
 
-use super::{meaningful, parse_iso_date, BankOutcome, GroupStatus, Reason, ResultLine, ResultRecord};
+use super::{
+    meaningful, parse_iso_date, BankOutcome, GroupStatus, Reason, ResultLine, ResultRecord,
+};
 
 type Out = VecDeque<Result<ResultRecord, LineError>>;
 

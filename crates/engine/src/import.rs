@@ -1,0 +1,552 @@
+//! Importing a bank result file: detect its format, check it whole, then apply it in chunks.
+//!
+//! - The same file (by SHA-256) again is "already imported"; nothing changes.
+//! - The file is read twice, streaming: first to refuse a broken file before anything is applied
+//!   (truncated XML, wrong format, wrong encoding), then to apply it. Memory stays bounded by one
+//!   chunk, whatever the file size.
+//! - Each chunk is one transaction that also records how far the import got, so a crash leaves
+//!   whole chunks applied and a rerun resumes after the last one, doubling nothing.
+//! - A line that cannot be applied becomes an exception with file and line: never dropped.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use disburse_core::payout::Refusal;
+use disburse_core::{BankResult, Currency, Money};
+use disburse_formats::results::{read_xml_results, DETECT_HEAD_LEN};
+use disburse_formats::{detect, BankOutcome, Detected, ReadError, ResultLine, ResultRecord};
+use disburse_store::{fmt_time, BankFileRow, BatchRow, Bind, ExceptionRow, NewAuditEvent, PayoutRow, WriteTx};
+use serde::Serialize;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::batches::csv_profile;
+use crate::payouts::ResultSource;
+use crate::{Actor, ApplyOutcome, Engine, EngineError, Result};
+
+/// Records per transaction: large enough to amortize a commit, small enough that a crash loses
+/// little work and memory stays flat.
+pub const CHUNK_RECORDS: usize = 500;
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ImportSummary {
+    pub file_id: i64,
+    pub file_name: String,
+    pub sha256: String,
+    pub format: String,
+    pub already_imported: bool,
+    pub resumed_after_line: u64,
+    pub read: u64,
+    pub applied: u64,
+    pub unchanged: u64,
+    pub exceptions: u64,
+    /// What the bank said, counted by outcome (accepted, paid, payee verification RVNM, ...).
+    pub outcomes: BTreeMap<String, u64>,
+}
+
+/// Why a line could not be applied; the exception's kind tells a person what to do.
+#[derive(Debug, Clone, Copy)]
+enum ExceptionKind {
+    UnreadableLine,
+    UnknownPayout,
+    Conflict,
+    NotApplicable,
+    PayeeVerification,
+    UnknownBatch,
+}
+
+impl ExceptionKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            ExceptionKind::UnreadableLine => "unreadable_line",
+            ExceptionKind::UnknownPayout => "unknown_payout",
+            ExceptionKind::Conflict => "conflict",
+            ExceptionKind::NotApplicable => "not_applicable",
+            ExceptionKind::PayeeVerification => "payee_verification",
+            ExceptionKind::UnknownBatch => "unknown_batch",
+        }
+    }
+}
+
+enum Reader<'p> {
+    Xml(disburse_formats::results::XmlResults<BufReader<File>>),
+    Csv(disburse_formats::csv_profile::CsvResults<'p, BufReader<File>>),
+}
+
+impl Iterator for Reader<'_> {
+    type Item = std::result::Result<ResultRecord, ReadError>;
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            Reader::Xml(r) => r.next(),
+            Reader::Csv(r) => r.next(),
+        }
+    }
+}
+
+fn open_records<'p>(
+    path: &Path,
+    detected: Detected,
+    profile: Option<&'p disburse_formats::CsvProfile>,
+) -> Result<Reader<'p>> {
+    let file = File::open(path).map_err(|e| EngineError::invalid("file", format!("{}: {e}", path.display())))?;
+    let reader = BufReader::with_capacity(256 * 1024, file);
+    Ok(match detected {
+        Detected::Csv => {
+            let profile = profile.expect("csv needs a profile, checked by the caller");
+            Reader::Csv(disburse_formats::read_csv_results(profile, reader))
+        }
+        _ => Reader::Xml(read_xml_results(reader)),
+    })
+}
+
+fn file_error(path: &Path, e: impl std::fmt::Display) -> EngineError {
+    EngineError::invalid("file", format!("{}: {e}", path.display()))
+}
+
+impl Engine {
+    /// Imports one result file. `channel` is needed for CSV files (its profile); for XML it is
+    /// optional and only recorded.
+    pub async fn import_results(
+        &self,
+        path: &Path,
+        channel: Option<&str>,
+        as_of: DateTime<Utc>,
+        actor: &Actor,
+        progress: &(dyn Fn(u64, u64) + Sync),
+    ) -> Result<ImportSummary> {
+        let file_name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_else(|| path.display().to_string());
+        // Pass 0: hash and head, streaming.
+        let (sha256, size_bytes, head) = hash_file(path)?;
+        let detected = detect(&head).map_err(|e| file_error(path, e))?;
+        let channel = channel.map(|c| self.config.channel(c)).transpose()?;
+        let profile: Option<disburse_formats::CsvProfile> = if detected == Detected::Csv {
+            let channel = channel.ok_or_else(|| {
+                EngineError::invalid("channel", format!("{file_name} is not XML; name the CSV channel with --channel so its profile is known"))
+            })?;
+            let name = channel.csv_profile.as_deref().ok_or_else(|| {
+                EngineError::invalid("channel", format!("channel {} has no CSV profile; {file_name} is not XML", channel.id))
+            })?;
+            Some(csv_profile(name)?)
+        } else {
+            None
+        };
+        let profile = profile.as_ref();
+        let format = match (detected, profile) {
+            (Detected::Csv, Some(p)) => format!("csv:{}", p.name()),
+            (d, _) => d.to_string(),
+        };
+
+        let existing: Option<BankFileRow> = self
+            .db
+            .fetch_optional("WHERE sha256 = $1", &[Bind::Text(sha256.clone())])
+            .await?;
+        if let Some(f) = &existing {
+            if f.status == "imported" {
+                return Ok(ImportSummary {
+                    file_id: f.id,
+                    file_name: f.file_name.clone(),
+                    sha256,
+                    format: f.format.clone(),
+                    already_imported: true,
+                    read: f.records_total as u64,
+                    applied: f.applied as u64,
+                    unchanged: f.unchanged as u64,
+                    exceptions: f.exceptions as u64,
+                    ..Default::default()
+                });
+            }
+        }
+
+        // Pass 1: the whole file must be readable before any of it is applied.
+        let mut records_total = 0u64;
+        for item in open_records(path, detected, profile)? {
+            match item {
+                Err(ReadError::File(e)) => return Err(file_error(path, e)),
+                _ => records_total += 1,
+            }
+        }
+        if records_total == 0 {
+            return Err(file_error(path, "no result records in the file"));
+        }
+
+        let at = fmt_time(as_of);
+        let mut file_row = match existing {
+            Some(f) => f,
+            None => {
+                let mut tx = self.db.write().await?;
+                let row = BankFileRow {
+                    id: tx.next_id("bank_file").await?,
+                    sha256: sha256.clone(),
+                    file_name: file_name.clone(),
+                    channel_id: channel.map(|c| c.id.to_string()),
+                    format: format.clone(),
+                    size_bytes: size_bytes as i64,
+                    status: "importing".into(),
+                    records_total: records_total as i64,
+                    last_line_done: 0,
+                    applied: 0,
+                    unchanged: 0,
+                    exceptions: 0,
+                    started_at: at.clone(),
+                    finished_at: None,
+                };
+                tx.insert(&row).await?;
+                tx.audit(NewAuditEvent {
+                    at: at.clone(),
+                    actor: actor.as_str().into(),
+                    action: "bank_file.import_started".into(),
+                    subject: format!("bank_file:{}", row.id),
+                    reason: None,
+                    detail: json!({"file": file_name, "sha256": sha256, "format": format, "records": records_total, "size_bytes": size_bytes}),
+                })
+                .await?;
+                tx.commit().await?;
+                row
+            }
+        };
+        let resumed_after = file_row.last_line_done as u64;
+        let mut summary = ImportSummary {
+            file_id: file_row.id,
+            file_name: file_name.clone(),
+            sha256: sha256.clone(),
+            format,
+            resumed_after_line: resumed_after,
+            ..Default::default()
+        };
+
+        // Pass 2: apply, a chunk per transaction.
+        let file_actor = Actor(format!("file:{file_name}"));
+        let mut records = open_records(path, detected, profile)?.peekable();
+        let mut seen = 0u64;
+        loop {
+            let mut chunk = Vec::with_capacity(CHUNK_RECORDS);
+            for item in records.by_ref() {
+                seen += 1;
+                let line = match &item {
+                    Ok(r) => r.line(),
+                    Err(e) => e.line(),
+                };
+                if line <= resumed_after && resumed_after > 0 {
+                    continue;
+                }
+                chunk.push(item);
+                if chunk.len() == CHUNK_RECORDS {
+                    break;
+                }
+            }
+            let last_chunk = records.peek().is_none();
+            if chunk.is_empty() && !last_chunk {
+                continue;
+            }
+            let mut tx = self.db.write().await?;
+            let mut last_line = file_row.last_line_done as u64;
+            let before = (summary.applied, summary.unchanged, summary.exceptions);
+            for item in chunk {
+                summary.read += 1;
+                last_line = last_line.max(match &item {
+                    Ok(r) => r.line(),
+                    Err(e) => e.line(),
+                });
+                self.apply_record(&mut tx, &file_row, item, as_of, &file_actor, &mut summary)
+                    .await?;
+            }
+            file_row.last_line_done = last_line as i64;
+            // The file's totals add up across runs: a resumed import continues the counts.
+            file_row.applied += (summary.applied - before.0) as i64;
+            file_row.unchanged += (summary.unchanged - before.1) as i64;
+            file_row.exceptions += (summary.exceptions - before.2) as i64;
+            if last_chunk {
+                file_row.status = "imported".into();
+                file_row.finished_at = Some(at.clone());
+            }
+            tx.update(&file_row).await?;
+            tx.audit(NewAuditEvent {
+                at: at.clone(),
+                actor: actor.as_str().into(),
+                action: if last_chunk { "bank_file.imported".into() } else { "bank_file.chunk_applied".into() },
+                subject: format!("bank_file:{}", file_row.id),
+                reason: None,
+                detail: json!({"through_line": last_line, "read": summary.read, "applied": summary.applied,
+                    "unchanged": summary.unchanged, "exceptions": summary.exceptions}),
+            })
+            .await?;
+            tx.commit().await?;
+            progress(seen, records_total);
+            if last_chunk {
+                break;
+            }
+        }
+        Ok(summary)
+    }
+
+    async fn apply_record(
+        &self,
+        tx: &mut WriteTx<'_>,
+        file: &BankFileRow,
+        item: std::result::Result<ResultRecord, ReadError>,
+        as_of: DateTime<Utc>,
+        actor: &Actor,
+        summary: &mut ImportSummary,
+    ) -> Result<()> {
+        let record = match item {
+            Ok(r) => r,
+            Err(e) => {
+                let line = e.line();
+                summary.exceptions += 1;
+                return self
+                    .file_exception(tx, file, line, ExceptionKind::UnreadableLine, None, e.to_string(), json!({}), as_of, actor)
+                    .await;
+            }
+        };
+        match record {
+            ResultRecord::Transaction(line) => {
+                *summary.outcomes.entry(line.outcome.to_string()).or_default() += 1;
+                self.apply_line(tx, file, &line, as_of, actor, summary).await
+            }
+            ResultRecord::Group(group) => {
+                *summary.outcomes.entry(format!("group {}", group.status)).or_default() += 1;
+                if group.status != BankOutcome::Rejected {
+                    summary.unchanged += 1;
+                    return Ok(());
+                }
+                let batch: Option<BatchRow> = match &group.original_message_id {
+                    Some(id) => tx.fetch_optional("WHERE message_id = $1", &[Bind::Text(id.clone())]).await?,
+                    None => None,
+                };
+                let Some(batch) = batch else {
+                    summary.exceptions += 1;
+                    let reason = format!(
+                        "the bank rejected message {} as a whole, and no batch of ours has that id",
+                        group.original_message_id.as_deref().unwrap_or("(none given)")
+                    );
+                    return self
+                        .file_exception(tx, file, group.line, ExceptionKind::UnknownBatch, None, reason, json!({"reason_code": group.reason_code}), as_of, actor)
+                        .await;
+                };
+                let payouts: Vec<PayoutRow> = tx
+                    .fetch_all("WHERE batch_id = $1 ORDER BY id", &[Bind::Int(batch.id)])
+                    .await?;
+                let result = BankResult::Rejected {
+                    reason_code: group.reason_code.clone().unwrap_or_else(|| "NARR".into()),
+                    reason_text: group.reason_text.clone(),
+                };
+                for p in payouts {
+                    self.apply_result_to(tx, file, group.line, p, &result, as_of, actor, summary).await?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    async fn apply_line(
+        &self,
+        tx: &mut WriteTx<'_>,
+        file: &BankFileRow,
+        line: &ResultLine,
+        as_of: DateTime<Utc>,
+        actor: &Actor,
+        summary: &mut ImportSummary,
+    ) -> Result<()> {
+        match &line.outcome {
+            BankOutcome::Pending | BankOutcome::Informational(_) => {
+                summary.unchanged += 1;
+                return Ok(());
+            }
+            BankOutcome::PayeeVerification(code) => {
+                // A name check is never a payment result; a mismatch needs a person.
+                if matches!(code.as_str(), "RVNM" | "RVNA") {
+                    summary.exceptions += 1;
+                    let reason = format!("verification of payee answered {code}: the name does not match the account");
+                    return self
+                        .file_exception(tx, file, line.line, ExceptionKind::PayeeVerification, line.end_to_end_id.clone(), reason, json!({"status": code}), as_of, actor)
+                        .await;
+                }
+                summary.unchanged += 1;
+                return Ok(());
+            }
+            _ => {}
+        }
+        let Some(payout) = self.match_payout(tx, line).await? else {
+            summary.exceptions += 1;
+            let reason = format!(
+                "no payout matches EndToEndId {} (reference {}, amount {})",
+                line.end_to_end_id.as_deref().unwrap_or("(none)"),
+                line.bank_reference.as_deref().unwrap_or("(none)"),
+                line.amount.map(|m| m.to_string()).unwrap_or_else(|| "(none)".into())
+            );
+            return self
+                .file_exception(tx, file, line.line, ExceptionKind::UnknownPayout, line.end_to_end_id.clone(), reason, line_detail(line), as_of, actor)
+                .await;
+        };
+        let reason = || line.reason_code.clone().unwrap_or_else(|| "NARR".into());
+        let result = match &line.outcome {
+            BankOutcome::Accepted => BankResult::Accepted { reference: line.bank_reference.clone() },
+            // A bank that does not repeat the amount paid what was instructed.
+            BankOutcome::Paid => BankResult::Paid {
+                amount: match line.amount {
+                    Some(amount) => amount,
+                    None => Money::from_minor(
+                        payout.amount_minor,
+                        Currency::parse(&payout.currency).map_err(crate::payouts::corrupt)?,
+                    ),
+                },
+                reference: line.bank_reference.clone(),
+                value_date: line.value_date,
+            },
+            BankOutcome::Rejected => BankResult::Rejected { reason_code: reason(), reason_text: line.reason_text.clone() },
+            _ => BankResult::Returned { reason_code: reason(), reason_text: line.reason_text.clone() },
+        };
+        self.apply_result_to(tx, file, line.line, payout, &result, as_of, actor, summary).await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn apply_result_to(
+        &self,
+        tx: &mut WriteTx<'_>,
+        file: &BankFileRow,
+        line: u64,
+        payout: PayoutRow,
+        result: &BankResult,
+        as_of: DateTime<Utc>,
+        actor: &Actor,
+        summary: &mut ImportSummary,
+    ) -> Result<()> {
+        let source = ResultSource::File { name: file.file_name.clone(), sha256: file.sha256.clone(), line };
+        let payout_no = payout.payout_no.clone();
+        let (amount, currency) = (payout.amount_minor, payout.currency.clone());
+        let merchant = payout.merchant_id.clone();
+        match self.apply_to_row(tx, payout, result, &source, as_of, actor).await? {
+            Ok(ApplyOutcome::Applied(_)) => summary.applied += 1,
+            Ok(ApplyOutcome::Unchanged(_)) => summary.unchanged += 1,
+            Err(refusal) => {
+                summary.exceptions += 1;
+                let kind = match refusal {
+                    Refusal::Conflict { .. } => ExceptionKind::Conflict,
+                    _ => ExceptionKind::NotApplicable,
+                };
+                let mut tx_detail = json!({"bank_result": result});
+                tx_detail["merchant"] = json!(merchant);
+                tx_detail["amount_minor"] = json!(amount);
+                tx_detail["currency"] = json!(currency);
+                return self
+                    .file_exception(tx, file, line, kind, Some(payout_no), refusal.to_string(), tx_detail, as_of, actor)
+                    .await;
+            }
+        }
+        Ok(())
+    }
+
+    /// EndToEndId first; then the bank's reference; then a unique submitted payout of that amount.
+    async fn match_payout(&self, tx: &mut WriteTx<'_>, line: &ResultLine) -> Result<Option<PayoutRow>> {
+        if let Some(id) = &line.end_to_end_id {
+            let p: Option<PayoutRow> = tx.fetch_optional("WHERE payout_no = $1", &[Bind::Text(id.clone())]).await?;
+            if p.is_some() {
+                return Ok(p);
+            }
+        }
+        if let Some(reference) = &line.bank_reference {
+            let mut found: Vec<PayoutRow> =
+                tx.fetch_all("WHERE bank_reference = $1 LIMIT 2", &[Bind::Text(reference.clone())]).await?;
+            if found.len() == 1 {
+                return Ok(found.pop());
+            }
+        }
+        if line.end_to_end_id.is_none() {
+            if let Some(amount) = line.amount {
+                let mut found: Vec<PayoutRow> = tx
+                    .fetch_all(
+                        "WHERE state IN ('submitted', 'expired') AND amount_minor = $1 AND currency = $2 LIMIT 2",
+                        &[Bind::Int(amount.amount_minor()), Bind::Text(amount.currency().code().into())],
+                    )
+                    .await?;
+                if found.len() == 1 {
+                    return Ok(found.pop());
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn file_exception(
+        &self,
+        tx: &mut WriteTx<'_>,
+        file: &BankFileRow,
+        line: u64,
+        kind: ExceptionKind,
+        payout_no: Option<String>,
+        reason: String,
+        detail: serde_json::Value,
+        as_of: DateTime<Utc>,
+        actor: &Actor,
+    ) -> Result<()> {
+        let at = fmt_time(as_of);
+        let (merchant, amount, currency) = (
+            detail.get("merchant").and_then(|v| v.as_str()).map(str::to_string),
+            detail.get("amount_minor").and_then(|v| v.as_i64()),
+            detail.get("currency").and_then(|v| v.as_str()).map(str::to_string),
+        );
+        let row = ExceptionRow {
+            id: tx.next_id("exception").await?,
+            kind: kind.as_str().into(),
+            status: "open".into(),
+            payout_no,
+            merchant_id: merchant,
+            amount_minor: amount,
+            currency,
+            bank_file_id: Some(file.id),
+            line: Some(line as i64),
+            reason: reason.clone(),
+            detail: detail.to_string(),
+            created_at: at.clone(),
+            resolved_at: None,
+            resolved_by: None,
+        };
+        tx.insert(&row).await?;
+        tx.audit(NewAuditEvent {
+            at,
+            actor: actor.as_str().into(),
+            action: format!("exception.{}", kind.as_str()),
+            subject: format!("exception:{}", row.id),
+            reason: Some(reason),
+            detail: json!({"file": file.file_name, "line": line, "payout_no": row.payout_no}),
+        })
+        .await?;
+        Ok(())
+    }
+}
+
+fn line_detail(line: &ResultLine) -> serde_json::Value {
+    json!({
+        "end_to_end_id": line.end_to_end_id, "bank_reference": line.bank_reference,
+        "outcome": line.outcome.to_string(), "amount_minor": line.amount.map(|m| m.amount_minor()),
+        "currency": line.amount.map(|m| m.currency().code()), "reason_code": line.reason_code,
+    })
+}
+
+fn hash_file(path: &Path) -> Result<(String, u64, Vec<u8>)> {
+    let mut file = File::open(path).map_err(|e| file_error(path, e))?;
+    let mut hasher = Sha256::new();
+    let mut head = Vec::with_capacity(DETECT_HEAD_LEN);
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut size = 0u64;
+    loop {
+        let n = file.read(&mut buf).map_err(|e| file_error(path, e))?;
+        if n == 0 {
+            break;
+        }
+        if head.len() < DETECT_HEAD_LEN {
+            let take = (DETECT_HEAD_LEN - head.len()).min(n);
+            head.extend_from_slice(&buf[..take]);
+        }
+        hasher.update(&buf[..n]);
+        size += n as u64;
+    }
+    Ok((hex::encode(hasher.finalize()), size, head))
+}
