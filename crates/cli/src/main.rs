@@ -11,8 +11,8 @@ use disburse_core::account::{
 };
 use disburse_core::{BankResult, Currency, MerchantId, Money, OperatorName, OrderNo, PayoutNo};
 use disburse_engine::{
-    keys, Actor, ApplyOutcome, Config, Engine, EngineError, OrderRef, ResultSource,
-    WithdrawOutcome, WithdrawRequest,
+    keys, Actor, ApplyOutcome, Config, Engine, EngineError, OrderRef, WithdrawOutcome,
+    WithdrawRequest,
 };
 use disburse_store::Db;
 use serde::Serialize;
@@ -99,6 +99,16 @@ enum Command {
     Audit(AuditCmd),
     /// Escalate payouts past their channel's deadline; presume silent failures-only payouts paid.
     Sweep,
+    /// Outgoing batch files (pain.001, bank CSV, printed instruction sheets).
+    #[command(subcommand)]
+    Batch(BatchCmd),
+    /// Bank result files (pain.002, camt.054, camt.053, bank CSV).
+    #[command(subcommand)]
+    Results(ResultsCmd),
+    /// What a person must look at: unapplied bank lines, expired payouts, failed orders,
+    /// amounts paid differently.
+    #[command(subcommand)]
+    Exceptions(ExceptionsCmd),
     /// List the configured channels and their policies.
     Channels,
 }
@@ -163,6 +173,9 @@ enum PayoutCmd {
         /// The bank notice, message or file this comes from.
         #[arg(long, global = true)]
         evidence: Option<String>,
+        /// A file to keep as evidence (stored by its SHA-256 with the result).
+        #[arg(long, global = true)]
+        evidence_file: Option<PathBuf>,
     },
 }
 
@@ -216,6 +229,47 @@ enum OrderCmd {
         #[arg(long)]
         reason: String,
     },
+}
+
+#[derive(Subcommand)]
+enum BatchCmd {
+    /// Put the channel's pending payouts (up to its batch_size_max, one currency) in one file,
+    /// written to the channel's outbox directory; the payouts become submitted.
+    Create {
+        #[arg(long)]
+        channel: String,
+        /// Write the file here instead of the channel's outbox directory.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Every batch: file, hash, count, control sum.
+    List,
+    /// Write a batch's file again, byte for byte as first written.
+    Export {
+        batch_id: i64,
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum ResultsCmd {
+    /// Import a result file: format detected, whole file checked, applied in chunks; the same file
+    /// again is "already imported". Lines that cannot be applied become exceptions.
+    Import {
+        file: PathBuf,
+        /// The channel the file comes from; required for CSV files (its profile).
+        #[arg(long)]
+        channel: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ExceptionsCmd {
+    /// Everything waiting for a person, with age, amount and the action it needs.
+    List,
+    /// One item of the list.
+    Show { id: String },
 }
 
 #[derive(Subcommand)]
@@ -470,6 +524,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             payout_no,
             outcome,
             evidence,
+            evidence_file,
         }) => {
             let no = PayoutNo::parse(payout_no).map_err(|e| invalid("payout_no", e))?;
             let engine = open_engine(&cli, false).await?;
@@ -519,9 +574,26 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
                         "say where this result comes from (--evidence: bank notice, message, file)",
                     )
                 })?;
-            let source = ResultSource::Manual { evidence };
+            let file = match evidence_file {
+                Some(path) => Some((
+                    path.file_name()
+                        .map(|n| n.to_string_lossy().to_string())
+                        .unwrap_or_default(),
+                    std::fs::read(path).map_err(|e| {
+                        invalid("evidence-file", format!("{}: {e}", path.display()))
+                    })?,
+                )),
+                None => None,
+            };
             match engine
-                .apply_bank_result(&no, &result, &source, ctx.as_of, &ctx.actor)
+                .record_manual_result(
+                    &no,
+                    &result,
+                    &evidence,
+                    file.as_ref().map(|(n, b)| (n.as_str(), b.as_slice())),
+                    ctx.as_of,
+                    &ctx.actor,
+                )
                 .await?
             {
                 ApplyOutcome::Applied(p) => ctx.out(
@@ -592,6 +664,81 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
                 return Ok(ExitCode::from(1));
             }
         }
+        Command::Batch(BatchCmd::Create { channel, out }) => {
+            let engine = open_engine(&cli, false).await?;
+            match engine.create_batch(channel, ctx.as_of, &ctx.actor).await? {
+                None => ctx.out(&serde_json::json!({"batch": null}), || {
+                    format!("channel {channel}: no pending payouts")
+                }),
+                Some((batch, bytes)) => {
+                    let dir = match out {
+                        Some(d) => d.clone(),
+                        None => engine.config().channel(channel)?.outbox_dir.clone(),
+                    };
+                    let path = write_file(&dir, &batch.file_name, &bytes)?;
+                    ctx.out(&serde_json::json!({"batch": batch, "path": path}), || {
+                        format!(
+                            "batch {} for channel {}: {} payouts, control sum {} {}, {} ({})\n  written to {}",
+                            batch.batch_id, batch.channel, batch.payout_count,
+                            print::minor(batch.control_sum_minor, &batch.currency), batch.currency,
+                            batch.format, &batch.sha256[..16], path.display()
+                        )
+                    });
+                }
+            }
+        }
+        Command::Batch(BatchCmd::List) => {
+            let engine = open_engine(&cli, false).await?;
+            let batches = engine.batches().await?;
+            ctx.out(&batches, || print::batches(&batches));
+        }
+        Command::Batch(BatchCmd::Export { batch_id, out }) => {
+            let engine = open_engine(&cli, false).await?;
+            let (batch, bytes) = engine.batch_file(*batch_id).await?;
+            std::fs::write(out, &bytes)
+                .map_err(|e| invalid("out", format!("{}: {e}", out.display())))?;
+            ctx.out(&batch, || {
+                format!(
+                    "batch {} written to {} (sha256 {})",
+                    batch.batch_id,
+                    out.display(),
+                    batch.sha256
+                )
+            });
+        }
+        Command::Results(ResultsCmd::Import { file, channel }) => {
+            let engine = open_engine(&cli, false).await?;
+            let bar = print::progress_bar(ctx.json);
+            let summary = engine
+                .import_results(
+                    file,
+                    channel.as_deref(),
+                    ctx.as_of,
+                    &ctx.actor,
+                    &|done, total| bar.update(done, total),
+                )
+                .await?;
+            bar.finish();
+            ctx.out(&summary, || print::import_summary(&summary));
+        }
+        Command::Exceptions(ExceptionsCmd::List) => {
+            let engine = open_engine(&cli, false).await?;
+            let items = engine.exceptions(ctx.as_of).await?;
+            ctx.out(&items, || print::exceptions(&items));
+        }
+        Command::Exceptions(ExceptionsCmd::Show { id }) => {
+            let engine = open_engine(&cli, false).await?;
+            let items = engine.exceptions(ctx.as_of).await?;
+            let item = items.into_iter().find(|i| i.id == *id).ok_or_else(|| {
+                Failure::from(EngineError::NotFound {
+                    what: "exception",
+                    id: id.clone(),
+                })
+            })?;
+            ctx.out(&item, || {
+                serde_json::to_string_pretty(&item).unwrap_or_default()
+            });
+        }
         Command::Sweep => {
             let engine = open_engine(&cli, false).await?;
             let report = engine.sweep(ctx.as_of, &Actor::system("sweeper")).await?;
@@ -608,6 +755,13 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn write_file(dir: &std::path::Path, name: &str, bytes: &[u8]) -> Result<PathBuf, Failure> {
+    std::fs::create_dir_all(dir).map_err(|e| invalid("out", format!("{}: {e}", dir.display())))?;
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).map_err(|e| invalid("out", format!("{}: {e}", path.display())))?;
+    Ok(path)
 }
 
 fn reason_code(s: &str) -> Result<String, Failure> {

@@ -212,3 +212,106 @@ pub fn channels(ctx: &Ctx, config: &Config) {
         s.trim_end().to_string()
     });
 }
+
+pub fn minor(amount_minor: i64, currency: &str) -> String {
+    disburse_core::Currency::parse(currency)
+        .map(|c| disburse_core::Money::from_minor(amount_minor, c).to_decimal_string())
+        .unwrap_or_else(|_| amount_minor.to_string())
+}
+
+pub fn batches(rows: &[disburse_engine::BatchSummary]) -> String {
+    let mut s = format!("batches ({}):\n", rows.len());
+    for b in rows {
+        let _ = writeln!(
+            s,
+            "  {:>4} {:<12} {:<18} {:>6} payouts {:>16} {}  {}",
+            b.batch_id,
+            b.channel,
+            b.format,
+            b.payout_count,
+            minor(b.control_sum_minor, &b.currency),
+            b.currency,
+            b.file_name
+        );
+    }
+    s.trim_end().to_string()
+}
+
+pub fn import_summary(s: &disburse_engine::ImportSummary) -> String {
+    if s.already_imported {
+        return format!(
+            "{} already imported (file {}, sha256 {}): nothing changed",
+            s.file_name,
+            s.file_id,
+            &s.sha256[..16]
+        );
+    }
+    let mut out = format!(
+        "{} ({}): read {}, applied {}, unchanged {}, exceptions {}",
+        s.file_name, s.format, s.read, s.applied, s.unchanged, s.exceptions
+    );
+    if s.resumed_after_line > 0 {
+        let _ = write!(out, " (resumed after line {})", s.resumed_after_line);
+    }
+    for (outcome, n) in &s.outcomes {
+        let _ = write!(out, "\n  {outcome}: {n}");
+    }
+    if s.exceptions > 0 {
+        out.push_str("\n  see `disburse exceptions list`");
+    }
+    out
+}
+
+pub fn exceptions(items: &[disburse_engine::ExceptionItem]) -> String {
+    if items.is_empty() {
+        return "nothing waits for a person".into();
+    }
+    let mut s = format!("{} item(s) waiting for a person:\n", items.len());
+    for i in items {
+        let _ = writeln!(
+            s,
+            "  {:<28} {:<24} {:>5}h {:>16}  {}\n      {}\n      → {}",
+            i.id,
+            i.kind,
+            i.age_hours,
+            i.amount
+                .as_ref()
+                .map(|a| a.text.clone())
+                .unwrap_or_default(),
+            i.source.clone().unwrap_or_default(),
+            i.reason,
+            i.action
+        );
+    }
+    s.trim_end().to_string()
+}
+
+/// A progress bar on a terminal, nothing otherwise (or with --json).
+pub struct Progress(Option<indicatif::ProgressBar>);
+
+pub fn progress_bar(json: bool) -> Progress {
+    use std::io::IsTerminal;
+    if json || !std::io::stderr().is_terminal() {
+        return Progress(None);
+    }
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} records {per_sec} {eta}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    Progress(Some(bar))
+}
+
+impl Progress {
+    pub fn update(&self, done: u64, total: u64) {
+        if let Some(b) = &self.0 {
+            b.set_length(total);
+            b.set_position(done);
+        }
+    }
+    pub fn finish(&self) {
+        if let Some(b) = &self.0 {
+            b.finish_and_clear();
+        }
+    }
+}

@@ -54,10 +54,13 @@ pub fn csv_profile(name: &str) -> Result<CsvProfile> {
         "englishbank" => include_str!("../../formats/profiles/englishbank.toml").to_string(),
         "chinabank" => include_str!("../../formats/profiles/chinabank.toml").to_string(),
         path => std::fs::read_to_string(path).map_err(|e| {
-            EngineError::Config(format!("csv profile {path:?}: {e} (built in: englishbank, chinabank)"))
+            EngineError::Config(format!(
+                "csv profile {path:?}: {e} (built in: englishbank, chinabank)"
+            ))
         })?,
     };
-    CsvProfile::from_toml(&text).map_err(|e| EngineError::Config(format!("csv profile {name}: {e}")))
+    CsvProfile::from_toml(&text)
+        .map_err(|e| EngineError::Config(format!("csv profile {name}: {e}")))
 }
 
 impl Engine {
@@ -104,7 +107,9 @@ impl Engine {
                 let a: BankAccountRow = tx
                     .fetch_optional("WHERE id = $1", &[Bind::Int(p.bank_account_id)])
                     .await?
-                    .ok_or_else(|| corrupt(format!("payout {} has no bank account", p.payout_no)))?;
+                    .ok_or_else(|| {
+                        corrupt(format!("payout {} has no bank account", p.payout_no))
+                    })?;
                 accounts.insert(p.bank_account_id, a);
             }
             let a = &accounts[&p.bank_account_id];
@@ -115,7 +120,8 @@ impl Engine {
             .chars()
             .take(35)
             .collect::<String>();
-        let (format, extension, bytes) = render(channel, &message_id, batch_id, currency, &transfers, as_of)?;
+        let (format, extension, bytes) =
+            render(channel, &message_id, batch_id, currency, &transfers, as_of)?;
         let sha256 = hex::encode(Sha256::digest(&bytes));
         let control_sum: i64 = payouts.iter().map(|p| p.amount_minor).sum();
         let at = fmt_time(as_of);
@@ -148,8 +154,9 @@ impl Engine {
             file: batch.file_name.clone(),
         };
         for mut p in payouts {
-            let Decision::Changed(t) = decide(&facts(&p)?, &PayoutEvent::Submit, &channel.policy, as_of)
-                .map_err(|e| EngineError::Refused(e.to_string()))?
+            let Decision::Changed(t) =
+                decide(&facts(&p)?, &PayoutEvent::Submit, &channel.policy, as_of)
+                    .map_err(|e| EngineError::Refused(e.to_string()))?
             else {
                 return Err(corrupt("submitting a pending payout changed nothing"));
             };
@@ -161,9 +168,18 @@ impl Engine {
         Ok(Some((BatchSummary::from(&batch), bytes)))
     }
 
-    fn credit_transfer(&self, p: &PayoutRow, a: &BankAccountRow, currency: Currency) -> Result<CreditTransfer> {
-        let plain = decrypt_account(self.key(), &a.sealed_number)
-            .map_err(|e| EngineError::Key(format!("cannot open bank account {} of {}: {e}", a.id, a.merchant_id)))?;
+    fn credit_transfer(
+        &self,
+        p: &PayoutRow,
+        a: &BankAccountRow,
+        currency: Currency,
+    ) -> Result<CreditTransfer> {
+        let plain = decrypt_account(self.key(), &a.sealed_number).map_err(|e| {
+            EngineError::Key(format!(
+                "cannot open bank account {} of {}: {e}",
+                a.id, a.merchant_id
+            ))
+        })?;
         let number = AccountNumber::parse_plain(&plain).map_err(corrupt)?;
         let creditor_account = match &number {
             AccountNumber::Iban(iban) => CreditorAccount::Iban(iban.as_str().to_string()),
@@ -214,7 +230,9 @@ fn render(
     as_of: DateTime<Utc>,
 ) -> Result<(&'static str, &'static str, Vec<u8>)> {
     let mut bytes = Vec::new();
-    let bad = |e: disburse_formats::WriteError| EngineError::Refused(format!("batch file for channel {}: {e}", channel.id));
+    let bad = |e: disburse_formats::WriteError| {
+        EngineError::Refused(format!("batch file for channel {}: {e}", channel.id))
+    };
     match channel.kind {
         ChannelKind::Iso20022 => {
             let header = Pain001Header {
@@ -230,12 +248,12 @@ fn render(
             Ok(("pain.001.001.09", "xml", bytes))
         }
         ChannelKind::Csv => {
-            let name = channel
-                .csv_profile
-                .as_deref()
-                .ok_or_else(|| EngineError::Config(format!("channel {} has no csv_profile", channel.id)))?;
+            let name = channel.csv_profile.as_deref().ok_or_else(|| {
+                EngineError::Config(format!("channel {} has no csv_profile", channel.id))
+            })?;
             let profile = csv_profile(name)?;
-            disburse_formats::write_csv_instructions(&profile, transfers, &mut bytes).map_err(bad)?;
+            disburse_formats::write_csv_instructions(&profile, transfers, &mut bytes)
+                .map_err(bad)?;
             Ok(("csv", "csv", bytes))
         }
         ChannelKind::Manual => {
@@ -246,9 +264,12 @@ fn render(
                 created_at: as_of,
                 currency,
             };
-            disburse_formats::write_instruction_sheet(&header, transfers, &mut bytes).map_err(bad)?;
+            disburse_formats::write_instruction_sheet(&header, transfers, &mut bytes)
+                .map_err(bad)?;
             Ok(("instruction-sheet", "html", bytes))
         }
-        ChannelKind::Sandbox => Err(EngineError::Refused("API channels have no batch files".into())),
+        ChannelKind::Sandbox => Err(EngineError::Refused(
+            "API channels have no batch files".into(),
+        )),
     }
 }

@@ -18,7 +18,9 @@ use disburse_core::payout::Refusal;
 use disburse_core::{BankResult, Currency, Money};
 use disburse_formats::results::{read_xml_results, DETECT_HEAD_LEN};
 use disburse_formats::{detect, BankOutcome, Detected, ReadError, ResultLine, ResultRecord};
-use disburse_store::{fmt_time, BankFileRow, BatchRow, Bind, ExceptionRow, NewAuditEvent, PayoutRow, WriteTx};
+use disburse_store::{
+    fmt_time, BankFileRow, BatchRow, Bind, ExceptionRow, NewAuditEvent, PayoutRow, WriteTx,
+};
 use serde::Serialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -91,7 +93,8 @@ fn open_records<'p>(
     detected: Detected,
     profile: Option<&'p disburse_formats::CsvProfile>,
 ) -> Result<Reader<'p>> {
-    let file = File::open(path).map_err(|e| EngineError::invalid("file", format!("{}: {e}", path.display())))?;
+    let file = File::open(path)
+        .map_err(|e| EngineError::invalid("file", format!("{}: {e}", path.display())))?;
     let reader = BufReader::with_capacity(256 * 1024, file);
     Ok(match detected {
         Detected::Csv => {
@@ -130,7 +133,13 @@ impl Engine {
                 EngineError::invalid("channel", format!("{file_name} is not XML; name the CSV channel with --channel so its profile is known"))
             })?;
             let name = channel.csv_profile.as_deref().ok_or_else(|| {
-                EngineError::invalid("channel", format!("channel {} has no CSV profile; {file_name} is not XML", channel.id))
+                EngineError::invalid(
+                    "channel",
+                    format!(
+                        "channel {} has no CSV profile; {file_name} is not XML",
+                        channel.id
+                    ),
+                )
             })?;
             Some(csv_profile(name)?)
         } else {
@@ -300,33 +309,64 @@ impl Engine {
                 let line = e.line();
                 summary.exceptions += 1;
                 return self
-                    .file_exception(tx, file, line, ExceptionKind::UnreadableLine, None, e.to_string(), json!({}), as_of, actor)
+                    .file_exception(
+                        tx,
+                        file,
+                        line,
+                        ExceptionKind::UnreadableLine,
+                        None,
+                        e.to_string(),
+                        json!({}),
+                        as_of,
+                        actor,
+                    )
                     .await;
             }
         };
         match record {
             ResultRecord::Transaction(line) => {
-                *summary.outcomes.entry(line.outcome.to_string()).or_default() += 1;
-                self.apply_line(tx, file, &line, as_of, actor, summary).await
+                *summary
+                    .outcomes
+                    .entry(line.outcome.to_string())
+                    .or_default() += 1;
+                self.apply_line(tx, file, &line, as_of, actor, summary)
+                    .await
             }
             ResultRecord::Group(group) => {
-                *summary.outcomes.entry(format!("group {}", group.status)).or_default() += 1;
+                *summary
+                    .outcomes
+                    .entry(format!("group {}", group.status))
+                    .or_default() += 1;
                 if group.status != BankOutcome::Rejected {
                     summary.unchanged += 1;
                     return Ok(());
                 }
                 let batch: Option<BatchRow> = match &group.original_message_id {
-                    Some(id) => tx.fetch_optional("WHERE message_id = $1", &[Bind::Text(id.clone())]).await?,
+                    Some(id) => {
+                        tx.fetch_optional("WHERE message_id = $1", &[Bind::Text(id.clone())])
+                            .await?
+                    }
                     None => None,
                 };
                 let Some(batch) = batch else {
                     summary.exceptions += 1;
-                    let reason = format!(
+                    let reason =
+                        format!(
                         "the bank rejected message {} as a whole, and no batch of ours has that id",
                         group.original_message_id.as_deref().unwrap_or("(none given)")
                     );
                     return self
-                        .file_exception(tx, file, group.line, ExceptionKind::UnknownBatch, None, reason, json!({"reason_code": group.reason_code}), as_of, actor)
+                        .file_exception(
+                            tx,
+                            file,
+                            group.line,
+                            ExceptionKind::UnknownBatch,
+                            None,
+                            reason,
+                            json!({"reason_code": group.reason_code}),
+                            as_of,
+                            actor,
+                        )
                         .await;
                 };
                 let payouts: Vec<PayoutRow> = tx
@@ -337,7 +377,8 @@ impl Engine {
                     reason_text: group.reason_text.clone(),
                 };
                 for p in payouts {
-                    self.apply_result_to(tx, file, group.line, p, &result, as_of, actor, summary).await?;
+                    self.apply_result_to(tx, file, group.line, p, &result, as_of, actor, summary)
+                        .await?;
                 }
                 Ok(())
             }
@@ -364,7 +405,17 @@ impl Engine {
                     summary.exceptions += 1;
                     let reason = format!("verification of payee answered {code}: the name does not match the account");
                     return self
-                        .file_exception(tx, file, line.line, ExceptionKind::PayeeVerification, line.end_to_end_id.clone(), reason, json!({"status": code}), as_of, actor)
+                        .file_exception(
+                            tx,
+                            file,
+                            line.line,
+                            ExceptionKind::PayeeVerification,
+                            line.end_to_end_id.clone(),
+                            reason,
+                            json!({"status": code}),
+                            as_of,
+                            actor,
+                        )
                         .await;
                 }
                 summary.unchanged += 1;
@@ -378,15 +429,29 @@ impl Engine {
                 "no payout matches EndToEndId {} (reference {}, amount {})",
                 line.end_to_end_id.as_deref().unwrap_or("(none)"),
                 line.bank_reference.as_deref().unwrap_or("(none)"),
-                line.amount.map(|m| m.to_string()).unwrap_or_else(|| "(none)".into())
+                line.amount
+                    .map(|m| m.to_string())
+                    .unwrap_or_else(|| "(none)".into())
             );
             return self
-                .file_exception(tx, file, line.line, ExceptionKind::UnknownPayout, line.end_to_end_id.clone(), reason, line_detail(line), as_of, actor)
+                .file_exception(
+                    tx,
+                    file,
+                    line.line,
+                    ExceptionKind::UnknownPayout,
+                    line.end_to_end_id.clone(),
+                    reason,
+                    line_detail(line),
+                    as_of,
+                    actor,
+                )
                 .await;
         };
         let reason = || line.reason_code.clone().unwrap_or_else(|| "NARR".into());
         let result = match &line.outcome {
-            BankOutcome::Accepted => BankResult::Accepted { reference: line.bank_reference.clone() },
+            BankOutcome::Accepted => BankResult::Accepted {
+                reference: line.bank_reference.clone(),
+            },
             // A bank that does not repeat the amount paid what was instructed.
             BankOutcome::Paid => BankResult::Paid {
                 amount: match line.amount {
@@ -399,10 +464,17 @@ impl Engine {
                 reference: line.bank_reference.clone(),
                 value_date: line.value_date,
             },
-            BankOutcome::Rejected => BankResult::Rejected { reason_code: reason(), reason_text: line.reason_text.clone() },
-            _ => BankResult::Returned { reason_code: reason(), reason_text: line.reason_text.clone() },
+            BankOutcome::Rejected => BankResult::Rejected {
+                reason_code: reason(),
+                reason_text: line.reason_text.clone(),
+            },
+            _ => BankResult::Returned {
+                reason_code: reason(),
+                reason_text: line.reason_text.clone(),
+            },
         };
-        self.apply_result_to(tx, file, line.line, payout, &result, as_of, actor, summary).await
+        self.apply_result_to(tx, file, line.line, payout, &result, as_of, actor, summary)
+            .await
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -417,11 +489,18 @@ impl Engine {
         actor: &Actor,
         summary: &mut ImportSummary,
     ) -> Result<()> {
-        let source = ResultSource::File { name: file.file_name.clone(), sha256: file.sha256.clone(), line };
+        let source = ResultSource::File {
+            name: file.file_name.clone(),
+            sha256: file.sha256.clone(),
+            line,
+        };
         let payout_no = payout.payout_no.clone();
         let (amount, currency) = (payout.amount_minor, payout.currency.clone());
         let merchant = payout.merchant_id.clone();
-        match self.apply_to_row(tx, payout, result, &source, as_of, actor).await? {
+        match self
+            .apply_to_row(tx, payout, result, &source, as_of, actor)
+            .await?
+        {
             Ok(ApplyOutcome::Applied(_)) => summary.applied += 1,
             Ok(ApplyOutcome::Unchanged(_)) => summary.unchanged += 1,
             Err(refusal) => {
@@ -435,7 +514,17 @@ impl Engine {
                 tx_detail["amount_minor"] = json!(amount);
                 tx_detail["currency"] = json!(currency);
                 return self
-                    .file_exception(tx, file, line, kind, Some(payout_no), refusal.to_string(), tx_detail, as_of, actor)
+                    .file_exception(
+                        tx,
+                        file,
+                        line,
+                        kind,
+                        Some(payout_no),
+                        refusal.to_string(),
+                        tx_detail,
+                        as_of,
+                        actor,
+                    )
                     .await;
             }
         }
@@ -443,16 +532,26 @@ impl Engine {
     }
 
     /// EndToEndId first; then the bank's reference; then a unique submitted payout of that amount.
-    async fn match_payout(&self, tx: &mut WriteTx<'_>, line: &ResultLine) -> Result<Option<PayoutRow>> {
+    async fn match_payout(
+        &self,
+        tx: &mut WriteTx<'_>,
+        line: &ResultLine,
+    ) -> Result<Option<PayoutRow>> {
         if let Some(id) = &line.end_to_end_id {
-            let p: Option<PayoutRow> = tx.fetch_optional("WHERE payout_no = $1", &[Bind::Text(id.clone())]).await?;
+            let p: Option<PayoutRow> = tx
+                .fetch_optional("WHERE payout_no = $1", &[Bind::Text(id.clone())])
+                .await?;
             if p.is_some() {
                 return Ok(p);
             }
         }
         if let Some(reference) = &line.bank_reference {
-            let mut found: Vec<PayoutRow> =
-                tx.fetch_all("WHERE bank_reference = $1 LIMIT 2", &[Bind::Text(reference.clone())]).await?;
+            let mut found: Vec<PayoutRow> = tx
+                .fetch_all(
+                    "WHERE bank_reference = $1 LIMIT 2",
+                    &[Bind::Text(reference.clone())],
+                )
+                .await?;
             if found.len() == 1 {
                 return Ok(found.pop());
             }
@@ -488,9 +587,15 @@ impl Engine {
     ) -> Result<()> {
         let at = fmt_time(as_of);
         let (merchant, amount, currency) = (
-            detail.get("merchant").and_then(|v| v.as_str()).map(str::to_string),
+            detail
+                .get("merchant")
+                .and_then(|v| v.as_str())
+                .map(str::to_string),
             detail.get("amount_minor").and_then(|v| v.as_i64()),
-            detail.get("currency").and_then(|v| v.as_str()).map(str::to_string),
+            detail
+                .get("currency")
+                .and_then(|v| v.as_str())
+                .map(str::to_string),
         );
         let row = ExceptionRow {
             id: tx.next_id("exception").await?,

@@ -5,6 +5,7 @@
 mod batches;
 pub mod config;
 mod error;
+mod exceptions;
 mod import;
 pub mod keys;
 mod orders;
@@ -21,9 +22,10 @@ use disburse_store::{
 };
 use serde_json::json;
 
-pub use config::{Channel, ChannelKind, Config};
 pub use batches::{csv_profile, BatchSummary};
+pub use config::{Channel, ChannelKind, Config};
 pub use error::EngineError;
+pub use exceptions::ExceptionItem;
 pub use import::{ImportSummary, CHUNK_RECORDS};
 pub use orders::{OrderRef, WithdrawOutcome, WithdrawRequest};
 pub use payouts::parse_value_date;

@@ -30,7 +30,10 @@ pub enum ResultSource {
     },
     Api,
     /// Sent in a batch file.
-    Batch { batch_id: i64, file: String },
+    Batch {
+        batch_id: i64,
+        file: String,
+    },
     /// The deadline sweeper: time passed with no word from the bank.
     Sweep,
 }
@@ -268,7 +271,10 @@ impl Engine {
         actor: &Actor,
     ) -> Result<ApplyOutcome> {
         let row = tx
-            .fetch_optional::<PayoutRow>("WHERE payout_no = $1", &[Bind::Text(payout_no.to_string())])
+            .fetch_optional::<PayoutRow>(
+                "WHERE payout_no = $1",
+                &[Bind::Text(payout_no.to_string())],
+            )
             .await?
             .ok_or_else(|| EngineError::NotFound {
                 what: "payout",
@@ -291,7 +297,12 @@ impl Engine {
         actor: &Actor,
     ) -> Result<Result<ApplyOutcome, Refusal>> {
         let channel = self.config.channel(&row.channel_id)?;
-        let decision = match decide(&facts(&row)?, &PayoutEvent::Bank(result.clone()), &channel.policy, as_of) {
+        let decision = match decide(
+            &facts(&row)?,
+            &PayoutEvent::Bank(result.clone()),
+            &channel.policy,
+            as_of,
+        ) {
             Ok(d) => d,
             Err(refusal) => return Ok(Err(refusal)),
         };

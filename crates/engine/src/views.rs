@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::{Engine, EngineError, OrderRef, Result};
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct MoneyView {
     pub amount_minor: i64,
     pub currency: String,

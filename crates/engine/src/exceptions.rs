@@ -1,0 +1,229 @@
+//! The queue of what a person must look at: bank lines the machine could not apply, payouts past
+//! their deadline, orders waiting for an account fix, amounts a bank paid differently.
+
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use disburse_core::{BankResult, PayoutNo};
+use disburse_store::{fmt_time, parse_time, Bind, EvidenceRow, ExceptionRow, OrderRow, PayoutRow};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::payouts::ResultSource;
+use crate::views::MoneyView;
+use crate::{Actor, ApplyOutcome, Engine, Result};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ExceptionItem {
+    /// `E12` for a stored exception; `payout:PO…` or `order:…` for a live condition.
+    pub id: String,
+    pub kind: String,
+    pub age_hours: i64,
+    pub amount: Option<MoneyView>,
+    pub merchant: Option<String>,
+    pub payout_no: Option<String>,
+    pub order_no: Option<String>,
+    pub reason: String,
+    /// What a person should do about it.
+    pub action: String,
+    pub source: Option<String>,
+}
+
+fn age_hours(since: &str, as_of: DateTime<Utc>) -> i64 {
+    parse_time(since)
+        .map(|t| (as_of - t).num_hours().max(0))
+        .unwrap_or(0)
+}
+
+impl Engine {
+    pub async fn exceptions(&self, as_of: DateTime<Utc>) -> Result<Vec<ExceptionItem>> {
+        let mut items = Vec::new();
+        let expired: Vec<PayoutRow> = self.db.payouts_in_state("expired").await?;
+        for p in expired {
+            items.push(ExceptionItem {
+                id: format!("payout:{}", p.payout_no),
+                kind: "expired_payout".into(),
+                age_hours: age_hours(&p.updated_at, as_of),
+                amount: Some(MoneyView::new(p.amount_minor, &p.currency)),
+                merchant: Some(p.merchant_id.clone()),
+                order_no: self.db.order(p.order_id).await?.map(|o| o.order_no),
+                reason: format!("no result from channel {} within its deadline; the money may still land", p.channel_id),
+                action: "ask the bank; record what it says with `payout result` (nothing is paid again meanwhile)".into(),
+                source: p.batch_id.map(|b| format!("batch {b}")),
+                payout_no: Some(p.payout_no),
+            });
+        }
+        let waiting: Vec<OrderRow> = self
+            .db
+            .fetch_all("WHERE state = 'action_required' ORDER BY id", &[])
+            .await?;
+        for o in waiting {
+            let payouts = self.db.payouts_of_order(o.id).await?;
+            let Some(last) = payouts.last() else { continue };
+            if last.state == "expired" {
+                continue; // listed above
+            }
+            let merchant = self.db.merchant(&o.merchant_id).await?;
+            let needs_account = merchant.is_some_and(|m| m.account_status == "needs_update");
+            items.push(ExceptionItem {
+                id: format!("order:{}/{}", o.merchant_id, o.order_no),
+                kind: if needs_account { "waiting_for_account_fix" } else { "payout_failed" }.into(),
+                age_hours: age_hours(&o.updated_at, as_of),
+                amount: Some(MoneyView::new(o.amount_minor, &o.currency)),
+                merchant: Some(o.merchant_id.clone()),
+                payout_no: Some(last.payout_no.clone()),
+                order_no: Some(o.order_no.clone()),
+                reason: format!(
+                    "payout {} {} ({})",
+                    last.payout_no,
+                    last.state,
+                    last.reason_code.as_deref().unwrap_or("no reason given")
+                ),
+                action: if needs_account {
+                    "the merchant must update its bank account; then `order retry` (or automatic on channels that allow it)".into()
+                } else {
+                    "pay again with `payout create`, or cancel the order".into()
+                },
+                source: None,
+            });
+        }
+        let differing: Vec<PayoutRow> = self
+            .db
+            .fetch_all(
+                "WHERE state = 'succeeded' AND paid_amount_minor IS NOT NULL AND paid_amount_minor <> amount_minor ORDER BY id",
+                &[],
+            )
+            .await?;
+        for p in differing {
+            let paid = p.paid_amount_minor.unwrap_or(p.amount_minor);
+            let over = paid - p.amount_minor;
+            items.push(ExceptionItem {
+                id: format!("discrepancy:{}", p.payout_no),
+                kind: if over > 0 { "overpaid" } else { "underpaid" }.into(),
+                age_hours: age_hours(&p.updated_at, as_of),
+                amount: Some(MoneyView::new(over.abs(), &p.currency)),
+                merchant: Some(p.merchant_id.clone()),
+                order_no: self.db.order(p.order_id).await?.map(|o| o.order_no),
+                reason: format!(
+                    "the bank paid {} minor units where {} were instructed",
+                    paid, p.amount_minor
+                ),
+                action: if over > 0 {
+                    "the merchant owes the difference: refund, or deduct from its next payout"
+                        .into()
+                } else {
+                    "we owe the difference: top up now, or add to the next payout".into()
+                },
+                source: p
+                    .bank_reference
+                    .clone()
+                    .map(|r| format!("bank reference {r}")),
+                payout_no: Some(p.payout_no),
+            });
+        }
+        let stored: Vec<ExceptionRow> = self
+            .db
+            .fetch_all("WHERE status = 'open' ORDER BY id", &[])
+            .await?;
+        let mut file_names = std::collections::HashMap::new();
+        for e in stored {
+            let source = match e.bank_file_id {
+                Some(id) => {
+                    if let std::collections::hash_map::Entry::Vacant(v) = file_names.entry(id) {
+                        let f: Option<disburse_store::BankFileRow> = self
+                            .db
+                            .fetch_optional("WHERE id = $1", &[Bind::Int(id)])
+                            .await?;
+                        v.insert(f.map(|f| f.file_name).unwrap_or_default());
+                    }
+                    Some(format!("{} line {}", file_names[&id], e.line.unwrap_or(0)))
+                }
+                None => None,
+            };
+            items.push(ExceptionItem {
+                id: format!("E{}", e.id),
+                action: match e.kind.as_str() {
+                    "unknown_payout" => {
+                        "find the payout this bank line is about; it was not applied".into()
+                    }
+                    "conflict" => {
+                        "the bank contradicts what is recorded: check with the bank, then correct"
+                            .into()
+                    }
+                    "unreadable_line" => {
+                        "the line could not be read: ask the bank for a corrected file".into()
+                    }
+                    "payee_verification" => {
+                        "the beneficiary name does not match the account: check with the merchant"
+                            .into()
+                    }
+                    "unknown_batch" => {
+                        "the bank rejected a file we cannot identify: check with the bank".into()
+                    }
+                    _ => "look at the bank line and decide".into(),
+                },
+                kind: e.kind,
+                age_hours: age_hours(&e.created_at, as_of),
+                amount: e
+                    .amount_minor
+                    .zip(e.currency.as_deref())
+                    .map(|(a, c)| MoneyView::new(a, c)),
+                merchant: e.merchant_id,
+                payout_no: e.payout_no,
+                order_no: None,
+                reason: e.reason,
+                source,
+            });
+        }
+        Ok(items)
+    }
+
+    /// Records a bank result a person read (a notice, a phone call), with its evidence: text,
+    /// and optionally a file stored by its SHA-256 in the same transaction.
+    pub async fn record_manual_result(
+        &self,
+        payout_no: &PayoutNo,
+        result: &BankResult,
+        evidence_text: &str,
+        evidence_file: Option<(&str, &[u8])>,
+        as_of: DateTime<Utc>,
+        actor: &Actor,
+    ) -> Result<ApplyOutcome> {
+        let mut tx = self.db.write().await?;
+        let mut evidence = evidence_text.to_string();
+        if let Some((name, bytes)) = evidence_file {
+            let sha256 = hex::encode(Sha256::digest(bytes));
+            let known: Option<EvidenceRow> = tx
+                .fetch_optional("WHERE sha256 = $1", &[Bind::Text(sha256.clone())])
+                .await?;
+            if known.is_none() {
+                tx.insert(&EvidenceRow {
+                    sha256: sha256.clone(),
+                    file_name: name.to_string(),
+                    size_bytes: bytes.len() as i64,
+                    content_b64: base64::engine::general_purpose::STANDARD.encode(bytes),
+                    stored_at: fmt_time(as_of),
+                    stored_by: actor.as_str().to_string(),
+                })
+                .await?;
+            }
+            evidence = format!("{evidence} [file {name} sha256:{sha256}]");
+        }
+        let outcome = self
+            .apply_bank_result_in(
+                &mut tx,
+                payout_no,
+                result,
+                &ResultSource::Manual { evidence },
+                as_of,
+                actor,
+            )
+            .await?;
+        if matches!(outcome, ApplyOutcome::Unchanged(_)) {
+            // Nothing changed: the evidence is not kept either (no event would explain it).
+            tx.rollback().await?;
+        } else {
+            tx.commit().await?;
+        }
+        Ok(outcome)
+    }
+}
