@@ -17,6 +17,7 @@ use disburse_engine::{
 use disburse_store::Db;
 use serde::Serialize;
 
+mod bench;
 mod print;
 
 #[derive(Parser)]
@@ -111,6 +112,15 @@ enum Command {
     Exceptions(ExceptionsCmd),
     /// List the configured channels and their policies.
     Channels,
+    /// Measure result-file import against a floor on a fresh SQLite database (use --release).
+    Bench {
+        /// Lines per result file (and payouts per set).
+        #[arg(long, default_value_t = 1_000_000)]
+        lines: usize,
+        /// Directory for the database and files (default: a new temporary directory).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -333,8 +343,9 @@ fn main() -> ExitCode {
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("DISBURSE_LOG"))
         .with_writer(std::io::stderr)
         .init();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread: a command is one sequence of database calls, and SQLite's driver already runs
+    // its own worker thread; a second runtime thread only adds cross-core wake-ups.
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("tokio runtime");
@@ -423,6 +434,10 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
                     )
                 },
             );
+        }
+        Command::Bench { lines, dir } => {
+            let report = bench::run(*lines, dir.clone(), ctx.as_of).await?;
+            ctx.out(&report, || print::bench(&report));
         }
         Command::Channels => {
             let config = Config::load(cli.config.as_deref())?;
@@ -719,7 +734,9 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
                 )
                 .await?;
             bar.finish();
-            ctx.out(&summary, || print::import_summary(&summary));
+            let mut json = serde_json::to_value(&summary).expect("serializable");
+            json["peak_rss_kb"] = serde_json::json!(peak_rss_kb());
+            ctx.out(&json, || print::import_summary(&summary));
         }
         Command::Exceptions(ExceptionsCmd::List) => {
             let engine = open_engine(&cli, false).await?;
@@ -755,6 +772,13 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// This process's peak resident memory (Linux), for the import summary and the benchmark.
+fn peak_rss_kb() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 fn write_file(dir: &std::path::Path, name: &str, bytes: &[u8]) -> Result<PathBuf, Failure> {

@@ -315,3 +315,30 @@ impl Progress {
         }
     }
 }
+
+pub fn bench(r: &crate::bench::BenchReport) -> String {
+    let mut s = format!(
+        "Disburse import benchmark\n  database: {}\n  how: {}\n\n",
+        r.database, r.how
+    );
+    for m in &r.measures {
+        let _ = writeln!(
+            s,
+            "  {:<46} {:>9} lines {:>9.1} s {:>10.0} lines/s{}",
+            m.what,
+            m.lines,
+            m.seconds,
+            m.lines_per_second,
+            m.peak_rss_mb
+                .map(|mb| format!("  peak RSS {mb:.0} MB"))
+                .unwrap_or_default()
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\n  ratio import/floor (same run): pain.002 {:.2}, CSV {:.2}",
+        r.ratio_pain002_to_floor, r.ratio_csv_to_floor
+    );
+    let _ = write!(s, "  pain.001 writer: {:.2} s", r.pain001_write_seconds);
+    s
+}

@@ -1072,9 +1072,9 @@ mod tests {
         check_local("SG", "7171", "1234.5678", Err("only have letters, digits"));
         check_local("SG", "7171", "1234\t5678", Err("only have letters, digits"));
         check_local("SG", "7171", "１２３４５", Err("only have letters, digits"));
-        check_local("SG", "", "12345678", Err("1 to 11"));
-        check_local("SG", " - ", "12345678", Err("1 to 11"));
-        check_local("SG", "ABCDEFGHIJKL", "12345678", Err("1 to 11"));
+        check_local("SG", "", "12345678", Err("1 to 12"));
+        check_local("SG", " - ", "12345678", Err("1 to 12"));
+        check_local("SG", "ABCDEFGHIJKLM", "12345678", Err("1 to 12"));
         check_local("SG", "71/71", "12345678", Err("bank code may only"));
         check_local("DE", "37040044", "0532013000", Err("DE has IBAN"));
     }

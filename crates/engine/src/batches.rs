@@ -103,14 +103,16 @@ impl Engine {
         let mut transfers = Vec::with_capacity(payouts.len());
         let mut accounts = std::collections::HashMap::<i64, BankAccountRow>::new();
         for p in &payouts {
-            if !accounts.contains_key(&p.bank_account_id) {
+            if let std::collections::hash_map::Entry::Vacant(slot) =
+                accounts.entry(p.bank_account_id)
+            {
                 let a: BankAccountRow = tx
                     .fetch_optional("WHERE id = $1", &[Bind::Int(p.bank_account_id)])
                     .await?
                     .ok_or_else(|| {
                         corrupt(format!("payout {} has no bank account", p.payout_no))
                     })?;
-                accounts.insert(p.bank_account_id, a);
+                slot.insert(a);
             }
             let a = &accounts[&p.bank_account_id];
             transfers.push(self.credit_transfer(p, a, currency)?);

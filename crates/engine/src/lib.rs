@@ -243,12 +243,10 @@ pub(crate) async fn write_journal(
         created_at: at.to_string(),
     };
     tx.insert(&row).await?;
-    let first_line = tx
-        .next_ids("journal_line", journal.postings().len() as i64)
-        .await?;
-    for (i, p) in journal.postings().iter().enumerate() {
+    for p in journal.postings() {
+        let line_id = tx.next_id("journal_line").await?;
         tx.insert(&JournalLineRow {
-            id: first_line + i as i64,
+            id: line_id,
             journal_id: id,
             account: p.account.to_string(),
             currency: p.amount.currency().code().to_string(),

@@ -259,7 +259,7 @@ both_backends!(
         assert!(report.expired.is_empty());
         assert_eq!(report.still_waiting, 1);
         let report = e.sweep(day(5), &ops()).await.unwrap();
-        assert_eq!(report.expired, [p.payout_no.clone()]);
+        assert_eq!(report.expired, std::slice::from_ref(&p.payout_no));
         let view = e.order_view(&order("W1")).await.unwrap();
         assert_eq!(view.state, "action_required");
         assert_eq!(view.payouts[0].state, "expired");

@@ -25,7 +25,23 @@ pub struct WriteTx<'c> {
     head_hash: String,
     /// Digests of rows written since the last audit event; the next event carries them.
     pending: Vec<RowDigest>,
+    /// Ids reserved in blocks for internal sequences (journals, lines, outbox, exceptions):
+    /// one sequence update per block instead of per row. Unused ids leave gaps, which nobody reads.
+    id_blocks: std::collections::HashMap<String, (i64, i64)>,
+    /// Rows of append-only tables (journals, journal lines, outbox, audit events) waiting to be
+    /// written as multi-row INSERTs: nothing in a transaction reads them back before a flush, and
+    /// one statement per table per flush instead of one per row is most of an import's cost.
+    appends: Vec<(&'static str, String, Vec<Bind>)>,
 }
+
+/// Tables written only by appending; their rows are buffered until a read needs them or commit.
+const APPEND_ONLY: [&str; 4] = ["journals", "journal_lines", "outbox", "audit_events"];
+/// Rows per multi-row INSERT: well under SQLite's and PostgreSQL's bound-parameter limits.
+const APPEND_ROWS_MAX: usize = 200;
+
+/// Sequences whose numbers people see stay gapless; the others are reserved in blocks.
+const GAPLESS: [&str; 4] = ["payout", "order", "bank_account", "batch"];
+const ID_BLOCK: i64 = 64;
 
 impl WriteTx<'static> {
     pub(crate) async fn begin(pool: &AnyPool) -> Result<WriteTx<'static>> {
@@ -39,6 +55,8 @@ impl WriteTx<'static> {
             head_seq: row.try_get("seq")?,
             head_hash: row.try_get("hash")?,
             pending: Vec::new(),
+            id_blocks: std::collections::HashMap::new(),
+            appends: Vec::new(),
         })
     }
 }
@@ -61,7 +79,19 @@ impl<'c> WriteTx<'c> {
     }
 
     pub async fn next_id(&mut self, sequence: &str) -> Result<i64> {
-        self.next_ids(sequence, 1).await
+        if GAPLESS.contains(&sequence) {
+            return self.next_ids(sequence, 1).await;
+        }
+        if let Some((next, end)) = self.id_blocks.get_mut(sequence) {
+            if *next < *end {
+                *next += 1;
+                return Ok(*next - 1);
+            }
+        }
+        let first = self.next_ids(sequence, ID_BLOCK).await?;
+        self.id_blocks
+            .insert(sequence.to_string(), (first + 1, first + ID_BLOCK));
+        Ok(first)
     }
 
     async fn exec(&mut self, sql: &str, binds: &[Bind]) -> Result<u64> {
@@ -83,8 +113,71 @@ impl<'c> WriteTx<'c> {
             params.join(", ")
         );
         let binds = typed_binds(&cols, T::INT_COLUMNS_HINT);
-        self.exec(&sql, &binds).await?;
+        if APPEND_ONLY.contains(&T::TABLE) {
+            self.append(
+                T::TABLE,
+                format!("INSERT INTO {} ({})", T::TABLE, names.join(", ")),
+                binds,
+            )
+            .await?;
+        } else {
+            self.exec(&sql, &binds).await?;
+        }
         self.pending.push(row.digest());
+        Ok(())
+    }
+
+    async fn append(
+        &mut self,
+        table: &'static str,
+        insert_head: String,
+        binds: Vec<Bind>,
+    ) -> Result<()> {
+        self.appends.push((table, insert_head, binds));
+        if self.appends.len() >= APPEND_ROWS_MAX * 2 {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Writes buffered append-only rows: one multi-row INSERT per table and run of rows.
+    pub async fn flush(&mut self) -> Result<()> {
+        if self.appends.is_empty() {
+            return Ok(());
+        }
+        let appends = std::mem::take(&mut self.appends);
+        // Parents before children (journals before their lines), in the order first written.
+        let mut order: Vec<&'static str> = Vec::new();
+        for (t, _, _) in &appends {
+            if !order.contains(t) {
+                order.push(t);
+            }
+        }
+        for table in order {
+            let rows: Vec<&(&'static str, String, Vec<Bind>)> =
+                appends.iter().filter(|(t, _, _)| *t == table).collect();
+            for group in rows.chunks(APPEND_ROWS_MAX) {
+                let head = &group[0].1;
+                let width = group[0].2.len();
+                let mut sql = format!("{head} VALUES ");
+                let mut binds = Vec::with_capacity(width * group.len());
+                for (r, (_, _, row_binds)) in group.iter().enumerate() {
+                    if r > 0 {
+                        sql.push_str(", ");
+                    }
+                    sql.push('(');
+                    for c in 0..width {
+                        if c > 0 {
+                            sql.push_str(", ");
+                        }
+                        sql.push_str(&format!("${}", r * width + c + 1));
+                    }
+                    sql.push(')');
+                    binds.extend(row_binds.iter().cloned());
+                }
+                self.exec(&sql, &binds).await?;
+            }
+        }
         Ok(())
     }
 
@@ -125,16 +218,18 @@ impl<'c> WriteTx<'c> {
     ) -> Result<()> {
         let id = self.next_id("outbox").await?;
         let seq = self.head_seq + 1;
-        self.exec(
-            "INSERT INTO outbox (id, merchant_id, topic, payload, audit_seq, created_at, attempts) \
-             VALUES ($1, $2, $3, $4, $5, $6, 0)",
-            &[
+        self.append(
+            "outbox",
+            "INSERT INTO outbox (id, merchant_id, topic, payload, audit_seq, created_at, attempts)"
+                .into(),
+            vec![
                 Bind::Int(id),
                 Bind::Text(merchant_id.into()),
                 Bind::Text(topic.into()),
                 Bind::Text(payload.to_string()),
                 Bind::Int(seq),
                 Bind::Text(at.into()),
+                Bind::Int(0),
             ],
         )
         .await?;
@@ -163,10 +258,10 @@ impl<'c> WriteTx<'c> {
             hash: String::new(),
         };
         let hash = chain_hash(&row.prev_hash, &row.canonical());
-        self.exec(
-            "INSERT INTO audit_events (seq, at, actor, action, subject, reason, detail, rows_written, prev_hash, hash) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            &[
+        self.append(
+            "audit_events",
+            "INSERT INTO audit_events (seq, at, actor, action, subject, reason, detail, rows_written, prev_hash, hash)".into(),
+            vec![
                 Bind::Int(seq),
                 Bind::Text(row.at),
                 Bind::Text(row.actor),
@@ -195,6 +290,7 @@ impl<'c> WriteTx<'c> {
                 self.pending.len()
             )));
         }
+        self.flush().await?;
         self.exec(
             "UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1",
             &[Bind::Int(self.head_seq), Bind::Text(self.head_hash.clone())],
@@ -233,6 +329,9 @@ impl<'c> WriteTx<'c> {
         where_sql: &str,
         binds: &[Bind],
     ) -> Result<Vec<T>> {
+        if APPEND_ONLY.contains(&T::TABLE) {
+            self.flush().await?;
+        }
         let sql = format!("{} {}", T::SELECT, where_sql);
         let rows = bind_all(sqlx::query(&sql), binds)
             .fetch_all(&mut *self.tx)
@@ -255,6 +354,7 @@ impl<'c> WriteTx<'c> {
     }
 
     pub async fn balance(&mut self, account: &str, currency: &str) -> Result<i64> {
+        self.flush().await?;
         let row = sqlx::query(
             "SELECT CAST(COALESCE(SUM(amount_minor), 0) AS BIGINT) AS total FROM journal_lines \
              WHERE account = $1 AND currency = $2",
