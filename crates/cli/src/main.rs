@@ -18,6 +18,7 @@ use disburse_store::Db;
 use serde::Serialize;
 
 mod bench;
+mod demo;
 mod print;
 
 #[derive(Parser)]
@@ -112,6 +113,35 @@ enum Command {
     Exceptions(ExceptionsCmd),
     /// List the configured channels and their policies.
     Channels,
+    /// Simulated days of a payout desk on a fresh SQLite database, then what the desk sees.
+    Demo {
+        /// Directory for the demo database and bank files (default: a new temporary directory).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        #[arg(long, default_value_t = 21)]
+        days: u32,
+        /// Seed of the sandbox bank's choices: the same seed plays the same story.
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+    },
+    /// The sandbox bank: read a pain.001 batch file and write the answer files due on a day.
+    SandboxBank {
+        #[arg(long)]
+        pain001: PathBuf,
+        /// The day the batch was sent, YYYY-MM-DD.
+        #[arg(long)]
+        submitted_on: String,
+        /// The day whose answers to write, YYYY-MM-DD.
+        #[arg(long)]
+        day: String,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Our account at the bank, for the camt.054.
+        #[arg(long, default_value = "DE89370400440532013000")]
+        account_iban: String,
+    },
     /// Measure result-file import against a floor on a fresh SQLite database (use --release).
     Bench {
         /// Lines per result file (and payouts per set).
@@ -434,6 +464,48 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
                     )
                 },
             );
+        }
+        Command::Demo { dir, days, seed } => {
+            let text = demo::run(dir.clone(), *days, *seed).await?;
+            println!("{text}");
+        }
+        Command::SandboxBank {
+            pain001,
+            submitted_on,
+            day,
+            out,
+            seed,
+            account_iban,
+        } => {
+            let date = |field: &'static str, s: &str| {
+                chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+                    .map_err(|e| invalid(field, format!("{s:?}: {e} (write YYYY-MM-DD)")))
+            };
+            let file = std::fs::File::open(pain001)
+                .map_err(|e| invalid("pain001", format!("{}: {e}", pain001.display())))?;
+            let files = disburse_sandbox::answer_file(
+                &disburse_sandbox::SandboxConfig::demo(*seed),
+                std::io::BufReader::new(file),
+                date("submitted-on", submitted_on)?,
+                date("day", day)?,
+                account_iban,
+            )
+            .map_err(|e| invalid("pain001", format!("{}: {e}", pain001.display())))?;
+            let mut written = Vec::new();
+            for (name, bytes) in files {
+                written.push(write_file(out, &name, &bytes)?);
+            }
+            ctx.out(&written, || {
+                if written.is_empty() {
+                    format!("the bank says nothing on {day}")
+                } else {
+                    written
+                        .iter()
+                        .map(|p| format!("wrote {}", p.display()))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                }
+            });
         }
         Command::Bench { lines, dir } => {
             let report = bench::run(*lines, dir.clone(), ctx.as_of).await?;

@@ -407,3 +407,75 @@ async fn bad_input_is_refused_naming_the_field_and_writes_nothing_sqlite() {
 async fn bad_input_is_refused_naming_the_field_and_writes_nothing_postgres() {
     bad_input(TestBackend::Postgres).await;
 }
+
+#[test]
+fn demo_plays_the_situations_and_leaves_the_books_balanced_and_verified() {
+    let dir = disburse_store::testing::temp_dir();
+    let out = Command::new(env!("CARGO_BIN_EXE_disburse"))
+        .args(["demo", "--dir"])
+        .arg(dir.join("run"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for needle in [
+        "1. rejected for a wrong or closed account, account fixed, paid again",
+        "3. no answer within the deadline → expired and escalated",
+        "4. paid a different amount",
+        "5. banks differ",
+        "waiting for a person",
+        "money in transit",
+        "zero, the books balance",
+        "chain intact, every row matches",
+    ] {
+        assert!(
+            text.contains(needle),
+            "demo summary lacks {needle:?}:\n{text}"
+        );
+    }
+    // Every situation actually happened: none of the counts is zero.
+    assert!(
+        !text.contains(": 0 order(s)") && !text.contains("0 overpaid, 0 underpaid"),
+        "{text}"
+    );
+    // The batch files it sent are real: the pain.001s validate where xmllint is available.
+    let outbox = dir.join("run/bank/sepa-file/outbox");
+    let files: Vec<_> = std::fs::read_dir(&outbox)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(!files.is_empty());
+    if Command::new("xmllint").arg("--version").output().is_ok() {
+        let xsd = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../bankfiles/xsd/pain.001.001.09.xsd"
+        );
+        for f in &files {
+            let v = Command::new("xmllint")
+                .args(["--noout", "--schema", xsd])
+                .arg(f)
+                .output()
+                .unwrap();
+            assert!(
+                v.status.success(),
+                "{}: {}",
+                f.display(),
+                String::from_utf8_lossy(&v.stderr)
+            );
+        }
+    } else {
+        eprintln!("xmllint not found: schema validation NOT run");
+    }
+    // The same demo again in the same directory is refused, not mixed into the old one.
+    let again = Command::new(env!("CARGO_BIN_EXE_disburse"))
+        .args(["demo", "--dir"])
+        .arg(dir.join("run"))
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    std::fs::remove_dir_all(dir).ok();
+}

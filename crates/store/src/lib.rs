@@ -307,6 +307,16 @@ impl Db {
         Ok(sqlx::query(sql).execute(&self.pool).await?.rows_affected())
     }
 
+    /// Rows of `table` matching a fixed condition written by the caller (never user input).
+    pub async fn count_where(&self, table: &str, condition: &str) -> Result<i64> {
+        let row = sqlx::query(&format!(
+            "SELECT COUNT(*) AS n FROM {table} WHERE {condition}"
+        ))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get("n")?)
+    }
+
     pub async fn count(&self, table: &str) -> Result<i64> {
         let row = sqlx::query(&format!("SELECT COUNT(*) AS n FROM {table}"))
             .fetch_one(&self.pool)

@@ -1,0 +1,653 @@
+//! `disburse demo`: simulated days of a payout desk on a fresh SQLite database.
+//!
+//! Merchants in four countries withdraw; their payouts go out as a SEPA pain.001, a Chinese GBK
+//! CSV file, a printed Myanmar instruction sheet and API calls; the sandbox bank answers over the
+//! following days (paid, rejected, silent, paid the wrong amount, late, returned); result files are
+//! imported; merchants fix rejected accounts and are paid again; deadlines are swept. The summary
+//! is what the desk sees at the end.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use disburse_core::account::{
+    AccountNumber, BankAccount, CountryCode, HolderName, Iban, LocalAccount,
+};
+use disburse_core::{BankResult, Currency, MerchantId, Money, OperatorName, OrderNo, PayoutNo};
+use disburse_engine::{keys, Actor, Config, Engine, OrderRef, ResultSource, WithdrawRequest};
+use disburse_sandbox::{plan, render_day, Answer, BankPlan, SandboxConfig};
+use disburse_store::{Bind, Db, OrderRow, PayoutRow};
+
+struct Merchant {
+    id: &'static str,
+    name: &'static str,
+    currency: Currency,
+    funding: &'static str,
+    account: fn(u32) -> AccountNumber,
+    /// Withdrawal amounts, cycled.
+    amounts: &'static [&'static str],
+}
+
+fn local(country: &str, code: &str, number: &str) -> AccountNumber {
+    LocalAccount::new(CountryCode::parse(country).expect("country"), code, number)
+        .expect("demo account")
+        .into()
+}
+
+fn iban(text: &str) -> AccountNumber {
+    Iban::parse(text).expect("demo IBAN").into()
+}
+
+const MERCHANTS: [Merchant; 5] = [
+    Merchant {
+        id: "acme",
+        name: "Acme GmbH",
+        currency: Currency::Eur,
+        funding: "60000.00",
+        account: |v| {
+            iban(if v == 1 {
+                "DE89370400440532013000"
+            } else {
+                "DE02120300000000202051"
+            })
+        },
+        amounts: &["1250.00", "830.40", "2400.00", "99.99", "5100.00", "640.00"],
+    },
+    Merchant {
+        id: "lyon",
+        name: "Lyon Textiles SARL",
+        currency: Currency::Eur,
+        funding: "40000.00",
+        account: |v| {
+            iban(if v == 1 {
+                "FR1420041010050500013M02606"
+            } else {
+                "FR7630006000011234567890189"
+            })
+        },
+        amounts: &["310.00", "1999.00", "725.50", "4200.00"],
+    },
+    Merchant {
+        id: "shenzhen",
+        name: "深圳贸易有限公司",
+        currency: Currency::Cny,
+        funding: "800000.00",
+        account: |v| {
+            local(
+                "CN",
+                "102100099996",
+                if v == 1 {
+                    "6222020200112233445"
+                } else {
+                    "6222020200998877665"
+                },
+            )
+        },
+        amounts: &["12345.60", "8000.00", "56000.00", "3210.00"],
+    },
+    Merchant {
+        id: "yangon",
+        name: "Yangon Traders Co",
+        currency: Currency::Mmk,
+        funding: "90000000.00",
+        account: |v| {
+            local(
+                "MM",
+                "KBZ0001",
+                if v == 1 { "0123456789" } else { "0987654321" },
+            )
+        },
+        amounts: &["2500000.00", "1200000.00", "4000000.00"],
+    },
+    Merchant {
+        id: "austin",
+        name: "Austin Outfitters LLC",
+        currency: Currency::Usd,
+        funding: "30000.00",
+        account: |v| {
+            local(
+                "US",
+                "021000021",
+                if v == 1 { "123456789" } else { "555566667777" },
+            )
+        },
+        amounts: &["450.00", "1200.00", "89.00"],
+    },
+];
+
+/// What the sandbox bank will say, per channel batch or API payout group.
+struct Pending {
+    channel: String,
+    plan: BankPlan,
+}
+
+#[derive(Default)]
+struct Tally {
+    batches: u64,
+    files: u64,
+    read: u64,
+    applied: u64,
+    unchanged: u64,
+    exceptions: u64,
+    manual_notices: u64,
+    api_answers: u64,
+    retries: Vec<(String, String, String)>,
+}
+
+pub async fn run(dir: Option<PathBuf>, days: u32, seed: u64) -> anyhow::Result<String> {
+    let dir = match dir {
+        Some(d) => d,
+        None => {
+            let stamp = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis())
+                .unwrap_or(0);
+            std::env::temp_dir().join(format!("disburse-demo-{}-{stamp}", std::process::id()))
+        }
+    };
+    std::fs::create_dir_all(&dir)?;
+    let db_path = dir.join("demo.db");
+    anyhow::ensure!(
+        !db_path.exists(),
+        "{} exists: the demo needs a fresh database (choose another --dir)",
+        db_path.display()
+    );
+    let db_url = db_path.display().to_string();
+    let (key, _) = keys::load_key(&db_url, None, true)?;
+    let mut config = Config::builtin();
+    for c in &mut config.channels {
+        c.outbox_dir = dir.join("bank").join(c.id.as_str()).join("outbox");
+        c.inbox_dir = dir.join("bank").join(c.id.as_str()).join("inbox");
+    }
+    let engine = Engine::new(Db::open(&db_url).await?, config, key);
+    let desk = Actor::operator(&OperatorName::parse("demo.desk")?);
+    let start: DateTime<Utc> = Utc
+        .with_ymd_and_hms(2026, 11, 2, 9, 0, 0)
+        .single()
+        .expect("valid date");
+    let mut versions: BTreeMap<&str, u32> = BTreeMap::new();
+    for m in &MERCHANTS {
+        let id = MerchantId::parse(m.id)?;
+        engine.add_merchant(&id, m.name, start, &desk).await?;
+        let account = BankAccount::new(HolderName::parse(m.name)?, (m.account)(1), None);
+        engine.set_bank_account(&id, &account, start, &desk).await?;
+        versions.insert(m.id, 1);
+        engine
+            .fund(
+                &id,
+                Money::parse(m.funding, m.currency)?,
+                Some("collections, October"),
+                start,
+                &desk,
+            )
+            .await?;
+    }
+
+    let sandbox = SandboxConfig::demo(seed);
+    let mut pending: Vec<Pending> = Vec::new();
+    let mut tally = Tally::default();
+    for d in 0..days {
+        let morning = start + Duration::days(i64::from(d));
+        // Merchants fix accounts the bank rejected; their waiting orders are paid again.
+        for m in &MERCHANTS {
+            let row = engine.db().merchant(m.id).await?.expect("demo merchant");
+            if row.account_status == "needs_update" {
+                let v = versions.get(m.id).copied().unwrap_or(1) + 1;
+                versions.insert(m.id, v);
+                let account = BankAccount::new(HolderName::parse(m.name)?, (m.account)(v), None);
+                engine
+                    .set_bank_account(&MerchantId::parse(m.id)?, &account, morning, &desk)
+                    .await?;
+            }
+        }
+        let waiting: Vec<OrderRow> = engine
+            .db()
+            .fetch_all("WHERE state = 'action_required' ORDER BY id", &[])
+            .await?;
+        for o in waiting {
+            let payouts = engine.db().payouts_of_order(o.id).await?;
+            let Some(last) = payouts.last() else { continue };
+            if last.state == "expired" {
+                continue; // a person must find out first; never paid twice
+            }
+            let r = OrderRef {
+                order_no: OrderNo::parse(&o.order_no)?,
+                merchant: Some(MerchantId::parse(&o.merchant_id)?),
+            };
+            if let Ok(p) = engine.create_payout(&r, None, morning, &desk).await {
+                tally.retries.push((
+                    o.order_no.clone(),
+                    last.payout_no.clone(),
+                    p.payout_no.clone(),
+                ));
+            }
+        }
+        // New withdrawals during the first days.
+        if d < 4 {
+            for m in &MERCHANTS {
+                for i in 0..3usize {
+                    let n = d as usize * 3 + i;
+                    let amount = Money::parse(m.amounts[n % m.amounts.len()], m.currency)?;
+                    let order_no =
+                        OrderNo::parse(&format!("{}-{:03}", m.id.to_uppercase(), n + 1))?;
+                    let req = WithdrawRequest {
+                        merchant: MerchantId::parse(m.id)?,
+                        order_no: order_no.clone(),
+                        amount,
+                    };
+                    engine.withdraw(&req, morning, &desk).await?;
+                    let p = engine
+                        .create_payout(
+                            &OrderRef {
+                                order_no,
+                                merchant: Some(req.merchant.clone()),
+                            },
+                            None,
+                            morning,
+                            &desk,
+                        )
+                        .await?;
+                    if p.channel_id == "sandbox-api" {
+                        let amount = Money::from_minor(p.amount_minor, m.currency);
+                        pending.push(Pending {
+                            channel: p.channel_id.clone(),
+                            plan: plan(
+                                &sandbox,
+                                [(p.payout_no.clone(), amount)],
+                                &p.payout_no,
+                                morning.date_naive(),
+                            ),
+                        });
+                    }
+                }
+            }
+        }
+        // Afternoon: file and paper channels send their batches.
+        let afternoon = morning + Duration::hours(8);
+        for channel in ["sepa-file", "cn-csv", "mm-paper"] {
+            if let Some((batch, bytes)) = engine.create_batch(channel, afternoon, &desk).await? {
+                tally.batches += 1;
+                let outbox = engine.config().channel(channel)?.outbox_dir.clone();
+                write(&outbox, &batch.file_name, &bytes)?;
+                let payouts: Vec<PayoutRow> = engine
+                    .db()
+                    .fetch_all(
+                        "WHERE batch_id = $1 ORDER BY id",
+                        &[Bind::Int(batch.batch_id)],
+                    )
+                    .await?;
+                let currency = Currency::parse(&batch.currency)?;
+                let transfers = payouts.iter().map(|p| {
+                    (
+                        p.payout_no.clone(),
+                        Money::from_minor(p.amount_minor, currency),
+                    )
+                });
+                pending.push(Pending {
+                    channel: channel.to_string(),
+                    plan: plan(
+                        &sandbox,
+                        transfers,
+                        &batch.message_id,
+                        afternoon.date_naive(),
+                    ),
+                });
+            }
+        }
+        // Evening: what the banks said today arrives and is applied.
+        let evening = morning + Duration::hours(10);
+        let today = evening.date_naive();
+        for p in &pending {
+            deliver(&engine, p, today, evening, &desk, &mut tally).await?;
+        }
+        engine
+            .sweep(morning + Duration::hours(14), &Actor::system("sweeper"))
+            .await?;
+    }
+    let end = start + Duration::days(i64::from(days)) + Duration::hours(15);
+    summary(&engine, &db_path, days, seed, start, end, &tally).await
+}
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) -> anyhow::Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join(name);
+    std::fs::write(&path, bytes)?;
+    Ok(path)
+}
+
+/// One day of one bank's answers, the way that bank gives them.
+async fn deliver(
+    engine: &Engine,
+    p: &Pending,
+    today: NaiveDate,
+    at: DateTime<Utc>,
+    desk: &Actor,
+    tally: &mut Tally,
+) -> anyhow::Result<()> {
+    let answers = p.plan.answers_on(today);
+    if answers.is_empty() {
+        return Ok(());
+    }
+    let channel = engine.config().channel(&p.channel)?;
+    match p.channel.as_str() {
+        "sepa-file" => {
+            for (name, bytes) in render_day(&p.plan, today, &channel.debtor.iban)? {
+                let path = write(&channel.inbox_dir, &name, &bytes)?;
+                import(engine, &path, None, at, tally).await?;
+            }
+        }
+        "cn-csv" => {
+            let mut text = String::from("交易流水号,付款编号,金额,状态,失败原因,日期\r\n");
+            for a in &answers {
+                let (status, reason, amount) = match &a.answer {
+                    Answer::Accepted => ("处理中", String::new(), a.instructed),
+                    Answer::Paid { amount, .. } => ("成功", String::new(), *amount),
+                    Answer::Rejected { code } => {
+                        ("失败", format!("收款账户有误 {code}"), a.instructed)
+                    }
+                    Answer::Returned { code } => ("退票", format!("退票 {code}"), a.instructed),
+                };
+                let _ = write!(
+                    text,
+                    "{},{},{},{},{},{}\r\n",
+                    a.bank_reference(),
+                    a.end_to_end_id,
+                    amount.to_decimal_string(),
+                    status,
+                    reason,
+                    today.format("%Y-%m-%d")
+                );
+            }
+            let (gbk, _, _) = encoding_rs::GBK.encode(&text);
+            let name = format!(
+                "回单-{}-{}.csv",
+                p.plan.batch_message_id,
+                today.format("%Y%m%d")
+            );
+            let path = write(&channel.inbox_dir, &name, &gbk)?;
+            import(engine, &path, Some("cn-csv"), at, tally).await?;
+        }
+        "mm-paper" => {
+            // A paper bank tells only about failures; an operator types in each notice.
+            for a in answers {
+                let result = match &a.answer {
+                    Answer::Rejected { code } => BankResult::Rejected {
+                        reason_code: code.clone(),
+                        reason_text: Some("failure notice by post".into()),
+                    },
+                    Answer::Returned { code } => BankResult::Returned {
+                        reason_code: code.clone(),
+                        reason_text: Some("return notice by post".into()),
+                    },
+                    _ => continue,
+                };
+                let evidence = format!("KBZ failure notice {} dated {today}", a.bank_reference());
+                if engine
+                    .record_manual_result(
+                        &PayoutNo::parse(&a.end_to_end_id)?,
+                        &result,
+                        &evidence,
+                        None,
+                        at,
+                        desk,
+                    )
+                    .await
+                    .is_ok()
+                {
+                    tally.manual_notices += 1;
+                }
+            }
+        }
+        _ => {
+            for a in answers {
+                let result = match &a.answer {
+                    Answer::Accepted => BankResult::Accepted {
+                        reference: Some(a.bank_reference()),
+                    },
+                    Answer::Paid {
+                        amount,
+                        bank_reference,
+                    } => BankResult::Paid {
+                        amount: *amount,
+                        reference: Some(bank_reference.clone()),
+                        value_date: Some(today),
+                    },
+                    Answer::Rejected { code } => BankResult::Rejected {
+                        reason_code: code.clone(),
+                        reason_text: None,
+                    },
+                    Answer::Returned { code } => BankResult::Returned {
+                        reason_code: code.clone(),
+                        reason_text: None,
+                    },
+                };
+                // An API answer that conflicts is refused; the demo's summary shows what is left.
+                if engine
+                    .apply_bank_result(
+                        &PayoutNo::parse(&a.end_to_end_id)?,
+                        &result,
+                        &ResultSource::Api,
+                        at,
+                        &Actor::system("sandbox-api"),
+                    )
+                    .await
+                    .is_ok()
+                {
+                    tally.api_answers += 1;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn import(
+    engine: &Engine,
+    path: &Path,
+    channel: Option<&str>,
+    at: DateTime<Utc>,
+    tally: &mut Tally,
+) -> anyhow::Result<()> {
+    let s = engine
+        .import_results(path, channel, at, &Actor::system("inbox"), &|_, _| {})
+        .await?;
+    tally.files += 1;
+    tally.read += s.read;
+    tally.applied += s.applied;
+    tally.unchanged += s.unchanged;
+    tally.exceptions += s.exceptions;
+    Ok(())
+}
+
+async fn summary(
+    engine: &Engine,
+    db_path: &Path,
+    days: u32,
+    seed: u64,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    t: &Tally,
+) -> anyhow::Result<String> {
+    let db = engine.db();
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "Disburse demo — {days} simulated days from {}, sandbox seed {seed}",
+        start.date_naive()
+    );
+    let _ = writeln!(
+        s,
+        "database: {} (inspect with: disburse --db {} order show ACME-001)\n",
+        db_path.display(),
+        db_path.display()
+    );
+
+    let count_by = |rows: Vec<String>| {
+        let mut m: BTreeMap<String, usize> = BTreeMap::new();
+        for r in rows {
+            *m.entry(r).or_default() += 1;
+        }
+        m.into_iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect::<Vec<_>>()
+            .join(" · ")
+    };
+    let orders: Vec<OrderRow> = db.fetch_all("ORDER BY id", &[]).await?;
+    let payouts: Vec<PayoutRow> = db.fetch_all("ORDER BY id", &[]).await?;
+    let _ = writeln!(
+        s,
+        "orders ({}):  {}",
+        orders.len(),
+        count_by(orders.iter().map(|o| o.state.clone()).collect())
+    );
+    let _ = writeln!(
+        s,
+        "payouts ({}): {}",
+        payouts.len(),
+        count_by(payouts.iter().map(|p| p.state.clone()).collect())
+    );
+    let _ = writeln!(
+        s,
+        "bank files: {} batches sent; {} result files imported (lines read {}, applied {}, unchanged {}, exceptions {}); {} paper failure notices typed in; {} API answers",
+        t.batches, t.files, t.read, t.applied, t.unchanged, t.exceptions, t.manual_notices, t.api_answers
+    );
+
+    let _ = writeln!(s, "\nwhat the banks did, and what Disburse made of it:");
+    let by_channel = |state: &str| {
+        let mut m: BTreeMap<&str, usize> = BTreeMap::new();
+        for p in payouts.iter().filter(|p| p.state == state) {
+            *m.entry(p.channel_id.as_str()).or_default() += 1;
+        }
+        m.into_iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let account_related = |p: &PayoutRow| {
+        p.reason_code
+            .as_deref()
+            .and_then(disburse_formats::reason_codes::lookup)
+            .is_some_and(|r| r.category.is_account_related())
+    };
+    let fixed: Vec<&(String, String, String)> = t
+        .retries
+        .iter()
+        .filter(|(_, failed, _)| {
+            payouts
+                .iter()
+                .any(|p| &p.payout_no == failed && account_related(p))
+        })
+        .collect();
+    if let Some((order, failed, new)) = fixed.first() {
+        let failed_row = payouts.iter().find(|p| &p.payout_no == failed);
+        let new_row = payouts.iter().find(|p| &p.payout_no == new);
+        let _ = writeln!(
+            s,
+            "  1. rejected for a wrong or closed account, account fixed, paid again as a new payout of the same order: {} order(s);\n     e.g. order {order}: {failed} {} ({}) → {new} {}",
+            fixed.len(),
+            failed_row.map(|p| p.state.as_str()).unwrap_or("?"),
+            failed_row.and_then(|p| p.reason_code.as_deref()).unwrap_or("-"),
+            new_row.map(|p| p.state.as_str()).unwrap_or("?"),
+        );
+    }
+    let _ = writeln!(
+        s,
+        "     other failures (insufficient funds at the bank, returns) paid again: {}",
+        t.retries.len() - fixed.len()
+    );
+    let late = db
+        .count_where("audit_events", "action LIKE '%_late'")
+        .await?;
+    let _ = writeln!(
+        s,
+        "  3. no answer within the deadline → expired and escalated: {} still waiting for a person ({}); late answers applied: {late}",
+        payouts.iter().filter(|p| p.state == "expired").count(),
+        by_channel("expired")
+    );
+    let over = payouts
+        .iter()
+        .filter(|p| p.paid_amount_minor.is_some_and(|m| m > p.amount_minor))
+        .count();
+    let under = payouts
+        .iter()
+        .filter(|p| p.paid_amount_minor.is_some_and(|m| m < p.amount_minor))
+        .count();
+    let _ = writeln!(s, "  4. paid a different amount: {over} overpaid, {under} underpaid (each an open discrepancy, the merchant notified)");
+    let presumed = db
+        .count_where("audit_events", "action = 'payout.presumed_succeeded'")
+        .await?;
+    let _ = writeln!(
+        s,
+        "  5. banks differ: succeeded by channel: {}; failed: {}; returned after payment: {}; mm-paper silent payouts presumed paid: {presumed}",
+        by_channel("succeeded"),
+        by_channel("failed"),
+        by_channel("returned")
+    );
+
+    let items = engine.exceptions(end).await?;
+    let _ = writeln!(
+        s,
+        "\nwaiting for a person ({}), see `disburse exceptions list`:",
+        items.len()
+    );
+    let mut kinds: BTreeMap<&str, (usize, &str)> = BTreeMap::new();
+    for i in &items {
+        let e = kinds
+            .entry(i.kind.as_str())
+            .or_insert((0, i.action.as_str()));
+        e.0 += 1;
+    }
+    for (kind, (n, action)) in kinds {
+        let _ = writeln!(s, "  {n:>3} {kind:<24} → {action}");
+    }
+
+    let _ = writeln!(s, "\nmoney in transit (sent to banks, outcome not final):");
+    let balances = db.balances().await?;
+    let mut transit: BTreeMap<String, i64> = BTreeMap::new();
+    for (account, currency, v) in &balances {
+        if account.ends_with(":in_transit") {
+            *transit.entry(currency.clone()).or_default() -= v;
+        }
+    }
+    if transit.is_empty() {
+        let _ = writeln!(s, "  none");
+    }
+    for (currency, minor) in transit {
+        let _ = writeln!(
+            s,
+            "  {}",
+            Money::from_minor(minor, Currency::parse(&currency)?)
+        );
+    }
+    let check = db.ledger_check().await?;
+    let _ = writeln!(
+        s,
+        "\nledger: {} journals unbalanced; totals per currency: {} → {}",
+        check.unbalanced.len(),
+        check
+            .totals
+            .iter()
+            .map(|(c, v)| format!("{c} {v}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        if check.is_ok() {
+            "zero, the books balance"
+        } else {
+            "NOT ZERO"
+        }
+    );
+    let findings = db.verify_audit().await?;
+    let events = db.count("audit_events").await?;
+    let _ = write!(
+        s,
+        "audit: {events} events; {}",
+        if findings.is_empty() {
+            "chain intact, every row matches what the system wrote".to_string()
+        } else {
+            format!("FAILED: {}", findings[0].what)
+        }
+    );
+    anyhow::ensure!(check.is_ok() && findings.is_empty(), "{s}");
+    Ok(s)
+}
