@@ -139,49 +139,56 @@ fn write_csv(path: &Path, set: usize, n: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The floor: the same rows written by a bare loop, `chunk` lines per transaction.
+/// The floor: the same rows written by a bare loop through the same write path (`WriteTx`: row
+/// digests, buffered multi-row appends, one audit event per line), `chunk` lines per transaction,
+/// with no file, no parsing and no rules.
 async fn floor(db: &Db, set: usize, n: usize, chunk: usize, at: &str) -> anyhow::Result<f64> {
-    use sqlx::Acquire;
+    use disburse_store::{Bind, JournalLineRow, JournalRow, NewAuditEvent, OrderRow, PayoutRow};
     let started = Instant::now();
-    let base_id = 10_000_000_000i64 * (set as i64 + 1);
-    let mut conn = db.pool().acquire().await?;
     for start in (0..n).step_by(chunk) {
-        let mut tx = conn.begin().await?;
+        let mut tx = db.write().await?;
         for i in start..(start + chunk).min(n) {
-            let id = (set * n + i + 1) as i64;
-            let amount = amount_of(i).amount_minor();
-            let j = base_id + i as i64;
-            sqlx::query("SELECT id, state FROM payouts WHERE payout_no = $1")
-                .bind(payout_no(set, i))
-                .fetch_one(&mut *tx)
-                .await?;
-            sqlx::query("UPDATE payouts SET state = 'succeeded', paid_amount_minor = $1, updated_at = $2 WHERE id = $3")
-                .bind(amount).bind(at).bind(id).execute(&mut *tx).await?;
-            sqlx::query("INSERT INTO journals (id, kind, merchant_id, order_id, payout_id, audit_seq, created_at) VALUES ($1, 'payout_succeeded', 'bench', $2, $2, 0, $3)")
-                .bind(j).bind(id).bind(at).execute(&mut *tx).await?;
-            for (k, (account, sign)) in [
-                ("merchant:bench:in_transit", 1i64),
-                ("channel:bench:bank", -1),
-            ]
-            .iter()
-            .enumerate()
-            {
-                sqlx::query("INSERT INTO journal_lines (id, journal_id, account, currency, amount_minor) VALUES ($1, $2, $3, 'EUR', $4)")
-                    .bind(j * 2 + k as i64).bind(j).bind(*account).bind(amount * sign).execute(&mut *tx).await?;
+            let mut p: PayoutRow = tx
+                .fetch_optional("WHERE payout_no = $1", &[Bind::Text(payout_no(set, i))])
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("seeded payout missing"))?;
+            p.state = "succeeded".into();
+            p.paid_amount_minor = Some(p.amount_minor);
+            p.updated_at = at.to_string();
+            tx.update(&p).await?;
+            let j = tx.next_id("journal").await?;
+            tx.insert(&JournalRow {
+                id: j,
+                kind: "payout_succeeded".into(),
+                merchant_id: Some("bench".into()),
+                order_id: Some(p.order_id),
+                payout_id: Some(p.id),
+                audit_seq: tx.next_audit_seq(),
+                created_at: at.to_string(),
+            })
+            .await?;
+            for (account, amount) in [("merchant:bench:in_transit", p.amount_minor), ("channel:bench:bank", -p.amount_minor)] {
+                let id = tx.next_id("journal_line").await?;
+                tx.insert(&JournalLineRow { id, journal_id: j, account: account.into(), currency: "EUR".into(), amount_minor: amount })
+                    .await?;
             }
-            sqlx::query("SELECT id, state FROM orders WHERE id = $1")
-                .bind(id)
-                .fetch_one(&mut *tx)
-                .await?;
-            sqlx::query("UPDATE orders SET state = 'paid', updated_at = $1 WHERE id = $2")
-                .bind(at)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("INSERT INTO outbox (id, merchant_id, topic, payload, audit_seq, created_at, attempts) VALUES ($1, 'bench', 'order.paid', '{}', 0, $2, 0)")
-                .bind(j).bind(at).execute(&mut *tx).await?;
-            sqlx::query("INSERT INTO audit_events (seq, at, actor, action, subject, reason, detail, rows_written, prev_hash, hash) VALUES ($1, $2, 'bench', 'payout.succeeded', 'x', NULL, '{}', '[]', '', '')")
-                .bind(j).bind(at).execute(&mut *tx).await?;
+            let mut o: OrderRow = tx
+                .fetch_optional("WHERE id = $1", &[Bind::Int(p.order_id)])
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("seeded order missing"))?;
+            o.state = "paid".into();
+            o.updated_at = at.to_string();
+            tx.update(&o).await?;
+            tx.insert_outbox("bench", "order.paid", &serde_json::json!({"payout_no": p.payout_no}), at).await?;
+            tx.audit(NewAuditEvent {
+                at: at.to_string(),
+                actor: "bench".into(),
+                action: "payout.succeeded".into(),
+                subject: format!("payout:{}", p.payout_no),
+                reason: None,
+                detail: serde_json::json!({"before": {"state": "submitted"}, "after": {"state": "succeeded"}}),
+            })
+            .await?;
         }
         tx.commit().await?;
     }
@@ -321,7 +328,8 @@ pub async fn run(
              through the payout state machine with journal, outbox message and audit event per line); peak RSS is the \
              import process's own high-water mark (VmHWM of /proc/self/status, read just before it exits); \
              the floor writes the same rows per line (2 reads, 2 updates, journal, 2 journal lines, outbox, audit event) \
-             in a bare loop in this process, same transaction size, no parsing, no rules; the pain.001 figure times the \
+             through the same write path (row digests, buffered multi-row appends, hash chain) in a bare loop in this \
+             process, same transaction size, no file, no parsing, no rules; the pain.001 figure times the \
              writer alone on {lines} transfers held in memory, to a file",
             disburse_engine::CHUNK_RECORDS
         ),
