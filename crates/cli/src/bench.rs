@@ -167,10 +167,19 @@ async fn floor(db: &Db, set: usize, n: usize, chunk: usize, at: &str) -> anyhow:
                 created_at: at.to_string(),
             })
             .await?;
-            for (account, amount) in [("merchant:bench:in_transit", p.amount_minor), ("channel:bench:bank", -p.amount_minor)] {
+            for (account, amount) in [
+                ("merchant:bench:in_transit", p.amount_minor),
+                ("channel:bench:bank", -p.amount_minor),
+            ] {
                 let id = tx.next_id("journal_line").await?;
-                tx.insert(&JournalLineRow { id, journal_id: j, account: account.into(), currency: "EUR".into(), amount_minor: amount })
-                    .await?;
+                tx.insert(&JournalLineRow {
+                    id,
+                    journal_id: j,
+                    account: account.into(),
+                    currency: "EUR".into(),
+                    amount_minor: amount,
+                })
+                .await?;
             }
             let mut o: OrderRow = tx
                 .fetch_optional("WHERE id = $1", &[Bind::Int(p.order_id)])
@@ -179,7 +188,13 @@ async fn floor(db: &Db, set: usize, n: usize, chunk: usize, at: &str) -> anyhow:
             o.state = "paid".into();
             o.updated_at = at.to_string();
             tx.update(&o).await?;
-            tx.insert_outbox("bench", "order.paid", &serde_json::json!({"payout_no": p.payout_no}), at).await?;
+            tx.insert_outbox(
+                "bench",
+                "order.paid",
+                &serde_json::json!({"payout_no": p.payout_no}),
+                at,
+            )
+            .await?;
             tx.audit(NewAuditEvent {
                 at: at.to_string(),
                 actor: "bench".into(),

@@ -381,7 +381,20 @@ both_backends!(
             e.db().payout_by_no(&nos[2]).await.unwrap().unwrap().state,
             "submitted"
         );
-        // The same bytes declared UTF-8 (another channel's profile) are refused whole.
+        // The same GBK bytes given to a channel whose profile says UTF-8 are refused whole,
+        // naming the encoding, and nothing is applied.
+        let before = snapshot(e).await;
+        let renamed = dir.join("gbk-as-utf8.csv");
+        let other_text = text.replace("CB1", "CB9");
+        let (other_gbk, _, _) = encoding_rs::GBK.encode(&other_text);
+        std::fs::write(&renamed, &other_gbk).unwrap();
+        let err = e
+            .import_results(&renamed, Some("eb-csv"), day(2), &ops(), &|_, _| {})
+            .await
+            .unwrap_err();
+        assert!(err.to_string().to_lowercase().contains("utf-8"), "{err}");
+        assert_eq!(snapshot(e).await, before);
+        // A channel without a CSV profile cannot read a CSV file.
         let err = e
             .import_results(&path, Some("sepa-file"), day(2), &ops(), &|_, _| {})
             .await
