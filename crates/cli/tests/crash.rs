@@ -168,9 +168,8 @@ async fn crash_and_resume(backend: TestBackend) {
         String::from_utf8_lossy(&out.stderr)
     );
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(
+    assert!(
         summary["resumed_after_line"].as_u64().unwrap() > 0,
-        true,
         "{summary}"
     );
     assert_eq!(
