@@ -107,6 +107,15 @@ enum Command {
     /// Bank result files (pain.002, camt.054, camt.053, bank CSV).
     #[command(subcommand)]
     Results(ResultsCmd),
+    /// Named people and their roles (viewer, operator, approver, admin).
+    #[command(subcommand)]
+    Operator(OperatorCmd),
+    /// Corrections of what is recorded: proposed by one person, approved by another.
+    #[command(subcommand)]
+    Correction(CorrectionCmd),
+    /// Differences between what was instructed and what a bank paid, until settled.
+    #[command(subcommand)]
+    Discrepancy(DiscrepancyCmd),
     /// What a person must look at: unapplied bank lines, expired payouts, failed orders,
     /// amounts paid differently.
     #[command(subcommand)]
@@ -261,6 +270,14 @@ enum OrderCmd {
         #[arg(long)]
         merchant: Option<String>,
     },
+    /// Pay an order again after its last payout failed (after the account was fixed).
+    Retry {
+        order_no: String,
+        #[arg(long)]
+        merchant: Option<String>,
+        #[arg(long)]
+        channel: Option<String>,
+    },
     /// Cancel an order; its reserved money goes back to the merchant's available balance.
     Cancel {
         order_no: String,
@@ -301,6 +318,110 @@ enum ResultsCmd {
         /// The channel the file comes from; required for CSV files (its profile).
         #[arg(long)]
         channel: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum OperatorCmd {
+    /// Add a person (the first must be an admin; then only admins add people).
+    Add {
+        name: String,
+        #[arg(long)]
+        role: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum CorrectionCmd {
+    /// Propose a correction of a payout (operator role); a different approver applies it.
+    Propose {
+        payout_no: String,
+        #[command(subcommand)]
+        kind: CorrectionKindCmd,
+        /// Why the record is wrong.
+        #[arg(long, global = true)]
+        why: Option<String>,
+        /// The bank's reference, notice or file name that shows it.
+        #[arg(long, global = true)]
+        evidence: Option<String>,
+    },
+    /// Approve and apply (approver role, not the proposer).
+    Approve { id: i64 },
+    /// Reject (approver role, not the proposer).
+    Reject {
+        id: i64,
+        #[arg(long)]
+        why: String,
+    },
+    /// Corrections, optionally only those with a status (proposed, applied, rejected).
+    List {
+        #[arg(long)]
+        status: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum CorrectionKindCmd {
+    /// The bank did pay.
+    ConfirmSucceeded {
+        #[arg(long, allow_hyphen_values = true)]
+        amount: String,
+        #[arg(long)]
+        reference: String,
+        #[arg(long)]
+        value_date: Option<String>,
+    },
+    /// The bank did not pay.
+    ConfirmFailed {
+        #[arg(long)]
+        reason: String,
+    },
+    /// The bank paid another amount than recorded.
+    AmendPaid {
+        #[arg(long, allow_hyphen_values = true)]
+        amount: String,
+    },
+    /// The money came back after it was paid.
+    RecordReturn {
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum DiscrepancyCmd {
+    /// Open (and settling) discrepancies; --all for settled ones too.
+    List {
+        #[arg(long)]
+        all: bool,
+    },
+    /// Overpaid: the merchant sent the difference back.
+    Refund {
+        id: i64,
+        #[arg(long)]
+        reference: String,
+        #[arg(long)]
+        why: String,
+    },
+    /// Overpaid: propose not to collect it (an approver must approve).
+    WriteOff {
+        id: i64,
+        #[arg(long)]
+        why: String,
+    },
+    /// Approve a proposed write-off (approver role, not the proposer).
+    ApproveWriteOff {
+        id: i64,
+        #[arg(long)]
+        why: String,
+    },
+    /// Underpaid: pay the shortfall now as a new payout of the same order.
+    TopUp {
+        id: i64,
+        #[arg(long)]
+        channel: Option<String>,
+        #[arg(long)]
+        why: String,
     },
 }
 
@@ -530,16 +651,24 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             let id = merchant_id(&a.merchant)?;
             let account = bank_account(a)?;
             let engine = open_engine(&cli, false).await?;
-            let row = engine
+            let set = engine
                 .set_bank_account(&id, &account, ctx.as_of, &ctx.actor)
                 .await?;
-            ctx.out(&account.masked_view(), || {
-                format!(
-                    "merchant {id} bank account set: {} (version {})",
-                    account.masked(),
-                    row.version
-                )
-            });
+            let (row, retried) = (&set.account, &set.retried);
+            ctx.out(
+                &serde_json::json!({"account": account.masked_view(), "version": row.version, "retried_payouts": retried}),
+                || {
+                    let mut text = format!(
+                        "merchant {id} bank account set: {} (version {})",
+                        account.masked(),
+                        row.version
+                    );
+                    if !retried.is_empty() {
+                        text.push_str(&format!("\norders waiting for this fix paid again: {}", retried.join(", ")));
+                    }
+                    text
+                },
+            );
         }
         Command::Merchant(MerchantCmd::Show { id }) => {
             let id = merchant_id(id)?;
@@ -699,6 +828,21 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             let view = engine.order_view(&r).await?;
             ctx.out(&view, || print::order(&view));
         }
+        Command::Order(OrderCmd::Retry {
+            order_no,
+            merchant,
+            channel,
+        }) => {
+            let r = order_ref(order_no, merchant.as_deref())?;
+            let engine = open_engine(&cli, false).await?;
+            let p = engine
+                .retry_order(&r, channel.as_deref(), ctx.as_of, &ctx.actor)
+                .await?;
+            ctx.out(
+                &serde_json::json!({"payout_no": p.payout_no, "order_no": r.order_no, "state": p.state, "channel": p.channel_id}),
+                || format!("order {} paid again: new payout {} on {} ({})", r.order_no, p.payout_no, p.channel_id, p.state),
+            );
+        }
         Command::Order(OrderCmd::Cancel {
             order_no,
             merchant,
@@ -809,6 +953,159 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             let mut json = serde_json::to_value(&summary).expect("serializable");
             json["peak_rss_kb"] = serde_json::json!(peak_rss_kb());
             ctx.out(&json, || print::import_summary(&summary));
+        }
+        Command::Operator(OperatorCmd::Add { name, role }) => {
+            let name = OperatorName::parse(name).map_err(|e| invalid("operator", e))?;
+            let role =
+                disburse_core::correction::Role::parse(role).map_err(|e| invalid("role", e))?;
+            let engine = open_engine(&cli, false).await?;
+            let row = engine
+                .add_operator(&name, role, ctx.as_of, &operator)
+                .await?;
+            ctx.out(
+                &serde_json::json!({"operator": row.name, "role": row.role}),
+                || format!("operator {} added as {}", row.name, row.role),
+            );
+        }
+        Command::Correction(CorrectionCmd::Propose {
+            payout_no,
+            kind,
+            why,
+            evidence,
+        }) => {
+            let no = PayoutNo::parse(payout_no).map_err(|e| invalid("payout_no", e))?;
+            let engine = open_engine(&cli, false).await?;
+            let payout = engine
+                .db()
+                .payout_by_no(no.as_str())
+                .await?
+                .ok_or_else(|| {
+                    Failure::from(EngineError::NotFound {
+                        what: "payout",
+                        id: no.to_string(),
+                    })
+                })?;
+            let currency = Currency::parse(&payout.currency).map_err(|e| invalid("currency", e))?;
+            let amount =
+                |a: &str| Money::parse_positive(a, currency).map_err(|e| invalid("amount", e));
+            let kind = match kind {
+                CorrectionKindCmd::ConfirmSucceeded {
+                    amount: a,
+                    reference,
+                    value_date,
+                } => disburse_core::correction::CorrectionKind::ConfirmSucceeded {
+                    paid: amount(a)?,
+                    bank_reference: reference.clone(),
+                    value_date: value_date
+                        .as_deref()
+                        .map(disburse_engine::parse_value_date)
+                        .transpose()?,
+                },
+                CorrectionKindCmd::ConfirmFailed { reason } => {
+                    disburse_core::correction::CorrectionKind::ConfirmFailed {
+                        reason_code: reason_code(reason)?,
+                    }
+                }
+                CorrectionKindCmd::AmendPaid { amount: a } => {
+                    disburse_core::correction::CorrectionKind::AmendPaidAmount { paid: amount(a)? }
+                }
+                CorrectionKindCmd::RecordReturn { reason } => {
+                    disburse_core::correction::CorrectionKind::RecordReturn {
+                        reason_code: reason_code(reason)?,
+                    }
+                }
+            };
+            let why = why.clone().unwrap_or_default();
+            let evidence = evidence.clone().unwrap_or_default();
+            let row = engine
+                .propose_correction(&no, &kind, &why, &evidence, ctx.as_of, &operator)
+                .await?;
+            ctx.out(&disburse_engine::CorrectionView::from(row.clone()), || {
+                format!(
+                    "correction {} proposed by {} for payout {}: {} — waiting for an approver",
+                    row.id, row.proposed_by, row.payout_no, row.kind
+                )
+            });
+        }
+        Command::Correction(CorrectionCmd::Approve { id }) => {
+            let engine = open_engine(&cli, false).await?;
+            let row = engine.approve_correction(*id, ctx.as_of, &operator).await?;
+            let payout = engine.db().payout_by_no(&row.payout_no).await?;
+            ctx.out(&disburse_engine::CorrectionView::from(row.clone()), || {
+                format!(
+                    "correction {} ({}) proposed by {} approved by {} and applied: payout {} is {}",
+                    row.id,
+                    row.kind,
+                    row.proposed_by,
+                    operator,
+                    row.payout_no,
+                    payout.map(|p| p.state).unwrap_or_default()
+                )
+            });
+        }
+        Command::Correction(CorrectionCmd::Reject { id, why }) => {
+            let engine = open_engine(&cli, false).await?;
+            let row = engine
+                .reject_correction(*id, why, ctx.as_of, &operator)
+                .await?;
+            ctx.out(&disburse_engine::CorrectionView::from(row.clone()), || {
+                format!("correction {} rejected by {operator}: {why}", row.id)
+            });
+        }
+        Command::Correction(CorrectionCmd::List { status }) => {
+            let engine = open_engine(&cli, false).await?;
+            let rows = engine.corrections(status.as_deref()).await?;
+            ctx.out(&rows, || print::corrections(&rows));
+        }
+        Command::Discrepancy(cmd) => {
+            let engine = open_engine(&cli, false).await?;
+            let (id, resolution, why) = match cmd {
+                DiscrepancyCmd::List { all } => {
+                    let rows = engine.discrepancies(!all).await?;
+                    let views: Vec<_> = rows.iter().map(print::discrepancy_json).collect();
+                    ctx.out(&views, || print::discrepancies(&rows));
+                    return Ok(ExitCode::SUCCESS);
+                }
+                DiscrepancyCmd::Refund { id, reference, why } => (
+                    *id,
+                    disburse_engine::Resolution::RefundReceived {
+                        reference: reference.clone(),
+                    },
+                    why,
+                ),
+                DiscrepancyCmd::WriteOff { id, why } => {
+                    (*id, disburse_engine::Resolution::ProposeWriteOff, why)
+                }
+                DiscrepancyCmd::ApproveWriteOff { id, why } => {
+                    (*id, disburse_engine::Resolution::ApproveWriteOff, why)
+                }
+                DiscrepancyCmd::TopUp { id, channel, why } => (
+                    *id,
+                    disburse_engine::Resolution::TopUpNow {
+                        channel: channel.clone(),
+                    },
+                    why,
+                ),
+            };
+            let row = engine
+                .resolve_discrepancy(id, &resolution, why, ctx.as_of, &operator)
+                .await?;
+            ctx.out(&print::discrepancy_json(&row), || {
+                format!(
+                    "discrepancy {} is {}{}",
+                    row.id,
+                    row.status,
+                    row.resolution
+                        .as_ref()
+                        .map(|r| format!(": {r}"))
+                        .unwrap_or_default()
+                        + &row
+                            .topup_payout_no
+                            .as_ref()
+                            .map(|p| format!(" (top-up payout {p})"))
+                            .unwrap_or_default()
+                )
+            });
         }
         Command::Exceptions(ExceptionsCmd::List) => {
             let engine = open_engine(&cli, false).await?;

@@ -342,3 +342,53 @@ pub fn bench(r: &crate::bench::BenchReport) -> String {
     let _ = write!(s, "  pain.001 writer: {:.2} s", r.pain001_write_seconds);
     s
 }
+
+pub fn corrections(rows: &[disburse_engine::CorrectionView]) -> String {
+    let mut s = format!("corrections ({}):\n", rows.len());
+    for c in rows {
+        let _ = writeln!(
+            s,
+            "  {:>4} {:<10} {:<18} {}  proposed by {}{}  — {}",
+            c.id,
+            c.status,
+            c.kind,
+            c.payout_no,
+            c.proposed_by,
+            c.decided_by
+                .as_ref()
+                .map(|d| format!(", decided by {d}"))
+                .unwrap_or_default(),
+            c.reason
+        );
+    }
+    s.trim_end().to_string()
+}
+
+pub fn discrepancy_json(d: &disburse_store::DiscrepancyRow) -> serde_json::Value {
+    serde_json::json!({
+        "id": d.id, "merchant": d.merchant_id, "direction": d.direction,
+        "amount": disburse_engine::views_support::MoneyView::new(d.amount_minor, &d.currency),
+        "origin_payout_no": d.origin_payout_no, "status": d.status, "opened_at": d.opened_at,
+        "settled_at": d.settled_at, "resolution": d.resolution, "topup_payout_no": d.topup_payout_no,
+        "history": serde_json::from_str::<serde_json::Value>(&d.history).unwrap_or_default(),
+    })
+}
+
+pub fn discrepancies(rows: &[disburse_store::DiscrepancyRow]) -> String {
+    let mut s = format!("discrepancies ({}):\n", rows.len());
+    for d in rows {
+        let _ = writeln!(
+            s,
+            "  {:>4} {:<10} {:<10} {:>14} {}  payout {}  merchant {}  {}",
+            d.id,
+            d.direction,
+            d.status,
+            minor(d.amount_minor, &d.currency),
+            d.currency,
+            d.origin_payout_no,
+            d.merchant_id,
+            d.resolution.clone().unwrap_or_default()
+        );
+    }
+    s.trim_end().to_string()
+}

@@ -29,6 +29,8 @@ pub enum LedgerAccount {
     ChannelBank(ChannelId),
     /// Asset: money collected for merchants, the source of their balances.
     PlatformCollections(Currency),
+    /// Expense: receivables an approver decided not to collect.
+    PlatformWriteOffs(Currency),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,7 +45,8 @@ impl LedgerAccount {
         match self {
             LedgerAccount::MerchantReceivable(_)
             | LedgerAccount::ChannelBank(_)
-            | LedgerAccount::PlatformCollections(_) => AccountKind::Asset,
+            | LedgerAccount::PlatformCollections(_)
+            | LedgerAccount::PlatformWriteOffs(_) => AccountKind::Asset,
             _ => AccountKind::Liability,
         }
     }
@@ -70,6 +73,9 @@ impl LedgerAccount {
             ["platform", ccy, "collections"] => Ok(LedgerAccount::PlatformCollections(
                 Currency::parse(ccy).map_err(|_| bad())?,
             )),
+            ["platform", ccy, "write_offs"] => Ok(LedgerAccount::PlatformWriteOffs(
+                Currency::parse(ccy).map_err(|_| bad())?,
+            )),
             _ => Err(bad()),
         }
     }
@@ -85,6 +91,7 @@ impl fmt::Display for LedgerAccount {
             LedgerAccount::MerchantShortfall(m) => write!(f, "merchant:{m}:shortfall"),
             LedgerAccount::ChannelBank(c) => write!(f, "channel:{c}:bank"),
             LedgerAccount::PlatformCollections(c) => write!(f, "platform:{c}:collections"),
+            LedgerAccount::PlatformWriteOffs(c) => write!(f, "platform:{c}:write_offs"),
         }
     }
 }
@@ -121,7 +128,13 @@ pub enum JournalKind {
     PayoutFailed,
     PayoutReturned,
     OrderCancelled,
-    Correction,
+    /// Undoes a journal recorded by mistake, line by line.
+    CorrectionReversal,
+    /// What should have been recorded, after a reversal.
+    CorrectionRestatement,
+    /// An order paid twice: the merchant owes the second payment back.
+    DuplicatePayment,
+    DiscrepancySettled,
 }
 
 impl JournalKind {
@@ -134,7 +147,10 @@ impl JournalKind {
             JournalKind::PayoutFailed => "payout_failed",
             JournalKind::PayoutReturned => "payout_returned",
             JournalKind::OrderCancelled => "order_cancelled",
-            JournalKind::Correction => "correction",
+            JournalKind::CorrectionReversal => "correction_reversal",
+            JournalKind::CorrectionRestatement => "correction_restatement",
+            JournalKind::DuplicatePayment => "duplicate_payment",
+            JournalKind::DiscrepancySettled => "discrepancy_settled",
         }
     }
 }
@@ -187,6 +203,26 @@ impl Journal {
 
     pub fn kind(&self) -> JournalKind {
         self.kind
+    }
+
+    /// The same postings with opposite signs: undoes this journal.
+    pub fn reversed(&self, kind: JournalKind) -> Result<Journal, LedgerError> {
+        let postings = self
+            .postings
+            .iter()
+            .map(|p| {
+                Ok(Posting {
+                    account: p.account.clone(),
+                    amount: p.amount.checked_neg()?,
+                })
+            })
+            .collect::<Result<Vec<_>, LedgerError>>()?;
+        Journal::new(kind, postings)
+    }
+
+    /// The same postings under another kind (a restatement is an ordinary flow, named as such).
+    pub fn renamed(self, kind: JournalKind) -> Journal {
+        Journal { kind, ..self }
     }
 
     pub fn postings(&self) -> &[Posting] {

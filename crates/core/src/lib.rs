@@ -6,6 +6,7 @@
 
 pub mod account;
 pub mod audit;
+pub mod correction;
 pub mod crypto;
 pub mod ids;
 pub mod ledger;

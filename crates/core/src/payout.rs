@@ -85,6 +85,33 @@ impl fmt::Display for PayoutState {
     }
 }
 
+/// Where a payout's money is reserved before it goes to the bank, and goes back to on failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Funding {
+    /// The order's reservation (`withdrawing`): every ordinary payout.
+    Order,
+    /// What a bank underpaid (`shortfall`): a top-up payout.
+    Shortfall,
+}
+
+impl Funding {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Funding::Order => "order",
+            Funding::Shortfall => "shortfall",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Funding, String> {
+        match s {
+            "order" => Ok(Funding::Order),
+            "shortfall" => Ok(Funding::Shortfall),
+            _ => Err(format!("unknown funding {s:?}")),
+        }
+    }
+}
+
 /// What the rules need to know about one payout.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PayoutFacts {
@@ -99,6 +126,7 @@ pub struct PayoutFacts {
     pub submitted_at: Option<DateTime<Utc>>,
     /// When it became `succeeded`; the return window counts from here.
     pub succeeded_at: Option<DateTime<Utc>>,
+    pub funded_from: Funding,
 }
 
 /// One thing a bank said about one payout.
@@ -342,9 +370,13 @@ fn check_currency(payout: &PayoutFacts, amount: Money) -> Result<(), Refusal> {
     Ok(())
 }
 
+/// (where the money is reserved, in transit, the channel's bank account).
 fn accounts(payout: &PayoutFacts) -> (LedgerAccount, LedgerAccount, LedgerAccount) {
     (
-        LedgerAccount::MerchantWithdrawing(payout.merchant.clone()),
+        match payout.funded_from {
+            Funding::Order => LedgerAccount::MerchantWithdrawing(payout.merchant.clone()),
+            Funding::Shortfall => LedgerAccount::MerchantShortfall(payout.merchant.clone()),
+        },
         LedgerAccount::MerchantInTransit(payout.merchant.clone()),
         LedgerAccount::ChannelBank(payout.channel.clone()),
     )
@@ -361,7 +393,7 @@ fn submitted_journal(payout: &PayoutFacts) -> Result<Option<Journal>, Refusal> {
 }
 
 /// in_transit X → bank P; the difference to receivable (overpaid) or shortfall (underpaid).
-fn succeed(payout: &PayoutFacts, paid: Money) -> Result<Transition, Refusal> {
+pub(crate) fn succeed(payout: &PayoutFacts, paid: Money) -> Result<Transition, Refusal> {
     check_currency(payout, paid)?;
     if !paid.is_positive() {
         return Err(Refusal::BadAmount(paid));
@@ -404,7 +436,7 @@ fn succeed(payout: &PayoutFacts, paid: Money) -> Result<Transition, Refusal> {
 }
 
 /// in_transit → withdrawing: the money is reserved for the order again, for a new attempt.
-fn failed(payout: &PayoutFacts, to: PayoutState) -> Result<Transition, Refusal> {
+pub(crate) fn failed(payout: &PayoutFacts, to: PayoutState) -> Result<Transition, Refusal> {
     let (withdrawing, in_transit, _) = accounts(payout);
     let kind = if to == PayoutState::Returned {
         JournalKind::PayoutReturned
@@ -428,7 +460,7 @@ fn failed(payout: &PayoutFacts, to: PayoutState) -> Result<Transition, Refusal> 
 }
 
 /// The reverse of `succeed`: bank P back, withdrawing X restored, the difference closed.
-fn returned_after_success(payout: &PayoutFacts) -> Result<Decision, Refusal> {
+pub(crate) fn returned_after_success(payout: &PayoutFacts) -> Result<Decision, Refusal> {
     let (withdrawing, _, bank) = accounts(payout);
     let paid = payout.paid.unwrap_or(payout.amount);
     let over = AmountDifference {
@@ -493,6 +525,7 @@ mod tests {
             paid: (state == PayoutState::Succeeded).then_some(eur(25000)),
             submitted_at: Some(t0()),
             succeeded_at: (state == PayoutState::Succeeded).then_some(t0() + Duration::days(1)),
+            funded_from: Funding::Order,
         }
     }
 

@@ -86,38 +86,51 @@ impl Engine {
                 source: None,
             });
         }
-        let differing: Vec<PayoutRow> = self
-            .db
-            .fetch_all(
-                "WHERE state = 'succeeded' AND paid_amount_minor IS NOT NULL AND paid_amount_minor <> amount_minor ORDER BY id",
-                &[],
-            )
-            .await?;
-        for p in differing {
-            let paid = p.paid_amount_minor.unwrap_or(p.amount_minor);
-            let over = paid - p.amount_minor;
+        for d in self.discrepancies(true).await? {
+            let owed_to_us = d.direction != "underpaid";
             items.push(ExceptionItem {
-                id: format!("discrepancy:{}", p.payout_no),
-                kind: if over > 0 { "overpaid" } else { "underpaid" }.into(),
-                age_hours: age_hours(&p.updated_at, as_of),
-                amount: Some(MoneyView::new(over.abs(), &p.currency)),
-                merchant: Some(p.merchant_id.clone()),
-                order_no: self.db.order(p.order_id).await?.map(|o| o.order_no),
+                id: format!("D{}", d.id),
+                kind: format!("discrepancy_{}", d.direction),
+                age_hours: age_hours(&d.opened_at, as_of),
+                amount: Some(MoneyView::new(d.amount_minor, &d.currency)),
+                merchant: Some(d.merchant_id.clone()),
+                order_no: self.db.order(d.order_id).await?.map(|o| o.order_no),
                 reason: format!(
-                    "the bank paid {} minor units where {} were instructed",
-                    paid, p.amount_minor
+                    "{} on payout {} ({})",
+                    d.direction, d.origin_payout_no, d.status
                 ),
-                action: if over > 0 {
-                    "the merchant owes the difference: refund, or deduct from its next payout"
-                        .into()
-                } else {
-                    "we owe the difference: top up now, or add to the next payout".into()
+                action: match (owed_to_us, d.status.as_str()) {
+                    (true, "write_off_proposed") => {
+                        "an approver approves or refuses the write-off".into()
+                    }
+                    (true, _) => {
+                        "the merchant owes it: record its refund, or propose a write-off".into()
+                    }
+                    (false, "topping_up") => format!(
+                        "top-up payout {} is on its way",
+                        d.topup_payout_no.as_deref().unwrap_or("?")
+                    ),
+                    (false, _) => "we owe it: top up now with `discrepancy top-up`".into(),
                 },
-                source: p
-                    .bank_reference
-                    .clone()
-                    .map(|r| format!("bank reference {r}")),
-                payout_no: Some(p.payout_no),
+                source: None,
+                payout_no: Some(d.origin_payout_no),
+            });
+        }
+        for c in self.corrections(Some("proposed")).await? {
+            items.push(ExceptionItem {
+                id: format!("C{}", c.id),
+                kind: "correction_waiting_for_approval".into(),
+                age_hours: age_hours(&c.proposed_at, as_of),
+                amount: None,
+                merchant: None,
+                order_no: None,
+                reason: format!("{} proposed by {}: {}", c.kind, c.proposed_by, c.reason),
+                action: format!(
+                    "an approver other than {} approves or rejects it",
+                    c.proposed_by
+                ),
+                source: Some(c.evidence.clone()),
+                payout_no: Some(c.payout_no),
             });
         }
         let stored: Vec<ExceptionRow> = self

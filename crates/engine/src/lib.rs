@@ -4,6 +4,7 @@
 
 mod batches;
 pub mod config;
+mod desk;
 mod error;
 mod exceptions;
 mod import;
@@ -24,6 +25,7 @@ use serde_json::json;
 
 pub use batches::{csv_profile, BatchSummary};
 pub use config::{Channel, ChannelKind, Config};
+pub use desk::{CorrectionView, Resolution};
 pub use error::EngineError;
 pub use exceptions::ExceptionItem;
 pub use import::{ImportSummary, CHUNK_RECORDS};
@@ -53,6 +55,13 @@ impl Actor {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// A merchant's new bank account, and the payouts it started for orders that waited for it.
+#[derive(Debug, Clone)]
+pub struct AccountSet {
+    pub account: BankAccountRow,
+    pub retried: Vec<String>,
 }
 
 pub struct Engine {
@@ -144,7 +153,7 @@ impl Engine {
         account: &BankAccount,
         as_of: DateTime<Utc>,
         actor: &Actor,
-    ) -> Result<BankAccountRow> {
+    ) -> Result<AccountSet> {
         let mut tx = self.db.write().await?;
         let mut m = Self::load_merchant(&mut tx, merchant).await?;
         let previous = tx
@@ -184,8 +193,17 @@ impl Engine {
             }),
         })
         .await?;
+        // Orders that waited for this fix are paid again at once where the channel allows it.
+        let retried = if status_before == "needs_update" {
+            self.auto_retry_waiting(&mut tx, merchant, as_of).await?
+        } else {
+            Vec::new()
+        };
         tx.commit().await?;
-        Ok(row)
+        Ok(AccountSet {
+            account: row,
+            retried,
+        })
     }
 
     /// Money collected for a merchant becomes its available balance.

@@ -2,7 +2,9 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use disburse_core::order;
-use disburse_core::payout::{decide, Decision, PayoutEvent, PayoutFacts, Refusal, Transition};
+use disburse_core::payout::{
+    decide, Decision, Funding, PayoutEvent, PayoutFacts, Refusal, Transition,
+};
 use disburse_core::{
     BankResult, ChannelId, Currency, MerchantId, Money, OrderState, PayoutNo, PayoutState,
 };
@@ -70,6 +72,7 @@ pub(crate) fn facts(row: &PayoutRow) -> Result<PayoutFacts> {
             .map(|m| Money::from_minor(m, currency)),
         submitted_at: row.submitted_at.as_deref().map(parse_time).transpose()?,
         succeeded_at: row.succeeded_at.as_deref().map(parse_time).transpose()?,
+        funded_from: Funding::parse(&row.funded_from).map_err(corrupt)?,
     })
 }
 
@@ -187,6 +190,7 @@ impl Engine {
             batch_id: None,
             created_at: at.clone(),
             updated_at: at.clone(),
+            funded_from: Funding::Order.as_str().into(),
         };
         let mut journal_ids = Vec::new();
         if channel.kind.sends_immediately() {
@@ -383,8 +387,11 @@ impl Engine {
             .await?
             .ok_or_else(|| corrupt(format!("payout {} has no order", row.payout_no)))?;
         let order_before = order_state(&order_row)?;
-        let order_after = if order_before == OrderState::Cancelled {
-            OrderState::Cancelled
+        // A top-up pays what a bank underpaid on an order that is already paid: the order's
+        // state does not follow it.
+        let top_up = row.funded_from == Funding::Shortfall.as_str();
+        let order_after = if order_before == OrderState::Cancelled || top_up {
+            order_before
         } else {
             OrderState::after_payout(t.to)
         };
@@ -408,6 +415,21 @@ impl Engine {
                 m.updated_at = at.clone();
                 tx.update(&m).await?;
             }
+        }
+        if let Some(d) = &t.difference {
+            let over = d.overpaid_by().amount_minor();
+            crate::desk::open_discrepancy(
+                tx,
+                &row,
+                if over > 0 { "overpaid" } else { "underpaid" },
+                over.abs(),
+                &format!("bank paid {} for {} instructed", d.paid, d.instructed),
+                &at,
+            )
+            .await?;
+        }
+        if top_up {
+            crate::desk::top_up_finished(tx, &row, t.to, &at).await?;
         }
         // Messages the merchant cares about, in the same transaction as the change.
         let base = json!({

@@ -189,6 +189,7 @@ pub struct PayoutRow {
     pub batch_id: Option<i64>,
     pub created_at: String,
     pub updated_at: String,
+    pub funded_from: String,
 }
 
 impl Tracked for PayoutRow {
@@ -201,7 +202,7 @@ impl Tracked for PayoutRow {
         "paid_amount_minor",
         "batch_id",
     ];
-    const SELECT: &'static str = "SELECT id, payout_no, order_id, merchant_id, channel_id, currency, amount_minor, bank_account_id, state, paid_amount_minor, bank_reference, reason_code, reason_text, value_date, submitted_at, succeeded_at, batch_id, created_at, updated_at FROM payouts";
+    const SELECT: &'static str = "SELECT id, payout_no, order_id, merchant_id, channel_id, currency, amount_minor, bank_account_id, state, paid_amount_minor, bank_reference, reason_code, reason_text, value_date, submitted_at, succeeded_at, batch_id, created_at, updated_at, funded_from FROM payouts";
     fn key(&self) -> String {
         self.id.to_string()
     }
@@ -226,6 +227,7 @@ impl Tracked for PayoutRow {
             ("batch_id", on(self.batch_id)),
             ("created_at", s(&self.created_at)),
             ("updated_at", s(&self.updated_at)),
+            ("funded_from", s(&self.funded_from)),
         ]
     }
     fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
@@ -249,6 +251,7 @@ impl Tracked for PayoutRow {
             batch_id: row.try_get("batch_id")?,
             created_at: row.try_get("created_at")?,
             updated_at: row.try_get("updated_at")?,
+            funded_from: row.try_get("funded_from")?,
         })
     }
 }
@@ -524,4 +527,45 @@ tracked_row!(ExceptionRow, "exceptions", key = id,
     created_at: String,
     resolved_at: Option<String>,
     resolved_by: Option<String>,
+});
+
+tracked_row!(OperatorRow, "operators", key = name, ints = [], {
+    name: String,
+    role: String,
+    created_at: String,
+    created_by: String,
+});
+
+tracked_row!(CorrectionRow, "corrections", key = id, ints = ["id"], {
+    id: i64,
+    payout_no: String,
+    kind: String,
+    payload: String,
+    reason: String,
+    evidence: String,
+    payout_state: String,
+    payout_updated_at: String,
+    status: String,
+    proposed_by: String,
+    proposed_at: String,
+    decided_by: Option<String>,
+    decided_at: Option<String>,
+    decision_reason: Option<String>,
+});
+
+tracked_row!(DiscrepancyRow, "discrepancies", key = id, ints = ["id", "amount_minor", "order_id"], {
+    id: i64,
+    merchant_id: String,
+    direction: String,
+    amount_minor: i64,
+    currency: String,
+    origin_payout_no: String,
+    order_id: i64,
+    status: String,
+    opened_at: String,
+    settled_at: Option<String>,
+    resolution: Option<String>,
+    topup_payout_no: Option<String>,
+    write_off_proposed_by: Option<String>,
+    history: String,
 });

@@ -89,6 +89,9 @@ pub async fn verify_audit(pool: &AnyPool) -> Result<Vec<TamperFinding>> {
     check_table::<BankFileRow>(pool, &mut latest, &mut findings).await?;
     check_table::<EvidenceRow>(pool, &mut latest, &mut findings).await?;
     check_table::<ExceptionRow>(pool, &mut latest, &mut findings).await?;
+    check_table::<OperatorRow>(pool, &mut latest, &mut findings).await?;
+    check_table::<CorrectionRow>(pool, &mut latest, &mut findings).await?;
+    check_table::<DiscrepancyRow>(pool, &mut latest, &mut findings).await?;
     let mut missing: Vec<_> = latest.into_iter().collect();
     missing.sort_by_key(|(_, (_, seq))| *seq);
     for ((table, key), (_, seq)) in missing {

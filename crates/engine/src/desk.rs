@@ -1,0 +1,857 @@
+//! The exception desk: named operators with roles; corrections proposed by one person and approved
+//! by another; discrepancies opened automatically and settled by a named person; paying an order
+//! again after its account was fixed.
+
+use chrono::{DateTime, Utc};
+use disburse_core::correction::{self, CorrectionKind, OtherPayouts, Role};
+use disburse_core::payout::Funding;
+use disburse_core::{
+    Currency, Journal, JournalKind, LedgerAccount, MerchantId, Money, OperatorName, PayoutNo,
+    PayoutState,
+};
+use disburse_store::{
+    fmt_time, Bind, CorrectionRow, DiscrepancyRow, NewAuditEvent, OperatorRow, OrderRow, PayoutRow,
+    WriteTx,
+};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::orders::{order_state, order_subject, payout_state};
+use crate::payouts::{corrupt, facts};
+use crate::{write_journal, Actor, Engine, EngineError, OrderRef, Result};
+
+fn refused(e: impl ToString) -> EngineError {
+    EngineError::Refused(e.to_string())
+}
+
+/// Opens a discrepancy for a payout, in the caller's transaction.
+pub(crate) async fn open_discrepancy(
+    tx: &mut WriteTx<'_>,
+    payout: &PayoutRow,
+    direction: &str,
+    amount_minor: i64,
+    note: &str,
+    at: &str,
+) -> Result<DiscrepancyRow> {
+    let row = DiscrepancyRow {
+        id: tx.next_id("discrepancy").await?,
+        merchant_id: payout.merchant_id.clone(),
+        direction: direction.to_string(),
+        amount_minor,
+        currency: payout.currency.clone(),
+        origin_payout_no: payout.payout_no.clone(),
+        order_id: payout.order_id,
+        status: "open".into(),
+        opened_at: at.to_string(),
+        settled_at: None,
+        resolution: None,
+        topup_payout_no: None,
+        write_off_proposed_by: None,
+        history: json!([{"at": at, "what": format!("opened: {note}")}]).to_string(),
+    };
+    tx.insert(&row).await?;
+    Ok(row)
+}
+
+fn push_history(row: &mut DiscrepancyRow, at: &str, what: String) {
+    let mut h: Vec<serde_json::Value> = serde_json::from_str(&row.history).unwrap_or_default();
+    h.push(json!({"at": at, "what": what}));
+    row.history = serde_json::Value::Array(h).to_string();
+}
+
+/// A top-up payout reached a final state: settle its discrepancy, or reopen it.
+pub(crate) async fn top_up_finished(
+    tx: &mut WriteTx<'_>,
+    payout: &PayoutRow,
+    to: PayoutState,
+    at: &str,
+) -> Result<()> {
+    let Some(mut d) = tx
+        .fetch_optional::<DiscrepancyRow>(
+            "WHERE topup_payout_no = $1",
+            &[Bind::Text(payout.payout_no.clone())],
+        )
+        .await?
+    else {
+        return Ok(());
+    };
+    match to {
+        PayoutState::Succeeded => {
+            d.status = "settled".into();
+            d.settled_at = Some(at.to_string());
+            d.resolution = Some("topped_up".into());
+            push_history(
+                &mut d,
+                at,
+                format!("top-up payout {} paid", payout.payout_no),
+            );
+        }
+        PayoutState::Failed | PayoutState::Returned => {
+            d.status = "open".into();
+            d.topup_payout_no = None;
+            push_history(
+                &mut d,
+                at,
+                format!("top-up payout {} {to}; open again", payout.payout_no),
+            );
+        }
+        _ => return Ok(()),
+    }
+    Ok(tx.update(&d).await?)
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CorrectionView {
+    pub id: i64,
+    pub payout_no: String,
+    pub kind: String,
+    pub payload: serde_json::Value,
+    pub reason: String,
+    pub evidence: String,
+    pub status: String,
+    pub proposed_by: String,
+    pub proposed_at: String,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<String>,
+    pub decision_reason: Option<String>,
+}
+
+impl From<CorrectionRow> for CorrectionView {
+    fn from(c: CorrectionRow) -> Self {
+        CorrectionView {
+            id: c.id,
+            payout_no: c.payout_no,
+            kind: c.kind,
+            payload: serde_json::from_str(&c.payload).unwrap_or_default(),
+            reason: c.reason,
+            evidence: c.evidence,
+            status: c.status,
+            proposed_by: c.proposed_by,
+            proposed_at: c.proposed_at,
+            decided_by: c.decided_by,
+            decided_at: c.decided_at,
+            decision_reason: c.decision_reason,
+        }
+    }
+}
+
+/// How a discrepancy is settled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resolution {
+    /// Overpaid: the merchant sent the difference back (reference of its transfer).
+    RefundReceived {
+        reference: String,
+    },
+    /// Overpaid: not collected; needs a second person's approval.
+    ProposeWriteOff,
+    ApproveWriteOff,
+    /// Underpaid: a new payout of the shortfall on the same order, now.
+    TopUpNow {
+        channel: Option<String>,
+    },
+}
+
+impl Engine {
+    async fn operator_role(tx: &mut WriteTx<'_>, who: &OperatorName) -> Result<Role> {
+        let row: OperatorRow = tx
+            .fetch_optional("WHERE name = $1", &[Bind::Text(who.to_string())])
+            .await?
+            .ok_or_else(|| EngineError::NotFound {
+                what: "operator",
+                id: format!("{who} (add people with `disburse operator add`)"),
+            })?;
+        Role::parse(&row.role).map_err(corrupt)
+    }
+
+    /// Adds a named person. The first operator may be added by anyone and must be an admin;
+    /// after that only admins add people.
+    pub async fn add_operator(
+        &self,
+        name: &OperatorName,
+        role: Role,
+        as_of: DateTime<Utc>,
+        by: &OperatorName,
+    ) -> Result<OperatorRow> {
+        let mut tx = self.db.write().await?;
+        let existing: Vec<OperatorRow> = tx.fetch_all("ORDER BY name", &[]).await?;
+        if existing.is_empty() {
+            if role != Role::Admin {
+                return Err(EngineError::invalid(
+                    "role",
+                    "the first operator must be an admin",
+                ));
+            }
+        } else {
+            let by_role = Self::operator_role(&mut tx, by).await?;
+            if by_role != Role::Admin {
+                return Err(refused(format!(
+                    "{by} is a {}; only admins add operators",
+                    by_role.as_str()
+                )));
+            }
+        }
+        if existing.iter().any(|o| o.name == name.as_str()) {
+            return Err(refused(format!("operator {name} already exists")));
+        }
+        let at = fmt_time(as_of);
+        let row = OperatorRow {
+            name: name.to_string(),
+            role: role.as_str().into(),
+            created_at: at.clone(),
+            created_by: by.to_string(),
+        };
+        tx.insert(&row).await?;
+        tx.audit(NewAuditEvent {
+            at,
+            actor: Actor::operator(by).as_str().into(),
+            action: "operator.added".into(),
+            subject: format!("operator:{name}"),
+            reason: None,
+            detail: json!({"role": role.as_str()}),
+        })
+        .await?;
+        tx.commit().await?;
+        Ok(row)
+    }
+
+    /// A maker proposes a correction of a payout, with a reason and evidence.
+    pub async fn propose_correction(
+        &self,
+        payout_no: &PayoutNo,
+        kind: &CorrectionKind,
+        reason: &str,
+        evidence: &str,
+        as_of: DateTime<Utc>,
+        maker: &OperatorName,
+    ) -> Result<CorrectionRow> {
+        if reason.trim().is_empty() {
+            return Err(EngineError::invalid(
+                "reason",
+                "say why the record is wrong",
+            ));
+        }
+        if evidence.trim().is_empty() {
+            return Err(EngineError::invalid(
+                "evidence",
+                "give the bank's reference, notice or file",
+            ));
+        }
+        let mut tx = self.db.write().await?;
+        let role = Self::operator_role(&mut tx, maker).await?;
+        correction::check_may_propose(maker.as_str(), role, "propose corrections")
+            .map_err(refused)?;
+        let payout: PayoutRow = tx
+            .fetch_optional("WHERE payout_no = $1", &[Bind::Text(payout_no.to_string())])
+            .await?
+            .ok_or_else(|| EngineError::NotFound {
+                what: "payout",
+                id: payout_no.to_string(),
+            })?;
+        // Check now that it could be applied to the payout as it is, so a maker learns at once.
+        let others = self.other_payouts(&mut tx, &payout).await?;
+        correction::decide(&facts(&payout)?, kind, others).map_err(refused)?;
+        let at = fmt_time(as_of);
+        let row = CorrectionRow {
+            id: tx.next_id("correction").await?,
+            payout_no: payout.payout_no.clone(),
+            kind: kind.name().into(),
+            payload: serde_json::to_string(kind).expect("serializable"),
+            reason: reason.to_string(),
+            evidence: evidence.to_string(),
+            payout_state: payout.state.clone(),
+            payout_updated_at: payout.updated_at.clone(),
+            status: "proposed".into(),
+            proposed_by: maker.to_string(),
+            proposed_at: at.clone(),
+            decided_by: None,
+            decided_at: None,
+            decision_reason: None,
+        };
+        tx.insert(&row).await?;
+        tx.audit(NewAuditEvent {
+            at,
+            actor: Actor::operator(maker).as_str().into(),
+            action: "correction.proposed".into(),
+            subject: format!("payout:{}", payout.payout_no),
+            reason: Some(reason.to_string()),
+            detail: json!({"correction": row.id, "kind": kind, "evidence": evidence, "payout_state": payout.state}),
+        })
+        .await?;
+        tx.commit().await?;
+        Ok(row)
+    }
+
+    async fn other_payouts(
+        &self,
+        tx: &mut WriteTx<'_>,
+        payout: &PayoutRow,
+    ) -> Result<OtherPayouts> {
+        let all: Vec<PayoutRow> = tx
+            .fetch_all("WHERE order_id = $1", &[Bind::Int(payout.order_id)])
+            .await?;
+        let mut others = OtherPayouts::default();
+        for p in all
+            .iter()
+            .filter(|p| p.id != payout.id && p.funded_from == Funding::Order.as_str())
+        {
+            let st = payout_state(p)?;
+            others.live |= st.is_live();
+            others.succeeded |= st == PayoutState::Succeeded;
+        }
+        Ok(others)
+    }
+
+    async fn load_proposed(tx: &mut WriteTx<'_>, id: i64) -> Result<CorrectionRow> {
+        let row: CorrectionRow = tx
+            .fetch_optional("WHERE id = $1", &[Bind::Int(id)])
+            .await?
+            .ok_or_else(|| EngineError::NotFound {
+                what: "correction",
+                id: id.to_string(),
+            })?;
+        if row.status != "proposed" {
+            return Err(refused(format!(
+                "correction {id} is already {}",
+                row.status
+            )));
+        }
+        Ok(row)
+    }
+
+    /// A checker approves: applied at once, as reversing and restating journals, with one audit
+    /// event naming both people. Refused if the payout changed since the proposal.
+    pub async fn approve_correction(
+        &self,
+        id: i64,
+        as_of: DateTime<Utc>,
+        checker: &OperatorName,
+    ) -> Result<CorrectionRow> {
+        let mut tx = self.db.write().await?;
+        let role = Self::operator_role(&mut tx, checker).await?;
+        let mut c = Self::load_proposed(&mut tx, id).await?;
+        correction::check_may_decide(
+            checker.as_str(),
+            role,
+            &c.proposed_by,
+            "approve corrections",
+        )
+        .map_err(refused)?;
+        let mut payout: PayoutRow = tx
+            .fetch_optional("WHERE payout_no = $1", &[Bind::Text(c.payout_no.clone())])
+            .await?
+            .ok_or_else(|| corrupt("correction of a payout that does not exist"))?;
+        if payout.updated_at != c.payout_updated_at || payout.state != c.payout_state {
+            return Err(refused(format!(
+                "correction {id} is stale: payout {} was {} when it was proposed and is {} now (changed {}); propose again",
+                c.payout_no, c.payout_state, payout.state, payout.updated_at
+            )));
+        }
+        let kind: CorrectionKind = serde_json::from_str(&c.payload).map_err(corrupt)?;
+        let others = self.other_payouts(&mut tx, &payout).await?;
+        let decision = correction::decide(&facts(&payout)?, &kind, others).map_err(refused)?;
+        let at = fmt_time(as_of);
+        let before = payout.clone();
+        let merchant = MerchantId::parse(&payout.merchant_id).map_err(corrupt)?;
+        payout.state = decision.to.as_str().into();
+        payout.updated_at = at.clone();
+        match &kind {
+            CorrectionKind::ConfirmSucceeded {
+                bank_reference,
+                value_date,
+                ..
+            } => {
+                payout.bank_reference = Some(bank_reference.clone());
+                payout.value_date = value_date.map(disburse_store::fmt_date);
+                payout.reason_code = None;
+                payout.reason_text = None;
+            }
+            CorrectionKind::ConfirmFailed { reason_code }
+            | CorrectionKind::RecordReturn { reason_code } => {
+                payout.reason_code = Some(reason_code.clone());
+                payout.reason_text = Some(format!("correction {id}"));
+            }
+            CorrectionKind::AmendPaidAmount { .. } => {}
+        }
+        if let Some(paid) = decision.paid {
+            payout.paid_amount_minor = Some(paid.amount_minor());
+            payout.succeeded_at = Some(at.clone());
+        } else if decision.to != PayoutState::Succeeded {
+            payout.paid_amount_minor = None;
+        }
+        tx.update(&payout).await?;
+        let mut journal_ids = Vec::new();
+        for j in &decision.journals {
+            journal_ids.push(
+                write_journal(
+                    &mut tx,
+                    j,
+                    Some(&merchant),
+                    Some(payout.order_id),
+                    Some(payout.id),
+                    &at,
+                )
+                .await?,
+            );
+        }
+        // Discrepancies the old record implied are closed; the new one's are opened.
+        let old_open: Vec<DiscrepancyRow> = tx
+            .fetch_all(
+                "WHERE origin_payout_no = $1 AND status = 'open'",
+                &[Bind::Text(payout.payout_no.clone())],
+            )
+            .await?;
+        for mut d in old_open {
+            d.status = "settled".into();
+            d.settled_at = Some(at.clone());
+            d.resolution = Some(format!("corrected by correction {id}"));
+            push_history(&mut d, &at, format!("superseded by correction {id}"));
+            tx.update(&d).await?;
+        }
+        let mut opened = Vec::new();
+        if let Some(diff) = &decision.difference {
+            let over = diff.overpaid_by().amount_minor();
+            let d = open_discrepancy(
+                &mut tx,
+                &payout,
+                if over > 0 { "overpaid" } else { "underpaid" },
+                over.abs(),
+                &format!(
+                    "correction {id}: bank paid {} for {}",
+                    diff.paid, diff.instructed
+                ),
+                &at,
+            )
+            .await?;
+            opened.push(d.id);
+        }
+        if let Some(dup) = decision.duplicate {
+            let d = open_discrepancy(
+                &mut tx,
+                &payout,
+                "duplicate",
+                dup.amount_minor(),
+                &format!("correction {id}: the order was paid twice; {dup} is owed back"),
+                &at,
+            )
+            .await?;
+            opened.push(d.id);
+        }
+        let mut order: OrderRow = tx
+            .fetch_optional("WHERE id = $1", &[Bind::Int(payout.order_id)])
+            .await?
+            .ok_or_else(|| corrupt("payout without order"))?;
+        let order_before = order_state(&order)?;
+        let order_after = if payout.funded_from == Funding::Shortfall.as_str()
+            || order_before == disburse_core::OrderState::Cancelled
+        {
+            order_before
+        } else if decision.duplicate.is_some() {
+            disburse_core::OrderState::Paid
+        } else {
+            disburse_core::OrderState::after_payout(decision.to)
+        };
+        if order_after != order_before {
+            order.state = order_after.as_str().into();
+            order.updated_at = at.clone();
+            tx.update(&order).await?;
+        }
+        c.status = "applied".into();
+        c.decided_by = Some(checker.to_string());
+        c.decided_at = Some(at.clone());
+        tx.update(&c).await?;
+        let message = json!({"order_no": order.order_no, "payout_no": payout.payout_no, "payout_state": payout.state,
+            "order_state": order.state, "correction": id, "kind": c.kind, "reason": c.reason});
+        tx.insert_outbox(&payout.merchant_id, "correction.applied", &message, &at)
+            .await?;
+        for d in &opened {
+            tx.insert_outbox(&payout.merchant_id, "discrepancy.opened", &json!({"discrepancy": d, "order_no": order.order_no, "payout_no": payout.payout_no}), &at).await?;
+        }
+        tx.audit(NewAuditEvent {
+            at,
+            actor: Actor::operator(checker).as_str().into(),
+            action: format!("payout.corrected.{}", c.kind),
+            subject: format!("payout:{}", payout.payout_no),
+            reason: Some(c.reason.clone()),
+            detail: json!({
+                "correction": id, "proposed_by": c.proposed_by, "approved_by": checker.as_str(),
+                "evidence": c.evidence, "kind": kind,
+                "before": {"state": before.state, "paid_amount_minor": before.paid_amount_minor},
+                "after": {"state": payout.state, "paid_amount_minor": payout.paid_amount_minor},
+                "order_state": {"before": order_before.as_str(), "after": order_after.as_str()},
+                "journals": journal_ids, "discrepancies_opened": opened,
+            }),
+        })
+        .await?;
+        tx.commit().await?;
+        Ok(c)
+    }
+
+    pub async fn reject_correction(
+        &self,
+        id: i64,
+        why: &str,
+        as_of: DateTime<Utc>,
+        checker: &OperatorName,
+    ) -> Result<CorrectionRow> {
+        if why.trim().is_empty() {
+            return Err(EngineError::invalid(
+                "reason",
+                "say why the correction is rejected",
+            ));
+        }
+        let mut tx = self.db.write().await?;
+        let role = Self::operator_role(&mut tx, checker).await?;
+        let mut c = Self::load_proposed(&mut tx, id).await?;
+        correction::check_may_decide(checker.as_str(), role, &c.proposed_by, "reject corrections")
+            .map_err(refused)?;
+        let at = fmt_time(as_of);
+        c.status = "rejected".into();
+        c.decided_by = Some(checker.to_string());
+        c.decided_at = Some(at.clone());
+        c.decision_reason = Some(why.to_string());
+        tx.update(&c).await?;
+        tx.audit(NewAuditEvent {
+            at,
+            actor: Actor::operator(checker).as_str().into(),
+            action: "correction.rejected".into(),
+            subject: format!("payout:{}", c.payout_no),
+            reason: Some(why.to_string()),
+            detail: json!({"correction": id, "proposed_by": c.proposed_by}),
+        })
+        .await?;
+        tx.commit().await?;
+        Ok(c)
+    }
+
+    pub async fn corrections(&self, status: Option<&str>) -> Result<Vec<CorrectionView>> {
+        let rows: Vec<CorrectionRow> = match status {
+            Some(s) => {
+                self.db
+                    .fetch_all("WHERE status = $1 ORDER BY id", &[Bind::Text(s.into())])
+                    .await?
+            }
+            None => self.db.fetch_all("ORDER BY id", &[]).await?,
+        };
+        Ok(rows.into_iter().map(CorrectionView::from).collect())
+    }
+
+    pub async fn discrepancies(&self, open_only: bool) -> Result<Vec<DiscrepancyRow>> {
+        let where_sql = if open_only {
+            "WHERE status <> 'settled' ORDER BY id"
+        } else {
+            "ORDER BY id"
+        };
+        Ok(self.db.fetch_all(where_sql, &[]).await?)
+    }
+
+    /// Settles (or starts settling) a discrepancy, by a named operator with a reason.
+    pub async fn resolve_discrepancy(
+        &self,
+        id: i64,
+        resolution: &Resolution,
+        reason: &str,
+        as_of: DateTime<Utc>,
+        who: &OperatorName,
+    ) -> Result<DiscrepancyRow> {
+        if reason.trim().is_empty() {
+            return Err(EngineError::invalid("reason", "say why"));
+        }
+        let mut tx = self.db.write().await?;
+        let role = Self::operator_role(&mut tx, who).await?;
+        correction::check_may_propose(who.as_str(), role, "resolve discrepancies")
+            .map_err(refused)?;
+        let mut d: DiscrepancyRow = tx
+            .fetch_optional("WHERE id = $1", &[Bind::Int(id)])
+            .await?
+            .ok_or_else(|| EngineError::NotFound {
+                what: "discrepancy",
+                id: id.to_string(),
+            })?;
+        if d.status == "settled" {
+            return Err(refused(format!(
+                "discrepancy {id} is already settled ({})",
+                d.resolution.as_deref().unwrap_or("-")
+            )));
+        }
+        let merchant = MerchantId::parse(&d.merchant_id).map_err(corrupt)?;
+        let currency = Currency::parse(&d.currency).map_err(corrupt)?;
+        let amount = Money::from_minor(d.amount_minor, currency);
+        let owed_to_us = d.direction == "overpaid" || d.direction == "duplicate";
+        let at = fmt_time(as_of);
+        let origin: PayoutRow = tx
+            .fetch_optional(
+                "WHERE payout_no = $1",
+                &[Bind::Text(d.origin_payout_no.clone())],
+            )
+            .await?
+            .ok_or_else(|| corrupt("discrepancy without its payout"))?;
+        let receivable = LedgerAccount::MerchantReceivable(merchant.clone());
+        let mut journal = None;
+        let mut topup = None;
+        match resolution {
+            Resolution::RefundReceived { reference } => {
+                if !owed_to_us {
+                    return Err(refused(format!(
+                        "discrepancy {id} is {}: we owe the merchant, nothing to refund",
+                        d.direction
+                    )));
+                }
+                // The merchant sent the difference back to our account at the bank that paid it.
+                let bank = LedgerAccount::ChannelBank(
+                    disburse_core::ChannelId::parse(&origin.channel_id).map_err(corrupt)?,
+                );
+                journal = Some(
+                    Journal::transfer(JournalKind::DiscrepancySettled, bank, receivable, amount)
+                        .map_err(refused)?,
+                );
+                d.status = "settled".into();
+                d.resolution = Some(format!("refund received ({reference})"));
+                d.settled_at = Some(at.clone());
+            }
+            Resolution::ProposeWriteOff => {
+                if !owed_to_us {
+                    return Err(refused(format!(
+                        "discrepancy {id} is {}: only what the merchant owes can be written off",
+                        d.direction
+                    )));
+                }
+                d.status = "write_off_proposed".into();
+                d.write_off_proposed_by = Some(who.to_string());
+            }
+            Resolution::ApproveWriteOff => {
+                let proposer = d.write_off_proposed_by.clone().ok_or_else(|| {
+                    refused(format!("no write-off of discrepancy {id} was proposed"))
+                })?;
+                correction::check_may_decide(who.as_str(), role, &proposer, "approve write-offs")
+                    .map_err(refused)?;
+                journal = Some(
+                    Journal::transfer(
+                        JournalKind::DiscrepancySettled,
+                        LedgerAccount::PlatformWriteOffs(currency),
+                        receivable,
+                        amount,
+                    )
+                    .map_err(refused)?,
+                );
+                d.status = "settled".into();
+                d.resolution = Some(format!(
+                    "written off (proposed by {proposer}, approved by {who})"
+                ));
+                d.settled_at = Some(at.clone());
+            }
+            Resolution::TopUpNow { channel } => {
+                if owed_to_us {
+                    return Err(refused(format!(
+                        "discrepancy {id} is {}: the merchant owes us, there is nothing to top up",
+                        d.direction
+                    )));
+                }
+                if d.topup_payout_no.is_some() {
+                    return Err(refused(format!(
+                        "discrepancy {id} already has a top-up payout"
+                    )));
+                }
+                let p = self
+                    .create_topup(&mut tx, &origin, amount, channel.as_deref(), as_of, who)
+                    .await?;
+                d.status = "topping_up".into();
+                d.topup_payout_no = Some(p.payout_no.clone());
+                topup = Some(p.payout_no);
+            }
+        }
+        let mut journal_id = None;
+        if let Some(j) = &journal {
+            journal_id = Some(
+                write_journal(&mut tx, j, Some(&merchant), Some(d.order_id), None, &at).await?,
+            );
+        }
+        push_history(&mut d, &at, format!("{:?} by {who}: {reason}", resolution));
+        tx.update(&d).await?;
+        if d.status == "settled" {
+            tx.insert_outbox(&d.merchant_id, "discrepancy.resolved", &json!({"discrepancy": id, "resolution": d.resolution, "amount_minor": d.amount_minor, "currency": d.currency}), &at).await?;
+        }
+        tx.audit(NewAuditEvent {
+            at,
+            actor: Actor::operator(who).as_str().into(),
+            action: format!(
+                "discrepancy.{}",
+                match resolution {
+                    Resolution::RefundReceived { .. } => "refund_received",
+                    Resolution::ProposeWriteOff => "write_off_proposed",
+                    Resolution::ApproveWriteOff => "written_off",
+                    Resolution::TopUpNow { .. } => "top_up_created",
+                }
+            ),
+            subject: format!("discrepancy:{id}"),
+            reason: Some(reason.to_string()),
+            detail: json!({"status": d.status, "journal_id": journal_id, "topup_payout_no": topup}),
+        })
+        .await?;
+        tx.commit().await?;
+        Ok(d)
+    }
+
+    /// A payout of what a bank underpaid, on the same order, drawn from the shortfall.
+    async fn create_topup(
+        &self,
+        tx: &mut WriteTx<'_>,
+        origin: &PayoutRow,
+        amount: Money,
+        channel: Option<&str>,
+        as_of: DateTime<Utc>,
+        who: &OperatorName,
+    ) -> Result<PayoutRow> {
+        let live: Vec<PayoutRow> = tx
+            .fetch_all(
+                "WHERE order_id = $1 AND state IN ('pending', 'submitted', 'expired')",
+                &[Bind::Int(origin.order_id)],
+            )
+            .await?;
+        if let Some(l) = live.first() {
+            return Err(refused(format!(
+                "order already has a live payout {} ({})",
+                l.payout_no, l.state
+            )));
+        }
+        let channel = match channel {
+            Some(c) => self.config.channel(c)?,
+            None => self.config.channel(&origin.channel_id)?,
+        };
+        let account = tx
+            .fetch_optional::<disburse_store::BankAccountRow>(
+                "WHERE merchant_id = $1 ORDER BY version DESC LIMIT 1",
+                &[Bind::Text(origin.merchant_id.clone())],
+            )
+            .await?
+            .ok_or_else(|| corrupt("merchant without account"))?;
+        let at = fmt_time(as_of);
+        let id = tx.next_id("payout").await?;
+        let mut row = PayoutRow {
+            id,
+            payout_no: PayoutNo::from_sequence(id).to_string(),
+            order_id: origin.order_id,
+            merchant_id: origin.merchant_id.clone(),
+            channel_id: channel.id.to_string(),
+            currency: origin.currency.clone(),
+            amount_minor: amount.amount_minor(),
+            bank_account_id: account.id,
+            state: PayoutState::Pending.as_str().into(),
+            paid_amount_minor: None,
+            bank_reference: None,
+            reason_code: None,
+            reason_text: None,
+            value_date: None,
+            submitted_at: None,
+            succeeded_at: None,
+            batch_id: None,
+            created_at: at.clone(),
+            updated_at: at.clone(),
+            funded_from: Funding::Shortfall.as_str().into(),
+        };
+        let mut journal_id = None;
+        if channel.kind.sends_immediately() {
+            let disburse_core::payout::Decision::Changed(t) = disburse_core::payout::decide(
+                &facts(&row)?,
+                &disburse_core::payout::PayoutEvent::Submit,
+                &channel.policy,
+                as_of,
+            )
+            .map_err(refused)?
+            else {
+                return Err(corrupt("submit changed nothing"));
+            };
+            row.state = t.to.as_str().into();
+            row.submitted_at = Some(at.clone());
+            tx.insert(&row).await?;
+            if let Some(j) = &t.journal {
+                let m = MerchantId::parse(&row.merchant_id).map_err(corrupt)?;
+                journal_id = Some(
+                    write_journal(tx, j, Some(&m), Some(row.order_id), Some(row.id), &at).await?,
+                );
+            }
+        } else {
+            tx.insert(&row).await?;
+        }
+        tx.audit(NewAuditEvent {
+            at: at.clone(),
+            actor: Actor::operator(who).as_str().into(),
+            action: "payout.top_up_created".into(),
+            subject: format!("payout:{}", row.payout_no),
+            reason: Some(format!("top-up of what {} underpaid", origin.payout_no)),
+            detail: json!({"origin": origin.payout_no, "amount_minor": row.amount_minor, "currency": row.currency, "channel": row.channel_id, "state": row.state, "journal_id": journal_id}),
+        })
+        .await?;
+        Ok(row)
+    }
+
+    /// Pays an order again after its last payout failed: a new payout number, the same order.
+    pub async fn retry_order(
+        &self,
+        r: &OrderRef,
+        channel: Option<&str>,
+        as_of: DateTime<Utc>,
+        actor: &Actor,
+    ) -> Result<PayoutRow> {
+        let mut tx = self.db.write().await?;
+        let mut order = Self::load_order(&mut tx, r).await?;
+        if order_state(&order)? != disburse_core::OrderState::ActionRequired {
+            return Err(refused(format!(
+                "order {} is {}; only an order whose last payout failed is paid again",
+                order.order_no, order.state
+            )));
+        }
+        let p = self
+            .create_payout_in(&mut tx, &mut order, channel, as_of, actor, "payout.retried")
+            .await?;
+        tx.commit().await?;
+        Ok(p)
+    }
+
+    /// After a merchant fixed its account: orders waiting for it on channels that allow it get a
+    /// new payout in the same transaction. Returns the new payout numbers.
+    pub(crate) async fn auto_retry_waiting(
+        &self,
+        tx: &mut WriteTx<'_>,
+        merchant: &MerchantId,
+        as_of: DateTime<Utc>,
+    ) -> Result<Vec<String>> {
+        let waiting: Vec<OrderRow> = tx
+            .fetch_all(
+                "WHERE merchant_id = $1 AND state = 'action_required' ORDER BY id",
+                &[Bind::Text(merchant.to_string())],
+            )
+            .await?;
+        let mut created = Vec::new();
+        for mut order in waiting {
+            let payouts: Vec<PayoutRow> = tx
+                .fetch_all("WHERE order_id = $1 ORDER BY id", &[Bind::Int(order.id)])
+                .await?;
+            let Some(last) = payouts.last() else { continue };
+            let st = payout_state(last)?;
+            let account_reason = last
+                .reason_code
+                .as_deref()
+                .and_then(disburse_formats::reason_codes::lookup)
+                .is_some_and(|r| r.category.is_account_related());
+            let switch_on = self
+                .config
+                .channel(&last.channel_id)
+                .is_ok_and(|c| c.auto_retry_on_account_fix);
+            if st.is_final_failure() && account_reason && switch_on {
+                let p = self
+                    .create_payout_in(
+                        tx,
+                        &mut order,
+                        None,
+                        as_of,
+                        &Actor::system("account-fix"),
+                        "payout.retried_after_account_fix",
+                    )
+                    .await?;
+                created.push(p.payout_no);
+            }
+        }
+        let _ = order_subject;
+        Ok(created)
+    }
+}
