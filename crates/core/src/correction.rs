@@ -40,6 +40,16 @@ impl Role {
         }
     }
 
+    /// "a viewer", "an operator": for messages.
+    pub fn with_article(self) -> &'static str {
+        match self {
+            Role::Viewer => "a viewer",
+            Role::Operator => "an operator",
+            Role::Approver => "an approver",
+            Role::Admin => "an admin",
+        }
+    }
+
     /// Makers: operators, approvers and admins may propose.
     pub fn may_propose(self) -> bool {
         self >= Role::Operator
@@ -53,13 +63,13 @@ impl Role {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PermissionRefusal {
-    #[error("{who} is a {role}; only operators, approvers and admins may {action}")]
+    #[error("{who} is {role}; only operators, approvers and admins may {action}")]
     MayNotPropose {
         who: String,
         role: &'static str,
         action: &'static str,
     },
-    #[error("{who} is a {role}; only approvers and admins may {action}")]
+    #[error("{who} is {role}; only approvers and admins may {action}")]
     MayNotApprove {
         who: String,
         role: &'static str,
@@ -79,7 +89,7 @@ pub fn check_may_propose(
     } else {
         Err(PermissionRefusal::MayNotPropose {
             who: who.to_string(),
-            role: role.as_str(),
+            role: role.with_article(),
             action,
         })
     }
@@ -95,7 +105,7 @@ pub fn check_may_decide(
     if !role.may_approve() {
         return Err(PermissionRefusal::MayNotApprove {
             who: who.to_string(),
-            role: role.as_str(),
+            role: role.with_article(),
             action,
         });
     }

@@ -2,52 +2,8 @@
 
 mod common;
 
-use std::path::PathBuf;
-
 use common::*;
 use disburse_engine::ImportSummary;
-
-fn pain002(msg_id: &str, lines: &[(&str, &str, Option<&str>, Option<&str>)]) -> String {
-    let mut tx = String::new();
-    for (e2e, status, reason, amount) in lines {
-        tx.push_str(&format!(
-            "      <TxInfAndSts>\n        <OrgnlEndToEndId>{e2e}</OrgnlEndToEndId>\n        <TxSts>{status}</TxSts>\n"
-        ));
-        if let Some(r) = reason {
-            tx.push_str(&format!(
-                "        <StsRsnInf><Rsn><Cd>{r}</Cd></Rsn></StsRsnInf>\n"
-            ));
-        }
-        tx.push_str("        <AcctSvcrRef>BANK-REF-");
-        tx.push_str(e2e);
-        tx.push_str("</AcctSvcrRef>\n");
-        if let Some(a) = amount {
-            tx.push_str(&format!(
-                "        <OrgnlTxRef><Amt><InstdAmt Ccy=\"EUR\">{a}</InstdAmt></Amt></OrgnlTxRef>\n"
-            ));
-        }
-        tx.push_str("      </TxInfAndSts>\n");
-    }
-    format!(
-        r#"<?xml version="1.0" encoding="UTF-8"?>
-<Document xmlns="urn:iso:std:iso:20022:tech:xsd:pain.002.001.10">
-  <CstmrPmtStsRpt>
-    <GrpHdr><MsgId>STATUS-1</MsgId><CreDtTm>2026-11-03T10:00:00</CreDtTm></GrpHdr>
-    <OrgnlGrpInfAndSts><OrgnlMsgId>{msg_id}</OrgnlMsgId><OrgnlMsgNmId>pain.001.001.09</OrgnlMsgNmId></OrgnlGrpInfAndSts>
-    <OrgnlPmtInfAndSts>
-      <OrgnlPmtInfId>PMT-1</OrgnlPmtInfId>
-{tx}    </OrgnlPmtInfAndSts>
-  </CstmrPmtStsRpt>
-</Document>
-"#
-    )
-}
-
-fn write(dir: &std::path::Path, name: &str, text: &str) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
-    path
-}
 
 async fn import(
     app: &App,

@@ -10,6 +10,7 @@ use disburse_engine::{
 };
 use disburse_store::testing::{TestBackend, TestDb};
 use disburse_store::Db;
+use std::path::PathBuf;
 
 pub struct App {
     pub engine: Engine,
@@ -206,4 +207,47 @@ pub async fn snapshot(e: &Engine) -> Vec<i64> {
         out.push(e.db().count(t).await.unwrap());
     }
     out
+}
+
+/// A pain.002.001.10 status report for `msg_id`: (EndToEndId, status, reason, paid amount EUR).
+pub fn pain002(msg_id: &str, lines: &[(&str, &str, Option<&str>, Option<&str>)]) -> String {
+    let mut tx = String::new();
+    for (e2e, status, reason, amount) in lines {
+        tx.push_str(&format!(
+            "      <TxInfAndSts>\n        <OrgnlEndToEndId>{e2e}</OrgnlEndToEndId>\n        <TxSts>{status}</TxSts>\n"
+        ));
+        if let Some(r) = reason {
+            tx.push_str(&format!(
+                "        <StsRsnInf><Rsn><Cd>{r}</Cd></Rsn></StsRsnInf>\n"
+            ));
+        }
+        tx.push_str("        <AcctSvcrRef>BANK-REF-");
+        tx.push_str(e2e);
+        tx.push_str("</AcctSvcrRef>\n");
+        if let Some(a) = amount {
+            tx.push_str(&format!(
+                "        <OrgnlTxRef><Amt><InstdAmt Ccy=\"EUR\">{a}</InstdAmt></Amt></OrgnlTxRef>\n"
+            ));
+        }
+        tx.push_str("      </TxInfAndSts>\n");
+    }
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<Document xmlns="urn:iso:std:iso:20022:tech:xsd:pain.002.001.10">
+  <CstmrPmtStsRpt>
+    <GrpHdr><MsgId>STATUS-1</MsgId><CreDtTm>2026-11-03T10:00:00</CreDtTm></GrpHdr>
+    <OrgnlGrpInfAndSts><OrgnlMsgId>{msg_id}</OrgnlMsgId><OrgnlMsgNmId>pain.001.001.09</OrgnlMsgNmId></OrgnlGrpInfAndSts>
+    <OrgnlPmtInfAndSts>
+      <OrgnlPmtInfId>PMT-1</OrgnlPmtInfId>
+{tx}    </OrgnlPmtInfAndSts>
+  </CstmrPmtStsRpt>
+</Document>
+"#
+    )
+}
+
+pub fn write(dir: &std::path::Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
 }
