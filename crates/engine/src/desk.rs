@@ -455,6 +455,26 @@ impl Engine {
             order.updated_at = at.clone();
             tx.update(&order).await?;
         }
+        if decision.to == PayoutState::Succeeded {
+            // The account the bank was said to reject took the money: it was never wrong.
+            let mut m: disburse_store::MerchantRow = tx
+                .fetch_optional("WHERE id = $1", &[Bind::Text(payout.merchant_id.clone())])
+                .await?
+                .ok_or_else(|| corrupt("payout without merchant"))?;
+            let current: Option<disburse_store::BankAccountRow> = tx
+                .fetch_optional(
+                    "WHERE merchant_id = $1 ORDER BY version DESC LIMIT 1",
+                    &[Bind::Text(payout.merchant_id.clone())],
+                )
+                .await?;
+            if m.account_status == "needs_update"
+                && current.is_some_and(|a| a.id == payout.bank_account_id)
+            {
+                m.account_status = "ok".into();
+                m.updated_at = at.clone();
+                tx.update(&m).await?;
+            }
+        }
         c.status = "applied".into();
         c.decided_by = Some(checker.to_string());
         c.decided_at = Some(at.clone());

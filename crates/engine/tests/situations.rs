@@ -246,7 +246,9 @@ both_backends!(situation_2_an_operator_marked_a_paid_payout_failed_and_a_correct
         assert!(err.to_string().contains("only approvers and admins"), "{who}: {err}");
     }
     let before = e.db().payout_by_no(&nos[0]).await.unwrap().unwrap();
+    assert_eq!(e.merchant_view(&m("acme")).await.unwrap().account_status, "needs_update", "the mistaken AC01 flagged the account");
     e.approve_correction(c.id, day(4), &person("bert")).await.unwrap();
+    assert_eq!(e.merchant_view(&m("acme")).await.unwrap().account_status, "ok", "the account took the money: it was never wrong");
 
     let v = e.order_view(&order("W1")).await.unwrap();
     assert_eq!((v.state.as_str(), v.payouts[0].state.as_str()), ("paid", "succeeded"));
