@@ -215,7 +215,9 @@ pub async fn run(dir: Option<PathBuf>, days: u32, seed: u64) -> anyhow::Result<S
                 order_no: OrderNo::parse(&o.order_no)?,
                 merchant: Some(MerchantId::parse(&o.merchant_id)?),
             };
-            if let Ok(p) = engine.create_payout(&r, None, morning, &desk).await {
+            if let Ok(disburse_engine::PayoutStart::Sent(p)) =
+                engine.create_payout(&r, None, morning, &desk).await
+            {
                 tally.retries.push((
                     o.order_no.clone(),
                     last.payout_no.clone(),
@@ -248,6 +250,8 @@ pub async fn run(dir: Option<PathBuf>, days: u32, seed: u64) -> anyhow::Result<S
                             &desk,
                         )
                         .await?;
+                    // Settled by netting: nothing to send.
+                    let Some(p) = p.into_payout() else { continue };
                     if p.channel_id == "sandbox-api" {
                         let amount = Money::from_minor(p.amount_minor, m.currency);
                         pending.push(Pending {

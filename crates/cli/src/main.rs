@@ -415,6 +415,18 @@ enum DiscrepancyCmd {
         #[arg(long)]
         why: String,
     },
+    /// Overpaid: deduct it from the merchant's next payouts, automatically, until settled.
+    Net {
+        id: i64,
+        #[arg(long)]
+        why: String,
+    },
+    /// Underpaid: add it to the merchant's next payout.
+    AddToNext {
+        id: i64,
+        #[arg(long)]
+        why: String,
+    },
     /// Underpaid: pay the shortfall now as a new payout of the same order.
     TopUp {
         id: i64,
@@ -727,14 +739,10 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
         }) => {
             let r = order_ref(order_no, merchant.as_deref())?;
             let engine = open_engine(&cli, false).await?;
-            let p = engine
+            let started = engine
                 .create_payout(&r, channel.as_deref(), ctx.as_of, &ctx.actor)
                 .await?;
-            ctx.out(
-                &serde_json::json!({"payout_no": p.payout_no, "order_no": r.order_no, "state": p.state,
-                    "channel": p.channel_id, "amount_minor": p.amount_minor, "currency": p.currency}),
-                || format!("payout {} created for order {} on channel {}: {}", p.payout_no, r.order_no, p.channel_id, p.state),
-            );
+            print::payout_start(&ctx, &r.order_no, &started, "created");
         }
         Command::Payout(PayoutCmd::Result {
             payout_no,
@@ -835,13 +843,10 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
         }) => {
             let r = order_ref(order_no, merchant.as_deref())?;
             let engine = open_engine(&cli, false).await?;
-            let p = engine
+            let started = engine
                 .retry_order(&r, channel.as_deref(), ctx.as_of, &ctx.actor)
                 .await?;
-            ctx.out(
-                &serde_json::json!({"payout_no": p.payout_no, "order_no": r.order_no, "state": p.state, "channel": p.channel_id}),
-                || format!("order {} paid again: new payout {} on {} ({})", r.order_no, p.payout_no, p.channel_id, p.state),
-            );
+            print::payout_start(&ctx, &r.order_no, &started, "paid again");
         }
         Command::Order(OrderCmd::Cancel {
             order_no,
@@ -1078,6 +1083,12 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
                 }
                 DiscrepancyCmd::ApproveWriteOff { id, why } => {
                     (*id, disburse_engine::Resolution::ApproveWriteOff, why)
+                }
+                DiscrepancyCmd::Net { id, why } => {
+                    (*id, disburse_engine::Resolution::NetAgainstNext, why)
+                }
+                DiscrepancyCmd::AddToNext { id, why } => {
+                    (*id, disburse_engine::Resolution::AddToNext, why)
                 }
                 DiscrepancyCmd::TopUp { id, channel, why } => (
                     *id,

@@ -392,3 +392,31 @@ pub fn discrepancies(rows: &[disburse_store::DiscrepancyRow]) -> String {
     }
     s.trim_end().to_string()
 }
+
+pub fn payout_start(
+    ctx: &Ctx,
+    order_no: &disburse_core::OrderNo,
+    started: &disburse_engine::PayoutStart,
+    verb: &str,
+) {
+    match started {
+        disburse_engine::PayoutStart::Sent(p) => ctx.out(
+            &serde_json::json!({"payout_no": p.payout_no, "order_no": order_no, "state": p.state,
+                "channel": p.channel_id, "amount_minor": p.amount_minor, "currency": p.currency}),
+            || {
+                format!(
+                    "payout {} {verb} for order {order_no} on channel {}: {} ({} {})",
+                    p.payout_no,
+                    p.channel_id,
+                    p.state,
+                    minor(p.amount_minor, &p.currency),
+                    p.currency
+                )
+            },
+        ),
+        disburse_engine::PayoutStart::SettledByNetting { order_no, netted_minor } => ctx.out(
+            &serde_json::json!({"payout_no": null, "order_no": order_no, "state": "paid", "settled_by_netting_minor": netted_minor}),
+            || format!("order {order_no} settled in full by netting ({netted_minor} minor units the merchant owed): no payout needed"),
+        ),
+    }
+}

@@ -67,6 +67,7 @@ async fn crash_and_resume(backend: TestBackend) {
                 &ops,
             )
             .await
+            .map(|s| s.into_payout().expect("a payout"))
             .unwrap();
         nos.push((p.payout_no, p.amount_minor));
     }

@@ -16,7 +16,7 @@ use disburse_store::{
 use serde::Serialize;
 use serde_json::json;
 
-use crate::orders::{order_state, order_subject, payout_state};
+use crate::orders::{order_state, payout_state};
 use crate::payouts::{corrupt, facts};
 use crate::{write_journal, Actor, Engine, EngineError, OrderRef, Result};
 
@@ -48,15 +48,47 @@ pub(crate) async fn open_discrepancy(
         topup_payout_no: None,
         write_off_proposed_by: None,
         history: json!([{"at": at, "what": format!("opened: {note}")}]).to_string(),
+        settled_minor: 0,
     };
     tx.insert(&row).await?;
     Ok(row)
 }
 
-fn push_history(row: &mut DiscrepancyRow, at: &str, what: String) {
+/// Appends to a discrepancy's history.
+pub(crate) fn note(row: &mut DiscrepancyRow, at: &str, what: String) {
     let mut h: Vec<serde_json::Value> = serde_json::from_str(&row.history).unwrap_or_default();
     h.push(json!({"at": at, "what": what}));
     row.history = serde_json::Value::Array(h).to_string();
+}
+
+/// Closes the open discrepancies of a payout whose difference a later journal reversed.
+pub(crate) async fn close_discrepancies_of(
+    tx: &mut WriteTx<'_>,
+    payout_no: &str,
+    why: &str,
+    at: &str,
+) -> Result<()> {
+    let open: Vec<DiscrepancyRow> = tx
+        .fetch_all(
+            "WHERE origin_payout_no = $1 AND status <> 'settled' ORDER BY id",
+            &[Bind::Text(payout_no.to_string())],
+        )
+        .await?;
+    for mut d in open {
+        d.status = "settled".into();
+        d.settled_at = Some(at.to_string());
+        d.resolution = Some(format!("closed: {why}"));
+        note(&mut d, at, format!("closed: {why}"));
+        tx.update(&d).await?;
+        tx.insert_outbox(
+            &d.merchant_id,
+            "discrepancy.resolved",
+            &json!({"discrepancy": d.id, "resolution": d.resolution}),
+            at,
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// A top-up payout reached a final state: settle its discrepancy, or reopen it.
@@ -80,7 +112,7 @@ pub(crate) async fn top_up_finished(
             d.status = "settled".into();
             d.settled_at = Some(at.to_string());
             d.resolution = Some("topped_up".into());
-            push_history(
+            note(
                 &mut d,
                 at,
                 format!("top-up payout {} paid", payout.payout_no),
@@ -89,7 +121,7 @@ pub(crate) async fn top_up_finished(
         PayoutState::Failed | PayoutState::Returned => {
             d.status = "open".into();
             d.topup_payout_no = None;
-            push_history(
+            note(
                 &mut d,
                 at,
                 format!("top-up payout {} {to}; open again", payout.payout_no),
@@ -149,6 +181,10 @@ pub enum Resolution {
     TopUpNow {
         channel: Option<String>,
     },
+    /// Overpaid: deducted from the merchant's next payouts, automatically, until settled.
+    NetAgainstNext,
+    /// Underpaid: added to the merchant's next payout.
+    AddToNext,
 }
 
 impl Engine {
@@ -394,19 +430,13 @@ impl Engine {
             );
         }
         // Discrepancies the old record implied are closed; the new one's are opened.
-        let old_open: Vec<DiscrepancyRow> = tx
-            .fetch_all(
-                "WHERE origin_payout_no = $1 AND status = 'open'",
-                &[Bind::Text(payout.payout_no.clone())],
-            )
-            .await?;
-        for mut d in old_open {
-            d.status = "settled".into();
-            d.settled_at = Some(at.clone());
-            d.resolution = Some(format!("corrected by correction {id}"));
-            push_history(&mut d, &at, format!("superseded by correction {id}"));
-            tx.update(&d).await?;
-        }
+        close_discrepancies_of(
+            &mut tx,
+            &payout.payout_no,
+            &format!("superseded by correction {id}"),
+            &at,
+        )
+        .await?;
         let mut opened = Vec::new();
         if let Some(diff) = &decision.difference {
             let over = diff.overpaid_by().amount_minor();
@@ -659,6 +689,26 @@ impl Engine {
                 ));
                 d.settled_at = Some(at.clone());
             }
+            Resolution::NetAgainstNext => {
+                if !owed_to_us {
+                    return Err(refused(format!("discrepancy {id} is {}: we owe the merchant; add it to the next payout instead", d.direction)));
+                }
+                d.status = "netting".into();
+            }
+            Resolution::AddToNext => {
+                if owed_to_us {
+                    return Err(refused(format!(
+                        "discrepancy {id} is {}: the merchant owes us; net it instead",
+                        d.direction
+                    )));
+                }
+                if d.topup_payout_no.is_some() {
+                    return Err(refused(format!(
+                        "discrepancy {id} already has a top-up payout"
+                    )));
+                }
+                d.status = "adding".into();
+            }
             Resolution::TopUpNow { channel } => {
                 if owed_to_us {
                     return Err(refused(format!(
@@ -685,7 +735,7 @@ impl Engine {
                 write_journal(&mut tx, j, Some(&merchant), Some(d.order_id), None, &at).await?,
             );
         }
-        push_history(&mut d, &at, format!("{:?} by {who}: {reason}", resolution));
+        note(&mut d, &at, format!("{:?} by {who}: {reason}", resolution));
         tx.update(&d).await?;
         if d.status == "settled" {
             tx.insert_outbox(&d.merchant_id, "discrepancy.resolved", &json!({"discrepancy": id, "resolution": d.resolution, "amount_minor": d.amount_minor, "currency": d.currency}), &at).await?;
@@ -700,6 +750,8 @@ impl Engine {
                     Resolution::ProposeWriteOff => "write_off_proposed",
                     Resolution::ApproveWriteOff => "written_off",
                     Resolution::TopUpNow { .. } => "top_up_created",
+                    Resolution::NetAgainstNext => "netting_against_next_payouts",
+                    Resolution::AddToNext => "adding_to_next_payout",
                 }
             ),
             subject: format!("discrepancy:{id}"),
@@ -811,7 +863,7 @@ impl Engine {
         channel: Option<&str>,
         as_of: DateTime<Utc>,
         actor: &Actor,
-    ) -> Result<PayoutRow> {
+    ) -> Result<crate::PayoutStart> {
         let mut tx = self.db.write().await?;
         let mut order = Self::load_order(&mut tx, r).await?;
         if order_state(&order)? != disburse_core::OrderState::ActionRequired {
@@ -868,10 +920,14 @@ impl Engine {
                         "payout.retried_after_account_fix",
                     )
                     .await?;
-                created.push(p.payout_no);
+                created.push(match p {
+                    crate::PayoutStart::Sent(p) => p.payout_no,
+                    crate::PayoutStart::SettledByNetting { order_no, .. } => {
+                        format!("{order_no} (settled by netting)")
+                    }
+                });
             }
         }
-        let _ = order_subject;
         Ok(created)
     }
 }

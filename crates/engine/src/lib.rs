@@ -31,7 +31,7 @@ pub use exceptions::ExceptionItem;
 pub use import::{ImportSummary, CHUNK_RECORDS};
 pub use orders::{OrderRef, WithdrawOutcome, WithdrawRequest};
 pub use payouts::parse_value_date;
-pub use payouts::{ApplyOutcome, ResultSource, SweepReport};
+pub use payouts::{ApplyOutcome, PayoutStart, ResultSource, SweepReport};
 pub use views::{MerchantView, OrderView};
 
 /// Helpers the shells use to present views.

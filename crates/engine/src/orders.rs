@@ -177,6 +177,7 @@ impl Engine {
             state: OrderState::Open.as_str().to_string(),
             created_at: at.clone(),
             updated_at: at.clone(),
+            adjustment_minor: 0,
         };
         tx.insert(&row).await?;
         write_journal(
@@ -240,7 +241,8 @@ impl Engine {
             &r.order_no,
             &merchant,
             before,
-            Money::from_minor(row.amount_minor, currency),
+            // What is still reserved: the amount, less what was netted, plus what was added.
+            Money::from_minor(row.amount_minor + row.adjustment_minor, currency),
             &states,
         )
         .map_err(refused)?;

@@ -18,6 +18,24 @@ use serde_json::json;
 use crate::orders::{order_state, order_subject, payout_state, refused};
 use crate::{write_journal, Actor, Engine, EngineError, OrderRef, Result};
 
+/// What creating a payout for an order did.
+#[derive(Debug, Clone)]
+pub enum PayoutStart {
+    /// A new payout (attempt) of the order.
+    Sent(Box<PayoutRow>),
+    /// What the merchant owed us covered the whole order: settled by netting, nothing to send.
+    SettledByNetting { order_no: String, netted_minor: i64 },
+}
+
+impl PayoutStart {
+    pub fn into_payout(self) -> Option<PayoutRow> {
+        match self {
+            PayoutStart::Sent(p) => Some(*p),
+            PayoutStart::SettledByNetting { .. } => None,
+        }
+    }
+}
+
 /// Where a bank result came from: a file and line, or a person with evidence.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -90,7 +108,7 @@ impl Engine {
         channel: Option<&str>,
         as_of: DateTime<Utc>,
         actor: &Actor,
-    ) -> Result<PayoutRow> {
+    ) -> Result<PayoutStart> {
         let mut tx = self.db.write().await?;
         let mut order_row = Self::load_order(&mut tx, r).await?;
         let payout = self
@@ -115,7 +133,7 @@ impl Engine {
         as_of: DateTime<Utc>,
         actor: &Actor,
         action: &str,
-    ) -> Result<PayoutRow> {
+    ) -> Result<PayoutStart> {
         let earlier: Vec<PayoutRow> = tx
             .fetch_all(
                 "WHERE order_id = $1 ORDER BY id",
@@ -132,7 +150,11 @@ impl Engine {
         let amount = order::new_payout_amount(
             &order_no,
             order_before,
-            Money::from_minor(order_row.amount_minor, currency),
+            // Netting and additions already applied to this order change what it still owes.
+            Money::from_minor(
+                order_row.amount_minor + order_row.adjustment_minor,
+                currency,
+            ),
             &states,
         )
         .map_err(refused)?;
@@ -169,6 +191,22 @@ impl Engine {
             None => self.config.route(currency, &account.country)?,
         };
         let at = fmt_time(as_of);
+        let adjustment_before = order_row.adjustment_minor;
+        let (amount, netting_journals, netted_minor) =
+            self.settle_by_netting(tx, order_row, amount, &at).await?;
+        if amount.is_zero() {
+            return self
+                .paid_by_netting(
+                    tx,
+                    order_row,
+                    order_before,
+                    netting_journals,
+                    netted_minor,
+                    &at,
+                    actor,
+                )
+                .await;
+        }
         let id = tx.next_id("payout").await?;
         let mut row = PayoutRow {
             id,
@@ -213,7 +251,7 @@ impl Engine {
             tx.insert(&row).await?;
         }
         let order_after = OrderState::after_payout(payout_state(&row)?);
-        if order_after != order_before {
+        if order_after != order_before || order_row.adjustment_minor != adjustment_before {
             order_row.state = order_after.as_str().into();
             order_row.updated_at = at.clone();
             tx.update(order_row).await?;
@@ -240,11 +278,144 @@ impl Engine {
                 "after": {"state": row.state},
                 "order_state": {"before": order_before.as_str(), "after": order_after.as_str()},
                 "journals": journal_ids,
+                "netting_journals": netting_journals,
+                "order_adjustment_minor": order_row.adjustment_minor,
                 "earlier_payouts": earlier.iter().map(|p| json!({"payout_no": p.payout_no, "state": p.state})).collect::<Vec<_>>(),
             }),
         })
         .await?;
-        Ok(row)
+        Ok(PayoutStart::Sent(Box::new(row)))
+    }
+
+    /// Discrepancies the merchant chose to settle against its next payouts: what it owes us
+    /// (`netting`) reduces what this order still pays, never below zero, the rest carrying to the
+    /// next order; what we owe (`adding`) is added. Returns what the payout is now to pay.
+    async fn settle_by_netting(
+        &self,
+        tx: &mut WriteTx<'_>,
+        order_row: &mut OrderRow,
+        owed: Money,
+        at: &str,
+    ) -> Result<(Money, Vec<i64>, i64)> {
+        let mut pending: Vec<disburse_store::DiscrepancyRow> = tx
+            .fetch_all(
+                "WHERE merchant_id = $1 AND currency = $2 AND status IN ('netting', 'adding') ORDER BY id",
+                &[Bind::Text(order_row.merchant_id.clone()), Bind::Text(order_row.currency.clone())],
+            )
+            .await?;
+        // What we owe is added first, so that what the merchant owes can be netted against it.
+        pending.sort_by_key(|d| (d.status != "adding", d.id));
+        let merchant = MerchantId::parse(&order_row.merchant_id).map_err(corrupt)?;
+        let currency = owed.currency();
+        let mut owed_minor = owed.amount_minor();
+        let mut journal_ids = Vec::new();
+        let mut netted_minor = 0;
+        for mut d in pending {
+            let remaining = d.amount_minor - d.settled_minor;
+            let netting = d.status == "netting";
+            let take = if netting {
+                remaining.min(owed_minor)
+            } else {
+                remaining
+            };
+            if take <= 0 {
+                continue;
+            }
+            let withdrawing = disburse_core::LedgerAccount::MerchantWithdrawing(merchant.clone());
+            let journal = if netting {
+                owed_minor -= take;
+                netted_minor += take;
+                order_row.adjustment_minor -= take;
+                // Our debt on this order shrinks by what the merchant owed us.
+                disburse_core::Journal::transfer(
+                    disburse_core::JournalKind::DiscrepancySettled,
+                    withdrawing,
+                    disburse_core::LedgerAccount::MerchantReceivable(merchant.clone()),
+                    Money::from_minor(take, currency),
+                )
+            } else {
+                owed_minor += take;
+                order_row.adjustment_minor += take;
+                // What a bank underpaid is reserved with this order and paid with it.
+                disburse_core::Journal::transfer(
+                    disburse_core::JournalKind::DiscrepancySettled,
+                    disburse_core::LedgerAccount::MerchantShortfall(merchant.clone()),
+                    withdrawing,
+                    Money::from_minor(take, currency),
+                )
+            }
+            .map_err(|e| EngineError::Refused(e.to_string()))?;
+            journal_ids.push(
+                write_journal(tx, &journal, Some(&merchant), Some(order_row.id), None, at).await?,
+            );
+            d.settled_minor += take;
+            crate::desk::note(
+                &mut d,
+                at,
+                format!(
+                    "{} {} minor units {} order {}",
+                    if netting { "netted" } else { "added" },
+                    take,
+                    if netting { "against" } else { "to" },
+                    order_row.order_no
+                ),
+            );
+            if d.settled_minor == d.amount_minor {
+                d.status = "settled".into();
+                d.settled_at = Some(at.to_string());
+                d.resolution = Some(if netting {
+                    "netted against later payouts".into()
+                } else {
+                    "added to a later payout".into()
+                });
+                tx.insert_outbox(&d.merchant_id, "discrepancy.resolved", &json!({"discrepancy": d.id, "resolution": d.resolution, "amount_minor": d.amount_minor, "currency": d.currency}), at).await?;
+            }
+            tx.update(&d).await?;
+        }
+        Ok((
+            Money::from_minor(owed_minor, currency),
+            journal_ids,
+            netted_minor,
+        ))
+    }
+
+    /// The whole order was settled by netting: paid, with no payout.
+    #[allow(clippy::too_many_arguments)]
+    async fn paid_by_netting(
+        &self,
+        tx: &mut WriteTx<'_>,
+        order_row: &mut OrderRow,
+        order_before: OrderState,
+        netting_journals: Vec<i64>,
+        netted_minor: i64,
+        at: &str,
+        actor: &Actor,
+    ) -> Result<PayoutStart> {
+        order_row.state = OrderState::Paid.as_str().into();
+        order_row.updated_at = at.to_string();
+        tx.update(order_row).await?;
+        tx.insert_outbox(
+            &order_row.merchant_id,
+            "order.paid",
+            &json!({"order_no": order_row.order_no, "order_state": order_row.state, "settled_by_netting": true,
+                    "amount_minor": order_row.amount_minor, "currency": order_row.currency}),
+            at,
+        )
+        .await?;
+        tx.audit(NewAuditEvent {
+            at: at.to_string(),
+            actor: actor.as_str().into(),
+            action: "order.paid_by_netting".into(),
+            subject: order_subject(order_row),
+            reason: Some("what the merchant owed covered the order".into()),
+            detail: json!({"order_state": {"before": order_before.as_str(), "after": "paid"}, "journals": netting_journals,
+                           "adjustment_minor": order_row.adjustment_minor}),
+        })
+        .await?;
+        Ok(PayoutStart::SettledByNetting {
+            order_no: order_row.order_no.clone(),
+            netted_minor,
+        })
     }
 
     /// Applies one bank result to one payout, in its own transaction.
@@ -430,6 +601,11 @@ impl Engine {
         }
         if top_up {
             crate::desk::top_up_finished(tx, &row, t.to, &at).await?;
+        }
+        if t.to == PayoutState::Returned && before.state == PayoutState::Succeeded.as_str() {
+            // The return's journal reverses the difference too: nothing is owed either way now.
+            crate::desk::close_discrepancies_of(tx, &row.payout_no, "the payout was returned", &at)
+                .await?;
         }
         // Messages the merchant cares about, in the same transaction as the change.
         let base = json!({

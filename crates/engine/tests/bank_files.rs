@@ -25,6 +25,7 @@ async fn three_payouts_in_a_batch(app: &App) -> (String, Vec<String>) {
         nos.push(
             e.create_payout(&order(&format!("W{i}")), None, t0(), &ops())
                 .await
+                .map(|s| s.into_payout().expect("a payout"))
                 .unwrap()
                 .payout_no,
         );
@@ -289,6 +290,7 @@ both_backends!(
             nos.push(
                 e.create_payout(&order(&no), None, t0(), &ops())
                     .await
+                    .map(|s| s.into_payout().expect("a payout"))
                     .unwrap()
                     .payout_no,
             );

@@ -13,6 +13,7 @@ both_backends!(newcomer_flow_pays_an_order_once, |app: App| async move {
     let p = e
         .create_payout(&order("W1"), Some("sandbox-api"), t0(), &ops())
         .await
+        .map(|s| s.into_payout().expect("a payout"))
         .unwrap();
     assert_eq!(p.state, "submitted", "an API channel sends at once");
     let applied = apply(e, &p.payout_no, paid("250.00"), day(1))
@@ -77,6 +78,7 @@ both_backends!(newcomer_flow_pays_an_order_once, |app: App| async move {
     let err = e
         .create_payout(&order("W1"), None, day(2), &ops())
         .await
+        .map(|s| s.into_payout().expect("a payout"))
         .unwrap_err();
     assert!(err.to_string().contains("already paid"), "{err}");
 });
@@ -164,6 +166,7 @@ both_backends!(
         let first = e
             .create_payout(&order("W1"), Some("sandbox-api"), t0(), &ops())
             .await
+            .map(|s| s.into_payout().expect("a payout"))
             .unwrap();
         apply(e, &first.payout_no, rejected("AC04"), day(1))
             .await
@@ -203,6 +206,7 @@ both_backends!(
         let err = e
             .create_payout(&order("W1"), Some("sandbox-api"), day(1), &ops())
             .await
+            .map(|s| s.into_payout().expect("a payout"))
             .unwrap_err();
         assert!(err.to_string().contains("must be updated"), "{err}");
 
@@ -212,6 +216,7 @@ both_backends!(
         let second = e
             .create_payout(&order("W1"), Some("sandbox-api"), day(2), &ops())
             .await
+            .map(|s| s.into_payout().expect("a payout"))
             .unwrap();
         assert_ne!(second.payout_no, first.payout_no);
         assert_ne!(
@@ -253,6 +258,7 @@ both_backends!(
         let p = e
             .create_payout(&order("W1"), Some("sandbox-api"), t0(), &ops())
             .await
+            .map(|s| s.into_payout().expect("a payout"))
             .unwrap();
         // sandbox-api promises an answer within 5 days.
         let report = e.sweep(day(4), &ops()).await.unwrap();
@@ -275,6 +281,7 @@ both_backends!(
         let err = e
             .create_payout(&order("W1"), Some("sandbox-api"), day(6), &ops())
             .await
+            .map(|s| s.into_payout().expect("a payout"))
             .unwrap_err();
         assert!(err.to_string().contains("live payout"), "{err}");
         // A second sweep does nothing more.
@@ -302,6 +309,7 @@ both_backends!(
         let p = e
             .create_payout(&order("W1"), Some("sandbox-api"), t0(), &ops())
             .await
+            .map(|s| s.into_payout().expect("a payout"))
             .unwrap();
         apply(e, &p.payout_no, rejected("AC01"), day(1))
             .await
@@ -329,10 +337,12 @@ both_backends!(
         let p1 = e
             .create_payout(&order("W1"), Some("sandbox-api"), t0(), &ops())
             .await
+            .map(|s| s.into_payout().expect("a payout"))
             .unwrap();
         let p2 = e
             .create_payout(&order("W2"), Some("sandbox-api"), t0(), &ops())
             .await
+            .map(|s| s.into_payout().expect("a payout"))
             .unwrap();
         apply(e, &p1.payout_no, paid("240.00"), day(1))
             .await
@@ -374,6 +384,7 @@ both_backends!(
         let pending = e
             .create_payout(&order("W1"), Some("sepa-file"), t0(), &ops())
             .await
+            .map(|s| s.into_payout().expect("a payout"))
             .unwrap();
         assert_eq!(pending.state, "pending");
         e.cancel_order(&order("W1"), "merchant asked", day(1), &ops())
@@ -387,6 +398,7 @@ both_backends!(
         // W2 sent to a bank: cannot be cancelled.
         e.create_payout(&order("W2"), Some("sandbox-api"), t0(), &ops())
             .await
+            .map(|s| s.into_payout().expect("a payout"))
             .unwrap();
         let before = snapshot(e).await;
         let err = e
@@ -421,6 +433,10 @@ both_backends!(
             let (a, b) = tokio::join!(
                 e.create_payout(&r, Some("sandbox-api"), t0(), &actor),
                 other.create_payout(&r, Some("sandbox-api"), t0(), &actor),
+            );
+            let (a, b) = (
+                a.map(|s| s.into_payout().expect("a payout")),
+                b.map(|s| s.into_payout().expect("a payout")),
             );
             assert!(
                 a.is_ok() != b.is_ok(),
@@ -481,6 +497,7 @@ both_backends!(
         let p = e
             .create_payout(&order("Y1"), None, t0(), &ops())
             .await
+            .map(|s| s.into_payout().expect("a payout"))
             .unwrap();
         assert_eq!(
             (p.channel_id.as_str(), p.state.as_str()),

@@ -76,6 +76,7 @@ async fn sent(e: &Engine, n: usize) -> (String, Vec<String>) {
         nos.push(
             e.create_payout(&order(&format!("W{i}")), None, t0(), &ops())
                 .await
+                .map(|s| s.into_payout().expect("a payout"))
                 .unwrap()
                 .payout_no,
         );
@@ -299,6 +300,7 @@ both_backends!(
         let err = e
             .create_payout(&order("W1"), None, day(10), &ops())
             .await
+            .map(|s| s.into_payout().expect("a payout"))
             .unwrap_err();
         assert!(
             err.to_string().contains("live payout"),
@@ -422,6 +424,7 @@ both_backends!(
         let second = e
             .retry_order(&order("W1"), Some("sandbox-api"), day(1), &ops())
             .await
+            .map(|s| s.into_payout().expect("a payout"))
             .unwrap();
         apply(e, &second.payout_no, paid("100.00"), day(2))
             .await
@@ -498,6 +501,7 @@ both_backends!(
             withdraw(e, "acme", no, amount).await;
             e.create_payout(&order(no), Some("eb-csv"), t0(), &ops())
                 .await
+                .map(|s| s.into_payout().expect("a payout"))
                 .unwrap();
         }
         let (_, bytes) = e
@@ -659,5 +663,137 @@ both_backends!(
         );
         assert_books_and_audit(e).await;
         let _ = (Money::zero(Currency::Eur), Currency::Eur);
+    }
+);
+
+both_backends!(
+    situation_4_netting_never_makes_a_payout_negative_and_carries_the_rest_over,
+    |app: App| async move {
+        let e = &app.engine;
+        desk(e).await;
+        funded_merchant(e, "acme", "2000.00").await;
+        // W1: the bank pays 400.00 for 250.00 — the merchant owes 150.00. W2: pays 90.00 for 100.00.
+        for (no, amount) in [("W1", "250.00"), ("W2", "100.00")] {
+            withdraw(e, "acme", no, amount).await;
+            e.create_payout(&order(no), Some("eb-csv"), t0(), &ops())
+                .await
+                .map(|s| s.into_payout().expect("a payout"))
+                .unwrap();
+        }
+        e.create_batch("eb-csv", t0(), &ops())
+            .await
+            .unwrap()
+            .unwrap();
+        let csv = "Payment Reference,Bank Reference,Status,Amount,Currency,Value Date,Reason Code,Reason\n\
+               PO0000000001,EB-1,PAID,400.00,EUR,03/11/2026,,\n\
+               PO0000000002,EB-2,PAID,90.00,EUR,03/11/2026,,\n";
+        import_text(e, "results.csv", csv, Some("eb-csv"), day(1)).await;
+        let open = e.discrepancies(true).await.unwrap();
+        let (over, under) = (open[0].id, open[1].id);
+        e.resolve_discrepancy(
+            over,
+            &Resolution::NetAgainstNext,
+            "deduct from next payouts",
+            day(2),
+            &person("olga"),
+        )
+        .await
+        .unwrap();
+        e.resolve_discrepancy(
+            under,
+            &Resolution::AddToNext,
+            "pay with the next payout",
+            day(2),
+            &person("olga"),
+        )
+        .await
+        .unwrap();
+        // Resolutions that do not fit the direction are refused.
+        assert!(e
+            .resolve_discrepancy(over, &Resolution::AddToNext, "x", day(2), &person("olga"))
+            .await
+            .is_err());
+
+        // W3 (100.00): the 10.00 owed is added, and 110.00 is netted — fully: no payout, order paid.
+        withdraw(e, "acme", "W3", "100.00").await;
+        let started = e
+            .create_payout(&order("W3"), Some("sandbox-api"), day(3), &ops())
+            .await
+            .unwrap();
+        assert!(
+            matches!(
+                started,
+                disburse_engine::PayoutStart::SettledByNetting {
+                    netted_minor: 11000,
+                    ..
+                }
+            ),
+            "{started:?}"
+        );
+        let v3 = e.order_view(&order("W3")).await.unwrap();
+        assert_eq!((v3.state.as_str(), v3.payouts.len()), ("paid", 0));
+        assert!(v3
+            .audit_events
+            .iter()
+            .any(|a| a.action == "order.paid_by_netting"));
+        let d = &e.discrepancies(false).await.unwrap()[0];
+        assert_eq!(
+            (d.settled_minor, d.status.as_str()),
+            (11000, "netting"),
+            "40.00 still to net"
+        );
+
+        // W4 (80.00): 40.00 netted, the payout is 40.00; the discrepancy is settled.
+        withdraw(e, "acme", "W4", "80.00").await;
+        let p4 = e
+            .create_payout(&order("W4"), Some("sandbox-api"), day(3), &ops())
+            .await
+            .map(|s| s.into_payout().expect("a payout"))
+            .unwrap();
+        assert_eq!(p4.amount_minor, 4000);
+        assert!(
+            e.discrepancies(true).await.unwrap().is_empty(),
+            "both settled"
+        );
+        assert_eq!(
+            e.db()
+                .balance("merchant:acme:receivable", "EUR")
+                .await
+                .unwrap(),
+            0
+        );
+        assert_eq!(
+            e.db()
+                .balance("merchant:acme:shortfall", "EUR")
+                .await
+                .unwrap(),
+            0
+        );
+        // If that payout fails, paying again pays what is still owed: 40.00, not 80.00.
+        apply(e, &p4.payout_no, rejected("AM04"), day(4))
+            .await
+            .unwrap();
+        let again = e
+            .retry_order(&order("W4"), Some("sandbox-api"), day(5), &ops())
+            .await
+            .map(|s| s.into_payout().expect("a payout"))
+            .unwrap();
+        assert_eq!(again.amount_minor, 4000);
+        apply(e, &again.payout_no, paid("40.00"), day(6))
+            .await
+            .unwrap();
+        assert_eq!(
+            e.db()
+                .balance("merchant:acme:withdrawing", "EUR")
+                .await
+                .unwrap(),
+            0
+        );
+        let v4 = e.order_view(&order("W4")).await.unwrap();
+        assert!(
+            v4.journals.iter().any(|j| j.kind == "discrepancy_settled"),
+            "the journal shows the netting"
+        );
+        assert_books_and_audit(e).await;
     }
 );

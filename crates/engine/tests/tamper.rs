@@ -56,10 +56,12 @@ async fn build_history(app: &App) -> History {
     let paid_payout = e
         .create_payout(&order("W1"), Some("sandbox-api"), t0(), &ops())
         .await
+        .map(|s| s.into_payout().expect("a payout"))
         .unwrap();
     let failed_payout = e
         .create_payout(&order("W2"), Some("sandbox-api"), t0(), &ops())
         .await
+        .map(|s| s.into_payout().expect("a payout"))
         .unwrap();
     apply(e, &paid_payout.payout_no, paid("250.00"), day(1))
         .await

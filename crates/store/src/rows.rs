@@ -131,12 +131,14 @@ pub struct OrderRow {
     pub state: String,
     pub created_at: String,
     pub updated_at: String,
+    pub adjustment_minor: i64,
 }
 
 impl Tracked for OrderRow {
     const TABLE: &'static str = "orders";
-    const INT_COLUMNS_HINT: &'static [&'static str] = &["id", "amount_minor", "bank_account_id"];
-    const SELECT: &'static str = "SELECT id, merchant_id, order_no, currency, amount_minor, bank_account_id, state, created_at, updated_at FROM orders";
+    const INT_COLUMNS_HINT: &'static [&'static str] =
+        &["id", "amount_minor", "bank_account_id", "adjustment_minor"];
+    const SELECT: &'static str = "SELECT id, merchant_id, order_no, currency, amount_minor, bank_account_id, state, created_at, updated_at, adjustment_minor FROM orders";
     fn key(&self) -> String {
         self.id.to_string()
     }
@@ -151,6 +153,7 @@ impl Tracked for OrderRow {
             ("state", s(&self.state)),
             ("created_at", s(&self.created_at)),
             ("updated_at", s(&self.updated_at)),
+            ("adjustment_minor", n(self.adjustment_minor)),
         ]
     }
     fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
@@ -164,6 +167,7 @@ impl Tracked for OrderRow {
             state: row.try_get("state")?,
             created_at: row.try_get("created_at")?,
             updated_at: row.try_get("updated_at")?,
+            adjustment_minor: row.try_get("adjustment_minor")?,
         })
     }
 }
@@ -553,7 +557,7 @@ tracked_row!(CorrectionRow, "corrections", key = id, ints = ["id"], {
     decision_reason: Option<String>,
 });
 
-tracked_row!(DiscrepancyRow, "discrepancies", key = id, ints = ["id", "amount_minor", "order_id"], {
+tracked_row!(DiscrepancyRow, "discrepancies", key = id, ints = ["id", "amount_minor", "order_id", "settled_minor"], {
     id: i64,
     merchant_id: String,
     direction: String,
@@ -568,4 +572,5 @@ tracked_row!(DiscrepancyRow, "discrepancies", key = id, ints = ["id", "amount_mi
     topup_payout_no: Option<String>,
     write_off_proposed_by: Option<String>,
     history: String,
+    settled_minor: i64,
 });
