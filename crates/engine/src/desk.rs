@@ -797,60 +797,24 @@ impl Engine {
             .await?
             .ok_or_else(|| corrupt("merchant without account"))?;
         let at = fmt_time(as_of);
-        let id = tx.next_id("payout").await?;
-        let mut row = PayoutRow {
-            id,
-            payout_no: PayoutNo::from_sequence(id).to_string(),
-            order_id: origin.order_id,
-            merchant_id: origin.merchant_id.clone(),
-            channel_id: channel.id.to_string(),
-            currency: origin.currency.clone(),
-            amount_minor: amount.amount_minor(),
-            bank_account_id: account.id,
-            state: PayoutState::Pending.as_str().into(),
-            paid_amount_minor: None,
-            bank_reference: None,
-            reason_code: None,
-            reason_text: None,
-            value_date: None,
-            submitted_at: None,
-            succeeded_at: None,
-            batch_id: None,
-            created_at: at.clone(),
-            updated_at: at.clone(),
-            funded_from: Funding::Shortfall.as_str().into(),
-        };
-        let mut journal_id = None;
-        if channel.kind.sends_immediately() {
-            let disburse_core::payout::Decision::Changed(t) = disburse_core::payout::decide(
-                &facts(&row)?,
-                &disburse_core::payout::PayoutEvent::Submit,
-                &channel.policy,
-                as_of,
-            )
-            .map_err(refused)?
-            else {
-                return Err(corrupt("submit changed nothing"));
-            };
-            row.state = t.to.as_str().into();
-            row.submitted_at = Some(at.clone());
-            tx.insert(&row).await?;
-            if let Some(j) = &t.journal {
-                let m = MerchantId::parse(&row.merchant_id).map_err(corrupt)?;
-                journal_id = Some(
-                    write_journal(tx, j, Some(&m), Some(row.order_id), Some(row.id), &at).await?,
-                );
-            }
-        } else {
-            tx.insert(&row).await?;
-        }
+        let (row, journal_ids) = crate::payouts::insert_new_payout(
+            tx,
+            origin.order_id,
+            &origin.merchant_id,
+            channel,
+            amount,
+            account.id,
+            Funding::Shortfall,
+            as_of,
+        )
+        .await?;
         tx.audit(NewAuditEvent {
             at: at.clone(),
             actor: Actor::operator(who).as_str().into(),
             action: "payout.top_up_created".into(),
             subject: format!("payout:{}", row.payout_no),
             reason: Some(format!("top-up of what {} underpaid", origin.payout_no)),
-            detail: json!({"origin": origin.payout_no, "amount_minor": row.amount_minor, "currency": row.currency, "channel": row.channel_id, "state": row.state, "journal_id": journal_id}),
+            detail: json!({"origin": origin.payout_no, "amount_minor": row.amount_minor, "currency": row.currency, "channel": row.channel_id, "state": row.state, "journals": journal_ids}),
         })
         .await?;
         Ok(row)

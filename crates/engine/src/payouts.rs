@@ -207,49 +207,17 @@ impl Engine {
                 )
                 .await;
         }
-        let id = tx.next_id("payout").await?;
-        let mut row = PayoutRow {
-            id,
-            payout_no: PayoutNo::from_sequence(id).to_string(),
-            order_id: order_row.id,
-            merchant_id: order_row.merchant_id.clone(),
-            channel_id: channel.id.to_string(),
-            currency: currency.code().into(),
-            amount_minor: amount.amount_minor(),
-            bank_account_id: account.id,
-            state: PayoutState::Pending.as_str().into(),
-            paid_amount_minor: None,
-            bank_reference: None,
-            reason_code: None,
-            reason_text: None,
-            value_date: None,
-            submitted_at: None,
-            succeeded_at: None,
-            batch_id: None,
-            created_at: at.clone(),
-            updated_at: at.clone(),
-            funded_from: Funding::Order.as_str().into(),
-        };
-        let mut journal_ids = Vec::new();
-        if channel.kind.sends_immediately() {
-            let Decision::Changed(t) =
-                decide(&facts(&row)?, &PayoutEvent::Submit, &channel.policy, as_of)
-                    .map_err(refusal)?
-            else {
-                unreachable!("submitting a pending payout always changes it")
-            };
-            row.state = t.to.as_str().into();
-            row.submitted_at = Some(at.clone());
-            tx.insert(&row).await?;
-            if let Some(j) = &t.journal {
-                let m = MerchantId::parse(&row.merchant_id).map_err(corrupt)?;
-                journal_ids.push(
-                    write_journal(tx, j, Some(&m), Some(order_row.id), Some(row.id), &at).await?,
-                );
-            }
-        } else {
-            tx.insert(&row).await?;
-        }
+        let (row, journal_ids) = insert_new_payout(
+            tx,
+            order_row.id,
+            &order_row.merchant_id,
+            channel,
+            amount,
+            account.id,
+            Funding::Order,
+            as_of,
+        )
+        .await?;
         let order_after = OrderState::after_payout(payout_state(&row)?);
         if order_after != order_before || order_row.adjustment_minor != adjustment_before {
             order_row.state = order_after.as_str().into();
@@ -705,6 +673,63 @@ impl Engine {
         tx.commit().await?;
         Ok(report)
     }
+}
+
+/// Writes a new payout of `amount` for an order, drawn from `funding`; on an API channel it is
+/// sent at once (pending → submitted and its journal, in the caller's transaction).
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn insert_new_payout(
+    tx: &mut WriteTx<'_>,
+    order_id: i64,
+    merchant_id: &str,
+    channel: &crate::Channel,
+    amount: Money,
+    bank_account_id: i64,
+    funding: Funding,
+    as_of: DateTime<Utc>,
+) -> Result<(PayoutRow, Vec<i64>)> {
+    let at = fmt_time(as_of);
+    let id = tx.next_id("payout").await?;
+    let mut row = PayoutRow {
+        id,
+        payout_no: PayoutNo::from_sequence(id).to_string(),
+        order_id,
+        merchant_id: merchant_id.to_string(),
+        channel_id: channel.id.to_string(),
+        currency: amount.currency().code().into(),
+        amount_minor: amount.amount_minor(),
+        bank_account_id,
+        state: PayoutState::Pending.as_str().into(),
+        paid_amount_minor: None,
+        bank_reference: None,
+        reason_code: None,
+        reason_text: None,
+        value_date: None,
+        submitted_at: None,
+        succeeded_at: None,
+        batch_id: None,
+        created_at: at.clone(),
+        updated_at: at.clone(),
+        funded_from: funding.as_str().into(),
+    };
+    let mut journal_ids = Vec::new();
+    if !channel.kind.sends_immediately() {
+        tx.insert(&row).await?;
+        return Ok((row, journal_ids));
+    }
+    let Decision::Changed(t) =
+        decide(&facts(&row)?, &PayoutEvent::Submit, &channel.policy, as_of).map_err(refusal)?
+    else {
+        unreachable!("submitting a pending payout always changes it")
+    };
+    row.state = t.to.as_str().into();
+    row.submitted_at = Some(at.clone());
+    tx.insert(&row).await?;
+    if let Some(j) = &t.journal {
+        let m = MerchantId::parse(merchant_id).map_err(corrupt)?;
+        journal_ids.push(write_journal(tx, j, Some(&m), Some(order_id), Some(row.id), &at).await?);
+    }
+    Ok((row, journal_ids))
 }
 
 /// Parses a bank value date given as text.
