@@ -122,6 +122,21 @@ enum Command {
     Exceptions(ExceptionsCmd),
     /// List the configured channels and their policies.
     Channels,
+    /// Run the HTTP service: merchant API /v1, operator API /ops/v1, OpenAPI, health, metrics, and
+    /// the workers (batch submitter, inbox watcher, deadline sweeper, webhook dispatcher).
+    Serve {
+        #[arg(long, default_value = "127.0.0.1:8080", env = "DISBURSE_LISTEN")]
+        listen: std::net::SocketAddr,
+        /// Only the HTTP APIs (scale out: workers run elsewhere).
+        #[arg(long, conflicts_with = "workers_only")]
+        api_only: bool,
+        /// Only the workers.
+        #[arg(long)]
+        workers_only: bool,
+        /// Log JSON lines.
+        #[arg(long)]
+        json_logs: bool,
+    },
     /// Simulated days of a payout desk on a fresh SQLite database, then what the desk sees.
     Demo {
         /// Directory for the demo database and bank files (default: a new temporary directory).
@@ -175,6 +190,8 @@ enum MerchantCmd {
     Account(AccountCmd),
     /// A merchant: account (masked), balances, orders.
     Show { id: String },
+    /// Create an API key for the merchant API; it is shown once and stored hashed.
+    ApiKey { id: String },
 }
 
 #[derive(Subcommand)]
@@ -329,6 +346,8 @@ enum OperatorCmd {
         #[arg(long)]
         role: String,
     },
+    /// Set a person's password for the operator API, read from standard input (12+ characters).
+    Password { name: String },
 }
 
 #[derive(Subcommand)]
@@ -500,12 +519,66 @@ fn invalid(field: &'static str, e: impl ToString) -> Failure {
     EngineError::invalid(field, e).into()
 }
 
+/// SIGTERM or Ctrl-C: the service finishes what it is doing and stops.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        tokio::signal::ctrl_c().await.ok();
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_env("DISBURSE_LOG"))
-        .with_writer(std::io::stderr)
-        .init();
+    let filter = || {
+        tracing_subscriber::EnvFilter::try_from_env("DISBURSE_LOG")
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
+    };
+    match &cli.command {
+        // The service logs what it does; one JSON object a line with --json-logs.
+        Command::Serve {
+            json_logs: true, ..
+        } => tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter())
+            .with_writer(std::io::stderr)
+            .init(),
+        Command::Serve { .. } => tracing_subscriber::fmt()
+            .with_env_filter(filter())
+            .with_writer(std::io::stderr)
+            .init(),
+        _ => tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_env("DISBURSE_LOG"))
+            .with_writer(std::io::stderr)
+            .init(),
+    }
+    if matches!(cli.command, Command::Serve { .. }) {
+        // The service handles requests and workers at once: use both cores.
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("tokio runtime");
+        return match runtime.block_on(run(cli)) {
+            Ok(code) => code,
+            Err(f) => {
+                eprintln!("error: {}", f.message);
+                ExitCode::from(f.code)
+            }
+        };
+    }
     // One thread: a command is one sequence of database calls, and SQLite's driver already runs
     // its own worker thread; a second runtime thread only adds cross-core wake-ups.
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -958,6 +1031,52 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             let mut json = serde_json::to_value(&summary).expect("serializable");
             json["peak_rss_kb"] = serde_json::json!(peak_rss_kb());
             ctx.out(&json, || print::import_summary(&summary));
+        }
+        Command::Operator(OperatorCmd::Password { name }) => {
+            let name = OperatorName::parse(name).map_err(|e| invalid("operator", e))?;
+            let mut password = String::new();
+            std::io::stdin()
+                .read_line(&mut password)
+                .map_err(|e| invalid("password", e))?;
+            let engine = open_engine(&cli, false).await?;
+            disburse_server::set_operator_password(
+                &engine,
+                &name,
+                password.trim_end_matches(['\r', '\n']),
+                ctx.as_of,
+            )
+            .await?;
+            ctx.out(
+                &serde_json::json!({"operator": name, "password_set": true}),
+                || format!("password of {name} set"),
+            );
+        }
+        Command::Merchant(MerchantCmd::ApiKey { id }) => {
+            let id = merchant_id(id)?;
+            let engine = open_engine(&cli, false).await?;
+            let key = disburse_server::create_api_key(&engine, &id, ctx.as_of).await?;
+            ctx.out(&serde_json::json!({"merchant": id, "api_key": key}), || {
+                format!("API key for {id} (shown once; keep it secret):\n{key}")
+            });
+        }
+        Command::Serve {
+            listen,
+            api_only,
+            workers_only,
+            json_logs,
+        } => {
+            let engine = std::sync::Arc::new(open_engine(&cli, false).await?);
+            let opts = disburse_server::ServeOptions {
+                listen: *listen,
+                api: !workers_only,
+                workers: !api_only,
+                json_logs: *json_logs,
+            };
+            eprintln!(
+                "disburse serving on http://{listen} (api: {}, workers: {})",
+                opts.api, opts.workers
+            );
+            disburse_server::serve(engine, opts, shutdown_signal()).await?;
         }
         Command::Operator(OperatorCmd::Add { name, role }) => {
             let name = OperatorName::parse(name).map_err(|e| invalid("operator", e))?;

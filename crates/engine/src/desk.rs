@@ -91,6 +91,94 @@ pub(crate) async fn close_discrepancies_of(
     Ok(())
 }
 
+/// A payout whose amount difference was already (partly) settled — refunded, netted, added,
+/// topped up or written off — was returned: the return's journal reverses the whole difference,
+/// so what was settled is now owed the other way. It is moved to where it belongs (receivable or
+/// shortfall, or back against the write-off) and tracked as a new discrepancy.
+pub(crate) async fn returned_after_settlement(
+    tx: &mut WriteTx<'_>,
+    payout: &PayoutRow,
+    at: &str,
+) -> Result<()> {
+    let all: Vec<DiscrepancyRow> = tx
+        .fetch_all(
+            "WHERE origin_payout_no = $1 AND direction IN ('overpaid', 'underpaid') ORDER BY id",
+            &[Bind::Text(payout.payout_no.clone())],
+        )
+        .await?;
+    let merchant = MerchantId::parse(&payout.merchant_id).map_err(corrupt)?;
+    let currency = Currency::parse(&payout.currency).map_err(corrupt)?;
+    for d in all {
+        let closed_by_correction = d
+            .resolution
+            .as_deref()
+            .is_some_and(|r| r.starts_with("closed:"));
+        let settled = if d.status == "settled" && !closed_by_correction {
+            d.amount_minor
+        } else {
+            d.settled_minor
+        };
+        if settled <= 0 {
+            continue;
+        }
+        let amount = Money::from_minor(settled, currency);
+        let written_off = d
+            .resolution
+            .as_deref()
+            .is_some_and(|r| r.starts_with("written off"));
+        let journal = if written_off {
+            // The bank gave back what was written off: the loss is undone.
+            Journal::transfer(
+                JournalKind::DiscrepancySettled,
+                LedgerAccount::MerchantReceivable(merchant.clone()),
+                LedgerAccount::PlatformWriteOffs(currency),
+                amount,
+            )
+        } else {
+            // Overpaid then settled: we now owe it (shortfall). Underpaid then settled: the
+            // merchant now owes it (receivable). The same journal serves both.
+            Journal::transfer(
+                JournalKind::DiscrepancySettled,
+                LedgerAccount::MerchantReceivable(merchant.clone()),
+                LedgerAccount::MerchantShortfall(merchant.clone()),
+                amount,
+            )
+        }
+        .map_err(refused)?;
+        write_journal(
+            tx,
+            &journal,
+            Some(&merchant),
+            Some(payout.order_id),
+            Some(payout.id),
+            at,
+        )
+        .await?;
+        if written_off {
+            continue;
+        }
+        let direction = if d.direction == "overpaid" {
+            "underpaid"
+        } else {
+            "overpaid"
+        };
+        let opened = open_discrepancy(
+            tx,
+            payout,
+            direction,
+            settled,
+            &format!(
+                "payout returned after {settled} minor units of discrepancy {} were settled",
+                d.id
+            ),
+            at,
+        )
+        .await?;
+        tx.insert_outbox(&payout.merchant_id, "discrepancy.opened", &json!({"discrepancy": opened.id, "direction": direction, "amount_minor": settled, "payout_no": payout.payout_no}), at).await?;
+    }
+    Ok(())
+}
+
 /// A top-up payout reached a final state: settle its discrepancy, or reopen it.
 pub(crate) async fn top_up_finished(
     tx: &mut WriteTx<'_>,

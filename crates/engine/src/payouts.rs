@@ -386,6 +386,51 @@ impl Engine {
         })
     }
 
+    /// Starts paying orders that have no payout yet (orders taken through the API): each gets
+    /// its first payout on the channel that serves it, one transaction per order. An order that
+    /// cannot be paid now (no channel, an account to fix) is left for a person and skipped.
+    pub async fn pay_open_orders(
+        &self,
+        as_of: DateTime<Utc>,
+        actor: &Actor,
+        max: usize,
+    ) -> Result<Vec<PayoutStart>> {
+        let open: Vec<OrderRow> = self
+            .db
+            .fetch_all(
+                &format!("WHERE state = 'open' ORDER BY id LIMIT {}", max.min(10_000)),
+                &[],
+            )
+            .await?;
+        let mut started = Vec::new();
+        for order in open {
+            let mut tx = self.db.write().await?;
+            // Read again under the write lock: another worker may have started it meanwhile.
+            let Some(mut row) = tx
+                .fetch_optional::<OrderRow>(
+                    "WHERE id = $1 AND state = 'open'",
+                    &[Bind::Int(order.id)],
+                )
+                .await?
+            else {
+                tx.rollback().await?;
+                continue;
+            };
+            match self
+                .create_payout_in(&mut tx, &mut row, None, as_of, actor, "payout.created")
+                .await
+            {
+                Ok(s) => {
+                    tx.commit().await?;
+                    started.push(s);
+                }
+                Err(EngineError::Refused(_)) => tx.rollback().await?,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(started)
+    }
+
     /// Applies one bank result to one payout, in its own transaction.
     pub async fn apply_bank_result(
         &self,
@@ -571,9 +616,11 @@ impl Engine {
             crate::desk::top_up_finished(tx, &row, t.to, &at).await?;
         }
         if t.to == PayoutState::Returned && before.state == PayoutState::Succeeded.as_str() {
-            // The return's journal reverses the difference too: nothing is owed either way now.
+            // The return's journal reverses the difference too: what was still open is owed
+            // neither way now; what had been settled is owed the other way.
             crate::desk::close_discrepancies_of(tx, &row.payout_no, "the payout was returned", &at)
                 .await?;
+            crate::desk::returned_after_settlement(tx, &row, &at).await?;
         }
         // Messages the merchant cares about, in the same transaction as the change.
         let base = json!({

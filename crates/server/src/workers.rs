@@ -1,0 +1,351 @@
+//! Loops over use cases, run by `serve` when workers are on: the webhook dispatcher, the deadline
+//! sweeper, the inbox watcher (result files dropped in each channel's `inbox_dir`), and the
+//! batch submitter (pending payouts of file channels become files in `outbox_dir`). Each loop
+//! stops when shutdown is asked for, after the step it is in. Several processes may run them
+//! against one PostgreSQL: every step is a use case that serializes on the database, and imports
+//! are idempotent by file hash.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use disburse_engine::{Actor, BatchSummary, Channel, Engine, EngineError, ImportSummary};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::webhooks::{Dispatcher, DispatcherConfig};
+
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    pub sweep_interval: Duration,
+    pub batch_interval: Duration,
+    pub inbox_interval: Duration,
+    /// A file is imported only once it has not changed for this long (it may still be copied in).
+    pub inbox_settle: Duration,
+    /// Files imported per channel per scan.
+    pub inbox_files_max: usize,
+    /// Batches made per channel per round.
+    pub batches_max: usize,
+    pub dispatcher: DispatcherConfig,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        WorkerSettings {
+            sweep_interval: Duration::from_secs(300),
+            batch_interval: Duration::from_secs(900),
+            inbox_interval: Duration::from_secs(10),
+            inbox_settle: Duration::from_secs(5),
+            inbox_files_max: 100,
+            batches_max: 50,
+            dispatcher: DispatcherConfig::default(),
+        }
+    }
+}
+
+/// Runs `step` every `interval` until shutdown.
+async fn every<F, Fut>(
+    name: &'static str,
+    interval: Duration,
+    mut shutdown: watch::Receiver<bool>,
+    mut step: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = ()>,
+{
+    tracing::info!(
+        worker = name,
+        interval_ms = interval.as_millis() as u64,
+        "worker started"
+    );
+    loop {
+        if *shutdown.borrow() {
+            break;
+        }
+        step().await;
+        tokio::select! {
+            changed = shutdown.changed() => {
+                if changed.is_err() {
+                    break; // the sender is gone: nobody can ask for more
+                }
+            }
+            _ = tokio::time::sleep(interval) => {}
+        }
+    }
+    tracing::info!(worker = name, "worker stopped");
+}
+
+/// Starts every worker; each ends when `shutdown` turns true.
+pub fn spawn_workers(
+    engine: Arc<Engine>,
+    settings: WorkerSettings,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<Vec<JoinHandle<()>>> {
+    let mut handles = Vec::new();
+    let dispatcher = Dispatcher::new(engine.clone(), settings.dispatcher.clone())?;
+    handles.push(tokio::spawn(dispatcher.run(shutdown.clone())));
+
+    let e = engine.clone();
+    handles.push(tokio::spawn(every(
+        "sweeper",
+        settings.sweep_interval,
+        shutdown.clone(),
+        move || {
+            let e = e.clone();
+            async move {
+                match e.sweep(Utc::now(), &Actor::system("sweeper")).await {
+                    Ok(r) if !r.expired.is_empty() || !r.presumed_succeeded.is_empty() => {
+                        tracing::info!(
+                            worker = "sweeper",
+                            expired = r.expired.len(),
+                            presumed_succeeded = r.presumed_succeeded.len(),
+                            still_waiting = r.still_waiting,
+                            "deadline sweep changed payouts"
+                        )
+                    }
+                    Ok(_) => {}
+                    Err(err) => {
+                        tracing::warn!(worker = "sweeper", error = %err, "deadline sweep failed")
+                    }
+                }
+            }
+        },
+    )));
+
+    let e = engine.clone();
+    let (settle, files_max) = (settings.inbox_settle, settings.inbox_files_max);
+    handles.push(tokio::spawn(every(
+        "inbox",
+        settings.inbox_interval,
+        shutdown.clone(),
+        move || {
+            let e = e.clone();
+            async move {
+                import_inboxes(&e, settle, files_max).await;
+            }
+        },
+    )));
+
+    let e = engine;
+    let batches_max = settings.batches_max;
+    handles.push(tokio::spawn(every(
+        "batches",
+        settings.batch_interval,
+        shutdown,
+        move || {
+            let e = e.clone();
+            async move {
+                // Orders taken through the API get their first payout, then batches go out.
+                match e
+                    .pay_open_orders(Utc::now(), &Actor::system("payout-starter"), 1000)
+                    .await
+                {
+                    Ok(started) if !started.is_empty() => {
+                        tracing::info!(
+                            worker = "batches",
+                            payouts.started = started.len(),
+                            "first payouts created for open orders"
+                        )
+                    }
+                    Ok(_) => {}
+                    Err(err) => {
+                        tracing::warn!(worker = "batches", error = %err, "starting payouts failed")
+                    }
+                }
+                submit_batches(&e, batches_max).await;
+            }
+        },
+    )));
+    Ok(handles)
+}
+
+/// What happened to one file found in an inbox.
+#[derive(Debug)]
+pub struct InboxOutcome {
+    pub channel: String,
+    /// Where the file is now: `done/` or `failed/` beside where it was.
+    pub moved_to: PathBuf,
+    pub result: Result<ImportSummary, String>,
+}
+
+fn ready_files(dir: &Path, settle: Duration, max: usize) -> std::io::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().to_string();
+        if name.starts_with('.') || name.ends_with(".tmp") || name.ends_with(".part") {
+            continue;
+        }
+        let meta = entry.metadata()?;
+        if !meta.is_file() {
+            continue;
+        }
+        let quiet = meta
+            .modified()
+            .ok()
+            .and_then(|m| m.elapsed().ok())
+            .is_none_or(|age| age >= settle);
+        if quiet {
+            files.push(entry.path());
+        }
+    }
+    files.sort();
+    files.truncate(max);
+    Ok(files)
+}
+
+/// Moves `file` into `dir`, under a new name if one of its name is there already.
+fn move_into(file: &Path, dir: &Path) -> std::io::Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_else(|| "file".into());
+    let mut target = dir.join(&name);
+    let mut n = 1;
+    while target.exists() {
+        target = dir.join(format!("{name}.{n}"));
+        n += 1;
+    }
+    std::fs::rename(file, &target)?;
+    Ok(target)
+}
+
+/// Whether an import error is the file's fault (move it to `failed/`) or ours (leave it and
+/// try again at the next scan: the database was away, say).
+fn file_at_fault(e: &EngineError) -> bool {
+    !matches!(e, EngineError::Store(_) | EngineError::Key(_))
+}
+
+async fn import_channel_inbox(
+    engine: &Engine,
+    channel: &Channel,
+    settle: Duration,
+    files_max: usize,
+) -> Vec<InboxOutcome> {
+    let dir = &channel.inbox_dir;
+    if !dir.is_dir() {
+        return Vec::new();
+    }
+    let files = match ready_files(dir, settle, files_max) {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::warn!(worker = "inbox", channel = %channel.id, dir = %dir.display(), error = %e, "inbox cannot be read");
+            return Vec::new();
+        }
+    };
+    let mut outcomes = Vec::new();
+    for file in files {
+        let actor = Actor::system(&format!("inbox:{}", channel.id));
+        let result = engine
+            .import_results(
+                &file,
+                Some(channel.id.as_str()),
+                Utc::now(),
+                &actor,
+                &|_, _| {},
+            )
+            .await;
+        let (sub, result) = match result {
+            Ok(summary) => ("done", Ok(summary)),
+            Err(e) if file_at_fault(&e) => ("failed", Err(e.to_string())),
+            Err(e) => {
+                tracing::warn!(worker = "inbox", channel = %channel.id, file.name = %file.display(), error = %e,
+                    "result file not imported now; trying again at the next scan");
+                continue;
+            }
+        };
+        let moved = match move_into(&file, &dir.join(sub)) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(worker = "inbox", file.name = %file.display(), error = %e,
+                    "result file handled but not moved; it will be seen again (an import is idempotent)");
+                continue;
+            }
+        };
+        match &result {
+            Ok(s) => {
+                tracing::info!(worker = "inbox", channel = %channel.id, file.name = %s.file_name,
+                already_imported = s.already_imported, applied = s.applied, exceptions = s.exceptions,
+                "result file imported")
+            }
+            Err(message) => {
+                let note = moved.with_file_name(format!(
+                    "{}.error.txt",
+                    moved
+                        .file_name()
+                        .map(|n| n.to_string_lossy().to_string())
+                        .unwrap_or_default()
+                ));
+                if let Err(e) = std::fs::write(&note, format!("{message}\n")) {
+                    tracing::error!(worker = "inbox", file.name = %note.display(), error = %e, "error note not written");
+                }
+                tracing::warn!(worker = "inbox", channel = %channel.id, file.name = %moved.display(), error = %message,
+                    "result file refused; moved to failed/")
+            }
+        }
+        outcomes.push(InboxOutcome {
+            channel: channel.id.to_string(),
+            moved_to: moved,
+            result,
+        });
+    }
+    outcomes
+}
+
+/// One scan of every channel's inbox.
+pub async fn import_inboxes(
+    engine: &Engine,
+    settle: Duration,
+    files_max: usize,
+) -> Vec<InboxOutcome> {
+    let mut all = Vec::new();
+    for channel in &engine.config().channels {
+        all.extend(import_channel_inbox(engine, channel, settle, files_max).await);
+    }
+    all
+}
+
+/// One round of the batch submitter: every file channel's pending payouts become files in its
+/// `outbox_dir`. A file that cannot be written after its batch committed is logged; the batch can
+/// be downloaded again, byte for byte (`GET /ops/v1/batches/{id}/file`).
+pub async fn submit_batches(engine: &Engine, batches_max: usize) -> Vec<(BatchSummary, PathBuf)> {
+    let mut made = Vec::new();
+    let actor = Actor::system("batcher");
+    for channel in &engine.config().channels {
+        if channel.kind.sends_immediately() {
+            continue;
+        }
+        for _ in 0..batches_max {
+            match engine
+                .create_batch(channel.id.as_str(), Utc::now(), &actor)
+                .await
+            {
+                Ok(Some((batch, bytes))) => {
+                    let path = channel.outbox_dir.join(&batch.file_name);
+                    let written = std::fs::create_dir_all(&channel.outbox_dir)
+                        .and_then(|_| std::fs::write(&path, &bytes));
+                    match written {
+                        Ok(()) => {
+                            tracing::info!(worker = "batches", channel = %channel.id, batch.id = batch.batch_id,
+                            payouts = batch.payout_count, file.name = %path.display(), "batch file written")
+                        }
+                        Err(e) => {
+                            tracing::error!(worker = "batches", channel = %channel.id, batch.id = batch.batch_id,
+                            file.name = %path.display(), error = %e, "batch made but its file not written; export it again")
+                        }
+                    }
+                    made.push((batch, path));
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!(worker = "batches", channel = %channel.id, error = %e, "batch not made");
+                    break;
+                }
+            }
+        }
+    }
+    made
+}
