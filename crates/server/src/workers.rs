@@ -19,6 +19,8 @@ use crate::webhooks::{Dispatcher, DispatcherConfig};
 
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
+    /// How often orders taken through the API get their first payout (API channels send it at once).
+    pub payout_start_interval: Duration,
     pub sweep_interval: Duration,
     pub batch_interval: Duration,
     pub inbox_interval: Duration,
@@ -34,6 +36,7 @@ pub struct WorkerSettings {
 impl Default for WorkerSettings {
     fn default() -> Self {
         WorkerSettings {
+            payout_start_interval: Duration::from_secs(2),
             sweep_interval: Duration::from_secs(300),
             batch_interval: Duration::from_secs(900),
             inbox_interval: Duration::from_secs(10),
@@ -128,6 +131,34 @@ pub fn spawn_workers(
         },
     )));
 
+    let e = engine.clone();
+    handles.push(tokio::spawn(every(
+        "payouts",
+        settings.payout_start_interval,
+        shutdown.clone(),
+        move || {
+            let e = e.clone();
+            async move {
+                // Orders taken through the API get their first payout on the channel that
+                // serves them; file channels send it with their next batch.
+                match e
+                    .pay_open_orders(Utc::now(), &Actor::system("payout-starter"), 1000)
+                    .await
+                {
+                    Ok(started) if !started.is_empty() => tracing::info!(
+                        worker = "payouts",
+                        payouts.started = started.len(),
+                        "first payouts created for open orders"
+                    ),
+                    Ok(_) => {}
+                    Err(err) => {
+                        tracing::warn!(worker = "payouts", error = %err, "starting payouts failed")
+                    }
+                }
+            }
+        },
+    )));
+
     let e = engine;
     let batches_max = settings.batches_max;
     handles.push(tokio::spawn(every(
@@ -137,23 +168,6 @@ pub fn spawn_workers(
         move || {
             let e = e.clone();
             async move {
-                // Orders taken through the API get their first payout, then batches go out.
-                match e
-                    .pay_open_orders(Utc::now(), &Actor::system("payout-starter"), 1000)
-                    .await
-                {
-                    Ok(started) if !started.is_empty() => {
-                        tracing::info!(
-                            worker = "batches",
-                            payouts.started = started.len(),
-                            "first payouts created for open orders"
-                        )
-                    }
-                    Ok(_) => {}
-                    Err(err) => {
-                        tracing::warn!(worker = "batches", error = %err, "starting payouts failed")
-                    }
-                }
                 submit_batches(&e, batches_max).await;
             }
         },

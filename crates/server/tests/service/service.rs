@@ -285,6 +285,7 @@ async fn serve_runs_api_and_workers_and_stops_on_shutdown() {
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let settings = disburse_server::WorkerSettings {
+        payout_start_interval: Duration::from_millis(100),
         sweep_interval: Duration::from_millis(100),
         batch_interval: Duration::from_millis(100),
         inbox_interval: Duration::from_millis(100),
