@@ -18,6 +18,7 @@ use disburse_store::Db;
 use serde::Serialize;
 
 mod bench;
+mod bench_http;
 mod demo;
 mod print;
 
@@ -136,6 +137,14 @@ enum Command {
         /// Log JSON lines.
         #[arg(long)]
         json_logs: bool,
+    },
+    /// Measure withdrawal creation over HTTP against a trivial endpoint (use --release).
+    BenchHttp {
+        #[arg(long, default_value_t = 64)]
+        connections: usize,
+        /// Seconds of load per endpoint and database.
+        #[arg(long, default_value_t = 15)]
+        seconds: u64,
     },
     /// Simulated days of a payout desk on a fresh SQLite database, then what the desk sees.
     Demo {
@@ -565,7 +574,10 @@ fn main() -> ExitCode {
             .with_writer(std::io::stderr)
             .init(),
     }
-    if matches!(cli.command, Command::Serve { .. }) {
+    if matches!(
+        cli.command,
+        Command::Serve { .. } | Command::BenchHttp { .. }
+    ) {
         // The service handles requests and workers at once: use both cores.
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
@@ -712,6 +724,13 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
                         .join("\n")
                 }
             });
+        }
+        Command::BenchHttp {
+            connections,
+            seconds,
+        } => {
+            let report = bench_http::run(*connections, *seconds).await?;
+            ctx.out(&report, || print::bench_http(&report));
         }
         Command::Bench { lines, dir } => {
             let report = bench::run(*lines, dir.clone(), ctx.as_of).await?;

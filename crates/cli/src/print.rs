@@ -420,3 +420,26 @@ pub fn payout_start(
         ),
     }
 }
+
+pub fn bench_http(r: &crate::bench_http::HttpReport) -> String {
+    let mut s = format!("Disburse HTTP benchmark\n  how: {}\n\n", r.how);
+    for m in &r.measures {
+        let _ = writeln!(
+            s,
+            "  {:<11} {:<24} {:>8} requests {:>6} errors {:>9.0} /s  p50 {:>7.2} ms  p99 {:>7.2} ms",
+            m.database, m.endpoint, m.requests, m.errors, m.per_second, m.p50_ms, m.p99_ms
+        );
+    }
+    for db in ["SQLite", "PostgreSQL"] {
+        let rate = |e: &str| {
+            r.measures
+                .iter()
+                .find(|m| m.database == db && m.endpoint.starts_with(e))
+                .map(|m| m.per_second)
+        };
+        if let (Some(w), Some(t)) = (rate("POST"), rate("GET")) {
+            let _ = writeln!(s, "  {db}: withdrawals/trivial ratio {:.3}", w / t);
+        }
+    }
+    s.trim_end().to_string()
+}
