@@ -37,6 +37,8 @@ pub struct HttpMeasure {
 pub struct HttpReport {
     pub how: String,
     pub measures: Vec<HttpMeasure>,
+    /// Per database: withdrawals per second over trivial requests per second, same run.
+    pub ratios: Vec<(String, f64)>,
 }
 
 async fn load(
@@ -184,7 +186,20 @@ pub async fn run(connections: usize, seconds: u64) -> anyhow::Result<HttpReport>
         }
         None => eprintln!("PostgreSQL figures NOT measured: no server at DISBURSE_TEST_POSTGRES"),
     }
+    let mut ratios = Vec::new();
+    for db in ["SQLite", "PostgreSQL"] {
+        let rate = |e: &str| {
+            measures
+                .iter()
+                .find(|m| m.database == db && m.endpoint.starts_with(e))
+                .map(|m| m.per_second)
+        };
+        if let (Some(w), Some(t)) = (rate("POST"), rate("GET")) {
+            ratios.push((db.to_string(), w / t));
+        }
+    }
     Ok(HttpReport {
+        ratios,
         how: format!(
             "the service (API only, release build) on a loopback port, and in the same process a load generator of {connections} \
              keep-alive HTTP/1.1 connections (reqwest), each sending its next request when the previous answer arrived, for \
