@@ -362,3 +362,44 @@ both_backends!(
         std::fs::remove_dir_all(dir).ok();
     }
 );
+
+both_backends!(
+    two_processes_making_batches_at_once_never_send_a_payout_twice,
+    |app: App| async move {
+        let e = &app.engine;
+        funded_merchant(e, "acme", "1000.00").await;
+        for i in 0..6 {
+            withdraw(e, "acme", &format!("W{i}"), "10.00").await;
+            e.create_payout(&order(&format!("W{i}")), None, t0(), &ops())
+                .await
+                .map(|s| s.into_payout().expect("a payout"))
+                .unwrap();
+        }
+        let other = app.second_engine().await;
+        let actor = ops();
+        let (a, b) = tokio::join!(
+            e.create_batch("sepa-file", t0(), &actor),
+            other.create_batch("sepa-file", t0(), &actor)
+        );
+        let (a, b) = (a.unwrap(), b.unwrap());
+        // One of them takes every pending payout; the other finds none left.
+        let counts: Vec<i64> = [a, b]
+            .into_iter()
+            .flatten()
+            .map(|(batch, _)| batch.payout_count)
+            .collect();
+        assert_eq!(counts, [6], "{counts:?}");
+        let payouts = e.db().payouts_in_state("submitted").await.unwrap();
+        assert_eq!(payouts.len(), 6);
+        assert!(payouts.iter().all(|p| p.batch_id == payouts[0].batch_id));
+        assert_eq!(
+            e.db()
+                .count_where("journals", "kind = 'payout_submitted'")
+                .await
+                .unwrap(),
+            6,
+            "each submitted once"
+        );
+        assert_books_and_audit(e).await;
+    }
+);

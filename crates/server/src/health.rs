@@ -251,6 +251,37 @@ pub async fn metrics(State(state): State<AppState>) -> ApiResult<Response> {
         let _ = writeln!(out, "disburse_webhook_backlog{{status=\"{status}\"}} {n}");
     }
 
+    // Import lag: result files waiting in each channel's inbox, and how long the oldest waited.
+    out.push_str(
+        "# HELP disburse_inbox_files Result files waiting in a channel's inbox.\n# TYPE disburse_inbox_files gauge\n\
+         # HELP disburse_import_lag_seconds Age of the oldest result file waiting in a channel's inbox (0 when none).\n\
+         # TYPE disburse_import_lag_seconds gauge\n",
+    );
+    for channel in &state.engine().config().channels {
+        let (mut waiting, mut oldest) = (0u64, 0u64);
+        if let Ok(entries) = std::fs::read_dir(&channel.inbox_dir) {
+            for entry in entries.flatten() {
+                let Ok(meta) = entry.metadata() else { continue };
+                if !meta.is_file() {
+                    continue;
+                }
+                waiting += 1;
+                let age = meta
+                    .modified()
+                    .ok()
+                    .and_then(|m| m.elapsed().ok())
+                    .map_or(0, |d| d.as_secs());
+                oldest = oldest.max(age);
+            }
+        }
+        let id = escape(channel.id.as_str());
+        let _ = writeln!(out, "disburse_inbox_files{{channel=\"{id}\"}} {waiting}");
+        let _ = writeln!(
+            out,
+            "disburse_import_lag_seconds{{channel=\"{id}\"}} {oldest}"
+        );
+    }
+
     state.metrics().render(&mut out);
     let mut response = (StatusCode::OK, out).into_response();
     response.headers_mut().insert(
