@@ -87,6 +87,18 @@ impl Engine {
         &self.key
     }
 
+    /// Seals a secret for storage (AES-256-GCM with the account key): webhook signing secrets and
+    /// stored API answers that contain them never sit in the database in clear.
+    pub fn seal_secret(&self, plain: &str) -> String {
+        encrypt_account(&self.key, plain)
+    }
+
+    /// Opens what [`Engine::seal_secret`] sealed; an error names no secret.
+    pub fn open_secret(&self, sealed: &str) -> Result<String> {
+        disburse_core::crypto::decrypt_account(&self.key, sealed)
+            .map_err(|e| EngineError::Key(format!("cannot open a stored secret: {e}")))
+    }
+
     pub async fn add_merchant(
         &self,
         id: &MerchantId,

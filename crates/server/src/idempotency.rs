@@ -108,6 +108,7 @@ async fn handle(state: AppState, req: Request, next: Next) -> Result<Response, A
             content_type,
             body,
         } => {
+            let body = state.engine().open_secret(&body)?;
             let mut response = (
                 StatusCode::from_u16(status).map_err(ApiError::internal)?,
                 body,
@@ -143,7 +144,17 @@ async fn handle(state: AppState, req: Request, next: Next) -> Result<Response, A
                         .get(header::CONTENT_TYPE)
                         .and_then(|v| v.to_str().ok())
                         .map(str::to_string);
-                    store(&pool, &scope.0, &key, status.as_u16(), content_type, &text).await?;
+                    // Sealed: an answer may hold a secret shown once (a webhook signing secret).
+                    let sealed = state.engine().seal_secret(&text);
+                    store(
+                        &pool,
+                        &scope.0,
+                        &key,
+                        status.as_u16(),
+                        content_type,
+                        &sealed,
+                    )
+                    .await?;
                 }
                 _ => release(&pool, &scope.0, &key).await,
             }

@@ -166,7 +166,8 @@ pub async fn set_webhook(
         )
         .bind(merchant.to_string())
         .bind(url.clone())
-        .bind(secret.clone())
+        // Kept sealed: the service must sign with it, so it is encrypted, not hashed.
+        .bind(engine.seal_secret(&secret))
         .bind(at.clone())
         .execute(tx.conn())
         .await?;
@@ -211,7 +212,7 @@ pub async fn rotate_secret(
     let changed = sqlx::query(
         "UPDATE merchant_webhooks SET secret = $1, updated_at = $2 WHERE merchant_id = $3",
     )
-    .bind(secret.clone())
+    .bind(engine.seal_secret(&secret))
     .bind(at.clone())
     .bind(merchant.to_string())
     .execute(tx.conn())
@@ -541,7 +542,10 @@ impl Dispatcher {
                     payload: r.try_get("payload")?,
                     created_at: r.try_get("created_at")?,
                     url: r.try_get("url")?,
-                    secret: r.try_get("secret")?,
+                    secret: self
+                        .engine
+                        .open_secret(&r.try_get::<String, _>("secret")?)
+                        .map_err(crate::ApiError::from)?,
                 })
             })
             .collect()

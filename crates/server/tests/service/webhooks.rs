@@ -18,9 +18,11 @@ async fn free_port() -> u16 {
 
 async fn set_webhook(app: &TestApp, key: &str, port: u16) -> String {
     let a = app
-        .put(
+        .send_json(
+            reqwest::Method::PUT,
             "/v1/webhook",
             key,
+            Some(&format!("set-hook-{port}")),
             json!({"url": format!("http://127.0.0.1:{port}/hook")}),
         )
         .await;
@@ -56,6 +58,23 @@ both_backends!(
         let port = free_port().await;
         let secret = set_webhook(&app, &key, port).await;
         assert!(secret.starts_with("whsec_"));
+        // The secret is nowhere in the database in clear: not where the service keeps it to
+        // sign, not in the stored answer an Idempotency-Key would replay.
+        for sql in [
+            "SELECT secret AS v FROM merchant_webhooks",
+            "SELECT COALESCE(response_body, '') AS v FROM idempotency_keys",
+        ] {
+            use sqlx::Row;
+            let rows = sqlx::query(sql)
+                .fetch_all(app.engine.db().pool())
+                .await
+                .unwrap();
+            assert!(!rows.is_empty(), "{sql}: nothing stored");
+            for row in rows {
+                let stored: String = row.try_get("v").unwrap();
+                assert!(!stored.contains(&secret), "{sql} holds the secret in clear");
+            }
+        }
         // Setting the URL again does not show the secret again.
         let again = app
             .put(
