@@ -414,6 +414,8 @@ enum CorrectionKindCmd {
         #[arg(long)]
         reason: String,
     },
+    /// Cancel the payout's order: its reserved money goes back to the merchant's balance.
+    CancelOrder,
 }
 
 #[derive(Subcommand)]
@@ -1156,6 +1158,9 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
                     disburse_core::correction::CorrectionKind::RecordReturn {
                         reason_code: reason_code(reason)?,
                     }
+                }
+                CorrectionKindCmd::CancelOrder => {
+                    disburse_core::correction::CorrectionKind::CancelOrder
                 }
             };
             let why = why.clone().unwrap_or_default();

@@ -133,6 +133,9 @@ pub enum CorrectionKind {
     AmendPaidAmount { paid: Money },
     /// The money came back after it was paid.
     RecordReturn { reason_code: String },
+    /// Cancel the payout's order: its reserved money goes back to the merchant's balance. Decided
+    /// at the order's level (see `order::cancel`), not by [`decide`].
+    CancelOrder,
 }
 
 impl CorrectionKind {
@@ -142,6 +145,7 @@ impl CorrectionKind {
             CorrectionKind::ConfirmFailed { .. } => "confirm_failed",
             CorrectionKind::AmendPaidAmount { .. } => "amend_paid_amount",
             CorrectionKind::RecordReturn { .. } => "record_return",
+            CorrectionKind::CancelOrder => "cancel_order",
         }
     }
 }
@@ -291,6 +295,7 @@ pub fn decide(
             CorrectionKind::RecordReturn { .. } => {
                 "be recorded as returned (only succeeded payouts can)"
             }
+            CorrectionKind::CancelOrder => "decide an order's cancellation (the order does)",
         })),
     }
 }

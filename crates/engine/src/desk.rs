@@ -373,7 +373,32 @@ impl Engine {
             })?;
         // Check now that it could be applied to the payout as it is, so a maker learns at once.
         let others = self.other_payouts(&mut tx, &payout).await?;
-        correction::decide(&facts(&payout)?, kind, others).map_err(refused)?;
+        if *kind == CorrectionKind::CancelOrder {
+            // Cancellable now? Money that may be at a bank (a submitted or expired payout) says no.
+            let order: OrderRow = tx
+                .fetch_optional("WHERE id = $1", &[Bind::Int(payout.order_id)])
+                .await?
+                .ok_or_else(|| corrupt("payout without order"))?;
+            let states: Vec<PayoutState> = tx
+                .fetch_all::<PayoutRow>("WHERE order_id = $1", &[Bind::Int(order.id)])
+                .await?
+                .iter()
+                .map(payout_state)
+                .collect::<Result<_>>()?;
+            disburse_core::order::cancel(
+                &disburse_core::OrderNo::parse(&order.order_no).map_err(corrupt)?,
+                &MerchantId::parse(&order.merchant_id).map_err(corrupt)?,
+                order_state(&order)?,
+                Money::from_minor(
+                    order.amount_minor + order.adjustment_minor,
+                    Currency::parse(&order.currency).map_err(corrupt)?,
+                ),
+                &states,
+            )
+            .map_err(refused)?;
+        } else {
+            correction::decide(&facts(&payout)?, kind, others).map_err(refused)?;
+        }
         let at = fmt_time(as_of);
         let row = CorrectionRow {
             id: tx.next_id("correction").await?,
@@ -471,6 +496,11 @@ impl Engine {
             )));
         }
         let kind: CorrectionKind = serde_json::from_str(&c.payload).map_err(corrupt)?;
+        if kind == CorrectionKind::CancelOrder {
+            return self
+                .approve_order_cancellation(tx, c, &payout, as_of, checker)
+                .await;
+        }
         let others = self.other_payouts(&mut tx, &payout).await?;
         let decision = correction::decide(&facts(&payout)?, &kind, others).map_err(refused)?;
         let at = fmt_time(as_of);
@@ -494,7 +524,7 @@ impl Engine {
                 payout.reason_code = Some(reason_code.clone());
                 payout.reason_text = Some(format!("correction {id}"));
             }
-            CorrectionKind::AmendPaidAmount { .. } => {}
+            CorrectionKind::AmendPaidAmount { .. } | CorrectionKind::CancelOrder => {}
         }
         if let Some(paid) = decision.paid {
             payout.paid_amount_minor = Some(paid.amount_minor());
@@ -618,6 +648,47 @@ impl Engine {
                 "order_state": {"before": order_before.as_str(), "after": order_after.as_str()},
                 "journals": journal_ids, "discrepancies_opened": opened,
             }),
+        })
+        .await?;
+        tx.commit().await?;
+        Ok(c)
+    }
+
+    /// The order-level correction: the order is cancelled as `order cancel` does, under the
+    /// correction, with one audit event naming both people.
+    async fn approve_order_cancellation(
+        &self,
+        mut tx: WriteTx<'static>,
+        mut c: CorrectionRow,
+        payout: &PayoutRow,
+        as_of: DateTime<Utc>,
+        checker: &OperatorName,
+    ) -> Result<CorrectionRow> {
+        let at = fmt_time(as_of);
+        let mut order: OrderRow = tx
+            .fetch_optional("WHERE id = $1", &[Bind::Int(payout.order_id)])
+            .await?
+            .ok_or_else(|| corrupt("payout without order"))?;
+        let before = Self::cancel_order_in(&mut tx, &mut order, &c.reason, &at).await?;
+        c.status = "applied".into();
+        c.decided_by = Some(checker.to_string());
+        c.decided_at = Some(at.clone());
+        tx.update(&c).await?;
+        tx.insert_outbox(
+            &order.merchant_id,
+            "correction.applied",
+            &json!({"order_no": order.order_no, "order_state": order.state, "correction": c.id, "kind": c.kind, "reason": c.reason}),
+            &at,
+        )
+        .await?;
+        tx.audit(NewAuditEvent {
+            at,
+            actor: Actor::operator(checker).as_str().into(),
+            action: "order.corrected.cancel_order".into(),
+            subject: format!("order:{}/{}", order.merchant_id, order.order_no),
+            reason: Some(c.reason.clone()),
+            detail: json!({"correction": c.id, "proposed_by": c.proposed_by, "approved_by": checker.as_str(),
+                "evidence": c.evidence, "order_state": {"before": before.as_str(), "after": order.state}}),
         })
         .await?;
         tx.commit().await?;

@@ -225,44 +225,8 @@ impl Engine {
         }
         let mut tx = self.db.write().await?;
         let mut row = Self::load_order(&mut tx, r).await?;
-        let payouts: Vec<PayoutRow> = tx
-            .fetch_all("WHERE order_id = $1 ORDER BY id", &[Bind::Int(row.id)])
-            .await?;
-        let states = payouts
-            .iter()
-            .map(payout_state)
-            .collect::<Result<Vec<_>>>()?;
-        let merchant =
-            MerchantId::parse(&row.merchant_id).map_err(|e| EngineError::invalid("merchant", e))?;
-        let currency = disburse_core::Currency::parse(&row.currency)
-            .map_err(|e| EngineError::invalid("currency", e))?;
-        let before = order_state(&row)?;
-        let journal = order::cancel(
-            &r.order_no,
-            &merchant,
-            before,
-            // What is still reserved: the amount, less what was netted, plus what was added.
-            Money::from_minor(row.amount_minor + row.adjustment_minor, currency),
-            &states,
-        )
-        .map_err(refused)?;
         let at = fmt_time(as_of);
-        for mut p in payouts.into_iter().filter(|p| p.state == "pending") {
-            p.state = PayoutState::Cancelled.as_str().into();
-            p.updated_at = at.clone();
-            tx.update(&p).await?;
-        }
-        row.state = OrderState::Cancelled.as_str().into();
-        row.updated_at = at.clone();
-        tx.update(&row).await?;
-        write_journal(&mut tx, &journal, Some(&merchant), Some(row.id), None, &at).await?;
-        tx.insert_outbox(
-            &row.merchant_id,
-            "order.cancelled",
-            &json!({"order_no": row.order_no, "state": row.state, "reason": reason}),
-            &at,
-        )
-        .await?;
+        let before = Self::cancel_order_in(&mut tx, &mut row, reason, &at).await?;
         tx.audit(NewAuditEvent {
             at,
             actor: actor.as_str().into(),
@@ -274,5 +238,56 @@ impl Engine {
         .await?;
         tx.commit().await?;
         Ok(row)
+    }
+
+    /// Cancels an order inside the caller's transaction (the caller writes the audit event):
+    /// a pending payout is cancelled with it, the reservation goes back to available. Returns
+    /// the order's state before.
+    pub(crate) async fn cancel_order_in(
+        tx: &mut WriteTx<'_>,
+        row: &mut OrderRow,
+        reason: &str,
+        at: &str,
+    ) -> Result<OrderState> {
+        let payouts: Vec<PayoutRow> = tx
+            .fetch_all("WHERE order_id = $1 ORDER BY id", &[Bind::Int(row.id)])
+            .await?;
+        let states = payouts
+            .iter()
+            .map(payout_state)
+            .collect::<Result<Vec<_>>>()?;
+        let merchant =
+            MerchantId::parse(&row.merchant_id).map_err(|e| EngineError::invalid("merchant", e))?;
+        let currency = disburse_core::Currency::parse(&row.currency)
+            .map_err(|e| EngineError::invalid("currency", e))?;
+        let order_no = disburse_core::OrderNo::parse(&row.order_no)
+            .map_err(|e| EngineError::invalid("order_no", e))?;
+        let before = order_state(row)?;
+        let journal = order::cancel(
+            &order_no,
+            &merchant,
+            before,
+            // What is still reserved: the amount, less what was netted, plus what was added.
+            Money::from_minor(row.amount_minor + row.adjustment_minor, currency),
+            &states,
+        )
+        .map_err(refused)?;
+        for mut p in payouts.into_iter().filter(|p| p.state == "pending") {
+            p.state = PayoutState::Cancelled.as_str().into();
+            p.updated_at = at.to_string();
+            tx.update(&p).await?;
+        }
+        row.state = OrderState::Cancelled.as_str().into();
+        row.updated_at = at.to_string();
+        tx.update(row).await?;
+        write_journal(tx, &journal, Some(&merchant), Some(row.id), None, at).await?;
+        tx.insert_outbox(
+            &row.merchant_id,
+            "order.cancelled",
+            &json!({"order_no": row.order_no, "state": row.state, "reason": reason}),
+            at,
+        )
+        .await?;
+        Ok(before)
     }
 }

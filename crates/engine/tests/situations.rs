@@ -797,3 +797,31 @@ both_backends!(
         assert_books_and_audit(e).await;
     }
 );
+
+both_backends!(situation_3_an_escalated_payout_the_bank_never_paid_is_failed_and_its_order_cancelled_by_corrections, |app: App| async move {
+    let e = &app.engine;
+    desk(e).await;
+    let (_, nos) = sent(e, 1).await;
+    e.sweep(day(10), &ops()).await.unwrap();
+    let no = PayoutNo::parse(&nos[0]).unwrap();
+    // While the payout is expired the money may still be at the bank: no cancelling yet.
+    let err = e.propose_correction(&no, &CorrectionKind::CancelOrder, "merchant withdraws the request", "email", day(11), &person("olga")).await.unwrap_err();
+    assert!(err.to_string().contains("live payout"), "{err}");
+    // The bank confirms it never paid: failed, by maker and checker.
+    let fail = CorrectionKind::ConfirmFailed { reason_code: "NARR".into() };
+    let c = e.propose_correction(&no, &fail, "bank confirms it was never executed", "bank letter 2026-11-13", day(11), &person("olga")).await.unwrap();
+    e.approve_correction(c.id, day(11), &person("bert")).await.unwrap();
+    assert_eq!(e.db().balance("merchant:acme:in_transit", "EUR").await.unwrap(), 0);
+    // Then the order is cancelled, also by maker and checker; the money is available again.
+    let c = e.propose_correction(&no, &CorrectionKind::CancelOrder, "merchant withdraws the request", "email 2026-11-13", day(12), &person("olga")).await.unwrap();
+    let err = e.approve_correction(c.id, day(12), &person("olga")).await.unwrap_err();
+    assert!(err.to_string().contains("only approvers"), "{err}");
+    e.approve_correction(c.id, day(12), &person("bert")).await.unwrap();
+    let v = e.order_view(&order("W1")).await.unwrap();
+    assert_eq!(v.state, "cancelled");
+    let event = v.audit_events.iter().find(|a| a.action == "order.corrected.cancel_order").unwrap();
+    assert_eq!((event.detail["proposed_by"].as_str(), event.detail["approved_by"].as_str()), (Some("olga"), Some("bert")));
+    assert_eq!(e.db().balance("merchant:acme:withdrawing", "EUR").await.unwrap(), 0);
+    assert_eq!(e.db().balance("merchant:acme:available", "EUR").await.unwrap(), -100000, "all 1000.00 available again");
+    assert_books_and_audit(e).await;
+});
