@@ -846,17 +846,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
         }) => {
             let no = PayoutNo::parse(payout_no).map_err(|e| invalid("payout_no", e))?;
             let engine = open_engine(&cli, false).await?;
-            let payout = engine
-                .db()
-                .payout_by_no(no.as_str())
-                .await?
-                .ok_or_else(|| {
-                    Failure::from(EngineError::NotFound {
-                        what: "payout",
-                        id: no.to_string(),
-                    })
-                })?;
-            let currency = Currency::parse(&payout.currency).map_err(|e| invalid("currency", e))?;
+            let currency = payout_currency(&engine, &no).await?;
             let result = match outcome {
                 OutcomeCmd::Accepted { reference } => BankResult::Accepted {
                     reference: reference.clone(),
@@ -1120,17 +1110,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
         }) => {
             let no = PayoutNo::parse(payout_no).map_err(|e| invalid("payout_no", e))?;
             let engine = open_engine(&cli, false).await?;
-            let payout = engine
-                .db()
-                .payout_by_no(no.as_str())
-                .await?
-                .ok_or_else(|| {
-                    Failure::from(EngineError::NotFound {
-                        what: "payout",
-                        id: no.to_string(),
-                    })
-                })?;
-            let currency = Currency::parse(&payout.currency).map_err(|e| invalid("currency", e))?;
+            let currency = payout_currency(&engine, &no).await?;
             let amount =
                 |a: &str| Money::parse_positive(a, currency).map_err(|e| invalid("amount", e));
             let kind = match kind {
@@ -1309,6 +1289,21 @@ fn write_file(dir: &std::path::Path, name: &str, bytes: &[u8]) -> Result<PathBuf
     let path = dir.join(name);
     std::fs::write(&path, bytes).map_err(|e| invalid("out", format!("{}: {e}", path.display())))?;
     Ok(path)
+}
+
+/// The currency of a payout, to read the amounts typed about it.
+async fn payout_currency(engine: &Engine, no: &PayoutNo) -> Result<Currency, Failure> {
+    let payout = engine
+        .db()
+        .payout_by_no(no.as_str())
+        .await?
+        .ok_or_else(|| {
+            Failure::from(EngineError::NotFound {
+                what: "payout",
+                id: no.to_string(),
+            })
+        })?;
+    Currency::parse(&payout.currency).map_err(|e| invalid("currency", e))
 }
 
 fn reason_code(s: &str) -> Result<String, Failure> {

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::ids::{MerchantId, OrderNo};
 use crate::ledger::{Journal, JournalKind, LedgerAccount, LedgerError};
 use crate::money::{Money, MoneyError};
-use crate::payout::PayoutState;
+use crate::payout::{Funding, PayoutState};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -49,6 +49,17 @@ impl OrderState {
             .into_iter()
             .find(|st| st.as_str() == s)
             .ok_or_else(|| format!("unknown order state {s:?}"))
+    }
+
+    /// The order's state after one of its payouts became `payout_state`. A cancelled order stays
+    /// cancelled, and a top-up (drawn from the shortfall) pays an order that is already paid: the
+    /// order does not follow it.
+    pub fn after_change_of(self, funded_from: Funding, payout_state: PayoutState) -> OrderState {
+        if self == OrderState::Cancelled || funded_from == Funding::Shortfall {
+            self
+        } else {
+            OrderState::after_payout(payout_state)
+        }
     }
 
     /// The order's state given the state of its latest payout.

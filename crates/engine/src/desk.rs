@@ -589,15 +589,11 @@ impl Engine {
             .await?
             .ok_or_else(|| corrupt("payout without order"))?;
         let order_before = order_state(&order)?;
-        let order_after = if payout.funded_from == Funding::Shortfall.as_str()
-            || order_before == disburse_core::OrderState::Cancelled
-        {
-            order_before
-        } else if decision.duplicate.is_some() {
-            disburse_core::OrderState::Paid
-        } else {
-            disburse_core::OrderState::after_payout(decision.to)
-        };
+        // (A duplicate payment is a confirmed success: the order is paid either way.)
+        let order_after = order_before.after_change_of(
+            Funding::parse(&payout.funded_from).map_err(corrupt)?,
+            decision.to,
+        );
         if order_after != order_before {
             order.state = order_after.as_str().into();
             order.updated_at = at.clone();

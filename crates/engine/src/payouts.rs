@@ -571,14 +571,9 @@ impl Engine {
             .await?
             .ok_or_else(|| corrupt(format!("payout {} has no order", row.payout_no)))?;
         let order_before = order_state(&order_row)?;
-        // A top-up pays what a bank underpaid on an order that is already paid: the order's
-        // state does not follow it.
-        let top_up = row.funded_from == Funding::Shortfall.as_str();
-        let order_after = if order_before == OrderState::Cancelled || top_up {
-            order_before
-        } else {
-            OrderState::after_payout(t.to)
-        };
+        let funded_from = Funding::parse(&row.funded_from).map_err(corrupt)?;
+        let top_up = funded_from == Funding::Shortfall;
+        let order_after = order_before.after_change_of(funded_from, t.to);
         if order_after != order_before {
             order_row.state = order_after.as_str().into();
             order_row.updated_at = at.clone();

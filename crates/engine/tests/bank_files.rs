@@ -17,24 +17,7 @@ async fn import(
 
 /// Three EUR orders paid through the SEPA file channel, sent as one pain.001 batch.
 async fn three_payouts_in_a_batch(app: &App) -> (String, Vec<String>) {
-    let e = &app.engine;
-    funded_merchant(e, "acme", "1000.00").await;
-    let mut nos = Vec::new();
-    for i in 1..=3 {
-        withdraw(e, "acme", &format!("W{i}"), "100.00").await;
-        nos.push(
-            e.create_payout(&order(&format!("W{i}")), None, t0(), &ops())
-                .await
-                .map(|s| s.into_payout().expect("a payout"))
-                .unwrap()
-                .payout_no,
-        );
-    }
-    let (batch, bytes) = e
-        .create_batch("sepa-file", t0(), &ops())
-        .await
-        .unwrap()
-        .unwrap();
+    let (batch, bytes, nos) = send_batch(&app.engine, 3).await;
     assert_eq!(batch.payout_count, 3);
     assert_eq!(batch.control_sum_minor, 30000);
     assert!(String::from_utf8(bytes)

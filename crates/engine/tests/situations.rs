@@ -67,28 +67,6 @@ async fn import_text(
     s
 }
 
-/// Orders W1..=Wn of 100.00 EUR for acme, each with a payout on sepa-file, sent in one batch.
-async fn sent(e: &Engine, n: usize) -> (String, Vec<String>) {
-    funded_merchant(e, "acme", "1000.00").await;
-    let mut nos = Vec::new();
-    for i in 1..=n {
-        withdraw(e, "acme", &format!("W{i}"), "100.00").await;
-        nos.push(
-            e.create_payout(&order(&format!("W{i}")), None, t0(), &ops())
-                .await
-                .map(|s| s.into_payout().expect("a payout"))
-                .unwrap()
-                .payout_no,
-        );
-    }
-    let (batch, _) = e
-        .create_batch("sepa-file", t0(), &ops())
-        .await
-        .unwrap()
-        .unwrap();
-    (batch.message_id, nos)
-}
-
 fn topics(v: &disburse_engine::OrderView) -> Vec<&str> {
     v.messages.iter().map(|m| m.topic.as_str()).collect()
 }

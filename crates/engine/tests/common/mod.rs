@@ -251,3 +251,33 @@ pub fn write(dir: &std::path::Path, name: &str, text: &str) -> PathBuf {
     std::fs::write(&path, text).unwrap();
     path
 }
+
+/// Orders W1..=Wn of 100.00 EUR for a funded acme, each with a payout on sepa-file, sent in one
+/// batch: the batch, its file, and the payout numbers.
+pub async fn send_batch(
+    e: &Engine,
+    n: usize,
+) -> (disburse_engine::BatchSummary, Vec<u8>, Vec<String>) {
+    funded_merchant(e, "acme", "1000.00").await;
+    let mut nos = Vec::new();
+    for i in 1..=n {
+        withdraw(e, "acme", &format!("W{i}"), "100.00").await;
+        let started = e
+            .create_payout(&order(&format!("W{i}")), None, t0(), &ops())
+            .await
+            .unwrap();
+        nos.push(started.into_payout().expect("a payout").payout_no);
+    }
+    let (batch, bytes) = e
+        .create_batch("sepa-file", t0(), &ops())
+        .await
+        .unwrap()
+        .unwrap();
+    (batch, bytes, nos)
+}
+
+/// [`send_batch`], for tests that need the message id and the payout numbers.
+pub async fn sent(e: &Engine, n: usize) -> (String, Vec<String>) {
+    let (batch, _, nos) = send_batch(e, n).await;
+    (batch.message_id, nos)
+}
