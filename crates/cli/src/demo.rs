@@ -196,9 +196,23 @@ pub async fn run(dir: Option<PathBuf>, days: u32, seed: u64) -> anyhow::Result<S
                 let v = versions.get(m.id).copied().unwrap_or(1) + 1;
                 versions.insert(m.id, v);
                 let account = BankAccount::new(HolderName::parse(m.name)?, (m.account)(v), None);
-                engine
+                let set = engine
                     .set_bank_account(&MerchantId::parse(m.id)?, &account, morning, &desk)
                     .await?;
+                // Channels that retry on an account fix paid the waiting orders again already.
+                for new_no in set.retried {
+                    let Some(new) = engine.db().payout_by_no(&new_no).await? else {
+                        continue;
+                    };
+                    let payouts = engine.db().payouts_of_order(new.order_id).await?;
+                    let failed = payouts.iter().rev().find(|p| p.id != new.id);
+                    let order = engine.db().order(new.order_id).await?;
+                    if let (Some(failed), Some(order)) = (failed, order) {
+                        tally
+                            .retries
+                            .push((order.order_no, failed.payout_no.clone(), new_no));
+                    }
+                }
             }
         }
         let waiting: Vec<OrderRow> = engine
