@@ -1,12 +1,13 @@
 //! `disburse bench`: how fast result files are applied, measured against a floor.
 //!
-//! On a fresh SQLite database it seeds submitted payouts, writes a pain.002 and a CSV result file
-//! with one line per payout, and imports each in a child process (`disburse results import`), timing
-//! it from spawn to exit and reading the children's peak RSS. In the same run it measures a floor:
-//! a bare loop writing the same rows (payout and order updates, journal, journal lines, outbox
-//! message, audit event) into the same database, same transaction size, with no parsing and no
-//! rules. The ratio import/floor is what the import costs beyond the writes themselves. Last, it
-//! times the pain.001 writer on as many transfers.
+//! On a fresh SQLite database (or scratch PostgreSQL databases, with `--db postgres://…`) it seeds
+//! submitted payouts, writes a pain.002 and a CSV result file with one line per payout, and imports
+//! each in a child process (`disburse results import`), timing it from spawn to exit and reading
+//! the children's peak RSS. In the same run it measures an independent floor
+//! ([`crate::bench_floor`]): the same rows written by direct prepared statements into a copy of the
+//! seeded database, sharing nothing with Disburse's write path; and, when given `--peer`, a peer
+//! program writing the same rows (the Python script it was compared with). Last, it times the
+//! pain.001 writer on as many transfers.
 
 // Floats here are seconds and rates of a measurement, never money.
 #![allow(clippy::float_arithmetic)]
@@ -37,6 +38,9 @@ pub struct BenchReport {
     pub measures: Vec<Measure>,
     pub ratio_pain002_to_floor: f64,
     pub ratio_csv_to_floor: f64,
+    /// Import speed over the Python peer's (present when the peer ran).
+    pub ratio_pain002_to_peer: Option<f64>,
+    pub ratio_csv_to_peer: Option<f64>,
     pub pain001_write_seconds: f64,
 }
 
@@ -139,77 +143,6 @@ fn write_csv(path: &Path, set: usize, n: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The floor: the same rows written by a bare loop through the same write path (`WriteTx`: row
-/// digests, buffered multi-row appends, one audit event per line), `chunk` lines per transaction,
-/// with no file, no parsing and no rules.
-async fn floor(db: &Db, set: usize, n: usize, chunk: usize, at: &str) -> anyhow::Result<f64> {
-    use disburse_store::{Bind, JournalLineRow, JournalRow, NewAuditEvent, OrderRow, PayoutRow};
-    let started = Instant::now();
-    for start in (0..n).step_by(chunk) {
-        let mut tx = db.write().await?;
-        for i in start..(start + chunk).min(n) {
-            let mut p: PayoutRow = tx
-                .fetch_optional("WHERE payout_no = $1", &[Bind::Text(payout_no(set, i))])
-                .await?
-                .ok_or_else(|| anyhow::anyhow!("seeded payout missing"))?;
-            p.state = "succeeded".into();
-            p.paid_amount_minor = Some(p.amount_minor);
-            p.updated_at = at.to_string();
-            tx.update(&p).await?;
-            let j = tx.next_id("journal").await?;
-            tx.insert(&JournalRow {
-                id: j,
-                kind: "payout_succeeded".into(),
-                merchant_id: Some("bench".into()),
-                order_id: Some(p.order_id),
-                payout_id: Some(p.id),
-                audit_seq: tx.next_audit_seq(),
-                created_at: at.to_string(),
-            })
-            .await?;
-            for (account, amount) in [
-                ("merchant:bench:in_transit", p.amount_minor),
-                ("channel:bench:bank", -p.amount_minor),
-            ] {
-                let id = tx.next_id("journal_line").await?;
-                tx.insert(&JournalLineRow {
-                    id,
-                    journal_id: j,
-                    account: account.into(),
-                    currency: "EUR".into(),
-                    amount_minor: amount,
-                })
-                .await?;
-            }
-            let mut o: OrderRow = tx
-                .fetch_optional("WHERE id = $1", &[Bind::Int(p.order_id)])
-                .await?
-                .ok_or_else(|| anyhow::anyhow!("seeded order missing"))?;
-            o.state = "paid".into();
-            o.updated_at = at.to_string();
-            tx.update(&o).await?;
-            tx.insert_outbox(
-                "bench",
-                "order.paid",
-                &serde_json::json!({"payout_no": p.payout_no}),
-                at,
-            )
-            .await?;
-            tx.audit(NewAuditEvent {
-                at: at.to_string(),
-                actor: "bench".into(),
-                action: "payout.succeeded".into(),
-                subject: format!("payout:{}", p.payout_no),
-                reason: None,
-                detail: serde_json::json!({"before": {"state": "submitted"}, "after": {"state": "succeeded"}}),
-            })
-            .await?;
-        }
-        tx.commit().await?;
-    }
-    Ok(started.elapsed().as_secs_f64())
-}
-
 /// Runs one import as its own process; returns wall seconds and the child's peak RSS in MB, which
 /// the child reads from its own /proc/self/status (VmHWM) just before it exits.
 fn import_child(
@@ -243,27 +176,161 @@ fn import_child(
     Ok((seconds, rss))
 }
 
+/// Where the benchmark runs: a SQLite file in the bench directory, or scratch databases on a
+/// PostgreSQL server (created for the run, dropped after it).
+enum Target {
+    Sqlite {
+        db: PathBuf,
+        floor: PathBuf,
+    },
+    Postgres {
+        server: String,
+        db: String,
+        floor: String,
+    },
+}
+
+impl Target {
+    fn import_url(&self) -> String {
+        match self {
+            Target::Sqlite { db, .. } => db.display().to_string(),
+            Target::Postgres { server, db, .. } => with_database(server, db),
+        }
+    }
+}
+
+/// The URL of database `name` on the server of `url`.
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (url, String::new()),
+    };
+    let server = match base.rfind('/') {
+        Some(i) if base[..i].contains("://") && i > base.find("://").unwrap_or(0) + 2 => &base[..i],
+        _ => base,
+    };
+    format!("{server}/{name}{query}")
+}
+
+async fn admin(url: &str, sql: &str) -> anyhow::Result<()> {
+    use sqlx::Connection;
+    let mut con = sqlx::PgConnection::connect(url).await?;
+    sqlx::query(sql).execute(&mut con).await?;
+    con.close().await?;
+    Ok(())
+}
+
+/// What the Python peer printed: `peer-samerows: N lines in S s = R lines/s (...)`.
+fn run_peer(script: &Path, n: usize, dir: &Path) -> anyhow::Result<f64> {
+    let out = std::process::Command::new("python3")
+        .arg(script)
+        .args(["--n", &n.to_string(), "--dir"])
+        .arg(dir)
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "the peer {} failed: {}",
+        script.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let seconds = text
+        .split(" lines in ")
+        .nth(1)
+        .and_then(|rest| rest.split(" s").next())
+        .and_then(|s| s.trim().parse::<f64>().ok())
+        .ok_or_else(|| anyhow::anyhow!("the peer printed {text:?}, not 'N lines in S s'"))?;
+    Ok(seconds)
+}
+
 pub async fn run(
     lines: usize,
     dir: Option<PathBuf>,
+    db_url: &str,
+    peer: Option<&Path>,
     as_of: DateTime<Utc>,
 ) -> anyhow::Result<BenchReport> {
     let dir = dir.unwrap_or_else(disburse_store::testing::temp_dir);
     std::fs::create_dir_all(&dir)?;
-    let db_path = dir.join("bench.db");
-    for suffix in ["", "-wal", "-shm"] {
-        std::fs::remove_file(format!("{}{suffix}", db_path.display())).ok();
+    let target = if db_url.starts_with("postgres://") || db_url.starts_with("postgresql://") {
+        let tag = format!("disburse_bench_{}", std::process::id());
+        let t = Target::Postgres {
+            server: db_url.to_string(),
+            db: tag.clone(),
+            floor: format!("{tag}_floor"),
+        };
+        if let Target::Postgres { db, floor, .. } = &t {
+            for name in [db, floor] {
+                admin(db_url, &format!("DROP DATABASE IF EXISTS {name}")).await?;
+            }
+            admin(db_url, &format!("CREATE DATABASE {db}")).await?;
+        }
+        t
+    } else {
+        let t = Target::Sqlite {
+            db: dir.join("bench.db"),
+            floor: dir.join("floor.db"),
+        };
+        if let Target::Sqlite { db, floor } = &t {
+            for path in [db, floor] {
+                for suffix in ["", "-wal", "-shm"] {
+                    std::fs::remove_file(format!("{}{suffix}", path.display())).ok();
+                }
+            }
+        }
+        t
+    };
+    let result = measure(lines, &dir, &target, peer, as_of).await;
+    if let Target::Postgres { server, db, floor } = &target {
+        for name in [db, floor] {
+            admin(
+                server,
+                &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+            )
+            .await
+            .ok();
+        }
     }
-    let db_url = db_path.display().to_string();
+    result
+}
+
+async fn measure(
+    lines: usize,
+    dir: &Path,
+    target: &Target,
+    peer: Option<&Path>,
+    as_of: DateTime<Utc>,
+) -> anyhow::Result<BenchReport> {
+    let db_url = target.import_url();
     let key = dir.join("bench.key");
-    std::fs::write(&key, disburse_core::crypto::AccountKey::generate().to_hex())?;
+    let account_key = disburse_core::crypto::AccountKey::generate();
+    std::fs::write(&key, account_key.to_hex())?;
     let at = disburse_store::fmt_time(as_of);
-    let db = Db::open(&db_url).await?;
+    // The chain key the child imports derive from the same account key.
+    let db = Db::open(&db_url)
+        .await?
+        .with_chain_key(disburse_core::crypto::ChainKey::derived_from(&account_key));
     eprintln!(
-        "seeding {} submitted payouts in 3 sets of {lines} ...",
-        3 * lines
+        "seeding {} submitted payouts in 2 sets of {lines} ...",
+        2 * lines
     );
-    seed(&db, lines, &["sepa-file", "eb-csv", "sepa-file"], &at).await?;
+    seed(&db, lines, &["sepa-file", "eb-csv"], &at).await?;
+    // The floor's database is a copy of the seeded one: same rows, same indexes, its own file.
+    match target {
+        Target::Sqlite { floor, .. } => {
+            db.execute_raw(&format!("VACUUM INTO '{}'", floor.display()))
+                .await?;
+        }
+        Target::Postgres {
+            server,
+            db: name,
+            floor,
+        } => {
+            db.close().await;
+            admin(server, &format!("CREATE DATABASE {floor} TEMPLATE {name}")).await?;
+        }
+    }
+    db.close().await;
     let pain002 = dir.join("bench-pain002.xml");
     let csv = dir.join("bench-results.csv");
     write_pain002(&pain002, 0, lines)?;
@@ -271,10 +338,8 @@ pub async fn run(
     let exe = std::env::current_exe()?;
     let as_of_text = as_of.to_rfc3339();
     let mut measures = Vec::new();
-
-    eprintln!("floor: bare loop of the same writes ...");
-    let floor_s = floor(&db, 2, lines, disburse_engine::CHUNK_RECORDS, &at).await?;
-    db.close().await;
+    let n = lines as u64;
+    let per_s = |s: f64| n as f64 / s;
 
     eprintln!("importing the pain.002 ...");
     let (p_s, rss_after_pain) =
@@ -282,8 +347,35 @@ pub async fn run(
     eprintln!("importing the CSV ...");
     let (c_s, rss_after_csv) = import_child(&exe, &db_url, &key, &csv, "eb-csv", &as_of_text)?;
 
-    let n = lines as u64;
-    let per_s = |s: f64| n as f64 / s;
+    eprintln!("floor: the same rows by direct prepared statements ...");
+    let numbers: Vec<String> = (0..lines).map(|i| payout_no(0, i)).collect();
+    let floor_key: [u8; 32] = rand::random();
+    let chunk = disburse_engine::CHUNK_RECORDS;
+    let (floor_s, floor_what) = match target {
+        Target::Sqlite { floor, .. } => (
+            crate::bench_floor::sqlite(floor, &numbers, chunk, &at, &floor_key)?,
+            "floor: same rows, rusqlite prepared statements",
+        ),
+        Target::Postgres { server, floor, .. } => (
+            crate::bench_floor::postgres(
+                &with_database(server, floor),
+                &numbers,
+                chunk,
+                &at,
+                &floor_key,
+            )
+            .await?,
+            "floor: same rows, sqlx PgConnection prepared",
+        ),
+    };
+    let peer_s = match (peer, target) {
+        (Some(script), Target::Sqlite { .. }) => {
+            eprintln!("the peer: {} ...", script.display());
+            Some(run_peer(script, lines, &dir.join("peer"))?)
+        }
+        _ => None,
+    };
+
     measures.push(Measure {
         what: "import pain.002.001.10 (ACSC with amount)".into(),
         lines: n,
@@ -299,12 +391,21 @@ pub async fn run(
         peak_rss_mb: rss_after_csv,
     });
     measures.push(Measure {
-        what: "floor: bare loop, same rows, same database".into(),
+        what: floor_what.into(),
         lines: n,
         seconds: floor_s,
         lines_per_second: per_s(floor_s),
         peak_rss_mb: None,
     });
+    if let Some(s) = peer_s {
+        measures.push(Measure {
+            what: "peer: Python script, same rows (sqlite3)".into(),
+            lines: n,
+            seconds: s,
+            lines_per_second: per_s(s),
+            peak_rss_mb: None,
+        });
+    }
 
     eprintln!("writing pain.001 ...");
     let transfers: Vec<CreditTransfer> = (0..lines)
@@ -336,20 +437,29 @@ pub async fn run(
     let w_s = started.elapsed().as_secs_f64();
 
     Ok(BenchReport {
-        database: format!("SQLite (bundled, WAL, synchronous=NORMAL) at {}", db_path.display()),
+        database: match target {
+            Target::Sqlite { db, .. } => {
+                format!("SQLite (bundled, WAL, synchronous=NORMAL) at {}", db.display())
+            }
+            Target::Postgres { db, .. } => format!(
+                "PostgreSQL, scratch database {db} on the server of --db (dropped after the run)"
+            ),
+        },
         how: format!(
             "{lines} submitted payouts per set seeded by multi-row INSERTs; each import runs as a child process \
-             `disburse results import` (timed spawn to exit: hashing, a checking pass, then applying {} lines per transaction \
-             through the payout state machine with journal, outbox message and audit event per line); peak RSS is the \
-             import process's own high-water mark (VmHWM of /proc/self/status, read just before it exits); \
-             the floor writes the same rows per line (2 reads, 2 updates, journal, 2 journal lines, outbox, audit event) \
-             through the same write path (row digests, buffered multi-row appends, hash chain) in a bare loop in this \
-             process, same transaction size, no file, no parsing, no rules; the pain.001 figure times the \
-             writer alone on {lines} transfers held in memory, to a file",
-            disburse_engine::CHUNK_RECORDS
+             `disburse results import` (timed spawn to exit: hashing, a checking pass, then applying {chunk} lines per \
+             transaction through the payout state machine with journal, outbox message and audit event per line); peak \
+             RSS is the import process's own high-water mark (VmHWM, read just before it exits); the floor writes the \
+             same rows per line (read payout and order, update both, journal with 2 lines, outbox message, audit event \
+             with SHA-256 row digests and an HMAC-SHA256 chain) by direct prepared statements that share nothing with \
+             Disburse's write path, into a copy of the seeded database, {chunk} lines per transaction; the peer, when \
+             given, is run as `python3 SCRIPT --n {lines}` and its own timing is taken; the pain.001 figure times the \
+             writer alone on {lines} transfers held in memory, to a file"
         ),
         ratio_pain002_to_floor: floor_s / p_s,
         ratio_csv_to_floor: floor_s / c_s,
+        ratio_pain002_to_peer: peer_s.map(|s| s / p_s),
+        ratio_csv_to_peer: peer_s.map(|s| s / c_s),
         pain001_write_seconds: w_s,
         measures,
     })

@@ -18,6 +18,7 @@ use disburse_store::Db;
 use serde::Serialize;
 
 mod bench;
+mod bench_floor;
 mod bench_http;
 mod demo;
 mod print;
@@ -47,6 +48,10 @@ struct Cli {
     /// Account-number key file (default: <database file>.key; or set DISBURSE_ACCOUNT_KEY).
     #[arg(long, global = true, env = "DISBURSE_KEY_FILE")]
     key_file: Option<PathBuf>,
+    /// Audit chain key file (default: <database file>.chain-key if present; or set
+    /// DISBURSE_CHAIN_KEY; with neither, derived from the account key).
+    #[arg(long, global = true, env = "DISBURSE_CHAIN_KEY_FILE")]
+    chain_key_file: Option<PathBuf>,
     /// The time the command acts at, RFC 3339 (e.g. 2026-11-25T09:00:00Z). Default: now.
     #[arg(long, global = true, value_parser = parse_as_of)]
     as_of: Option<DateTime<Utc>>,
@@ -108,6 +113,17 @@ enum Command {
     /// Bank result files (pain.002, camt.054, camt.053, bank CSV).
     #[command(subcommand)]
     Results(ResultsCmd),
+    /// Bank account statements (camt.053): continuity, matching, fees.
+    #[command(subcommand)]
+    Statements(StatementsCmd),
+    /// The day's three-way reconciliation of a channel: payouts × bank results × statements.
+    Reconcile {
+        #[arg(long)]
+        channel: String,
+        /// Also write the report as an HTML page an auditor can read.
+        #[arg(long)]
+        html: Option<PathBuf>,
+    },
     /// Named people and their roles (viewer, operator, approver, admin).
     #[command(subcommand)]
     Operator(OperatorCmd),
@@ -123,6 +139,9 @@ enum Command {
     Exceptions(ExceptionsCmd),
     /// List the configured channels and their policies.
     Channels,
+    /// Webhook deliveries as operators see them: dead letters and the messages they hold.
+    #[command(subcommand)]
+    Webhook(WebhookCmd),
     /// Run the HTTP service: merchant API /v1, operator API /ops/v1, OpenAPI, health, metrics, and
     /// the workers (batch submitter, inbox watcher, deadline sweeper, webhook dispatcher).
     Serve {
@@ -175,7 +194,8 @@ enum Command {
         #[arg(long, default_value = "DE89370400440532013000")]
         account_iban: String,
     },
-    /// Measure result-file import against a floor on a fresh SQLite database (use --release).
+    /// Measure result-file import against an independent floor (use --release). On a fresh
+    /// SQLite database in --dir; with --db postgres://… in scratch databases on that server.
     Bench {
         /// Lines per result file (and payouts per set).
         #[arg(long, default_value_t = 1_000_000)]
@@ -183,6 +203,10 @@ enum Command {
         /// Directory for the database and files (default: a new temporary directory).
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// A peer program run beside in the same run (SQLite only): `python3 PEER --n LINES
+        /// --dir DIR` printing `N lines in S s`.
+        #[arg(long)]
+        peer: Option<PathBuf>,
     },
 }
 
@@ -199,8 +223,73 @@ enum MerchantCmd {
     Account(AccountCmd),
     /// A merchant: account (masked), balances, orders.
     Show { id: String },
-    /// Create an API key for the merchant API; it is shown once and stored hashed.
-    ApiKey { id: String },
+    /// Create an API key for the merchant API; it is shown once and stored hashed. With a
+    /// subcommand: list, revoke or rotate the merchant's keys.
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+    ApiKey {
+        #[arg(required = true)]
+        id: Option<String>,
+        /// The key stops working at this time (RFC 3339); default: never.
+        #[arg(long, value_parser = parse_as_of)]
+        expires: Option<DateTime<Utc>>,
+        #[command(subcommand)]
+        action: Option<ApiKeyCmd>,
+    },
+}
+
+// Service hardening (issue #9): credentials' life, lockouts, held webhooks.
+
+#[derive(Subcommand)]
+enum ApiKeyCmd {
+    /// The merchant's keys (by prefix; a key is never shown again).
+    List { merchant: String },
+    /// Revoke one key at once, by its prefix (`dsk_` and 8 hex digits).
+    Revoke {
+        merchant: String,
+        prefix: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Issue a new key; the merchant's other keys stop working after the overlap.
+    Rotate {
+        merchant: String,
+        /// Hours the old keys keep working, so the merchant can deploy the new one.
+        #[arg(long, default_value_t = 24)]
+        overlap_hours: i64,
+        /// The new key stops working at this time (RFC 3339); default: never.
+        #[arg(long, value_parser = parse_as_of)]
+        expires: Option<DateTime<Utc>>,
+    },
+}
+
+#[derive(Subcommand)]
+enum SessionCmd {
+    /// Open operator-API sessions (an id each; tokens are never shown).
+    List {
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// End a session by its id, or every session of an operator with --name.
+    Revoke {
+        #[arg(required_unless_present = "name", conflicts_with = "name")]
+        id: Option<String>,
+        #[arg(long)]
+        name: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum WebhookCmd {
+    /// Messages waiting behind a dead letter of their order (not tried until it is redelivered).
+    Held {
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
+    /// Dead letters, with how many messages each holds.
+    Dead {
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -327,11 +416,15 @@ enum BatchCmd {
     },
     /// Every batch: file, hash, count, control sum.
     List,
-    /// Write a batch's file again, byte for byte as first written.
+    /// Write a batch's file again, byte for byte as first written: to --out (a copy), or to its
+    /// channel's outbox (recorded as written); --unwritten: every batch whose file never reached
+    /// the disk, to its outbox.
     Export {
-        batch_id: i64,
+        batch_id: Option<i64>,
         #[arg(long)]
-        out: PathBuf,
+        out: Option<PathBuf>,
+        #[arg(long, conflicts_with_all = ["batch_id", "out"])]
+        unwritten: bool,
     },
 }
 
@@ -348,6 +441,30 @@ enum ResultsCmd {
 }
 
 #[derive(Subcommand)]
+enum StatementsCmd {
+    /// Import a camt.053 statement of a channel's account: checked against the previous one,
+    /// every entry matched; the same statement again is "already imported".
+    Import {
+        file: PathBuf,
+        /// The channel whose account it is (found from the account when only one channel has it).
+        #[arg(long)]
+        channel: Option<String>,
+    },
+    /// Confirm a suggested match (an operator).
+    Confirm {
+        entry: i64,
+        #[arg(long)]
+        why: String,
+    },
+    /// Reject a suggested match: a debit then needs explaining.
+    Reject {
+        entry: i64,
+        #[arg(long)]
+        why: String,
+    },
+}
+
+#[derive(Subcommand)]
 enum OperatorCmd {
     /// Add a person (the first must be an admin; then only admins add people).
     Add {
@@ -357,6 +474,11 @@ enum OperatorCmd {
     },
     /// Set a person's password for the operator API, read from standard input (12+ characters).
     Password { name: String },
+    /// Operator-API sessions: list, revoke.
+    #[command(subcommand)]
+    Session(SessionCmd),
+    /// Lift the lockout of a person after repeated failed logins.
+    Unlock { name: String },
 }
 
 #[derive(Subcommand)]
@@ -485,9 +607,21 @@ enum LedgerCmd {
 
 #[derive(Subcommand)]
 enum AuditCmd {
-    /// Exit 1, naming the first bad record, if any audit event, journal, order, payout, merchant or
-    /// bank account row was changed, deleted or inserted behind the system's back.
-    Verify,
+    /// Exit 1, naming the first bad record, if any audit event or tracked row (money, state,
+    /// messages, credentials) was changed, deleted or inserted behind the system's back, or an
+    /// event was forged without the chain key.
+    Verify {
+        /// Also prove the chain still holds this anchor's event with its hash and was not cut
+        /// short (a file written by `audit anchor`).
+        #[arg(long)]
+        anchor: Option<PathBuf>,
+    },
+    /// Write a signed checkpoint of the chain's head (sequence, hash, time; HMAC-SHA256 under the
+    /// chain key) to a file kept outside the database. Refused if the chain does not verify.
+    Anchor {
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 fn parse_as_of(s: &str) -> Result<DateTime<Utc>, String> {
@@ -549,6 +683,21 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {},
         _ = term => {},
+    }
+}
+
+/// Prints a command's answer. A reader that went away (`disburse exceptions list | head -1`)
+/// ends the command quietly, as Unix tools do, instead of a panic about the closed pipe:
+/// everything the command wrote to the database was committed before it printed.
+fn emit(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = writeln!(out, "{text}").and_then(|()| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: could not write the answer: {e}");
+        std::process::exit(1);
     }
 }
 
@@ -617,12 +766,9 @@ struct Ctx {
 impl Ctx {
     fn out<T: Serialize>(&self, value: &T, text: impl FnOnce() -> String) {
         if self.json {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(value).expect("serializable")
-            );
+            emit(&serde_json::to_string_pretty(value).expect("serializable"));
         } else {
-            println!("{}", text());
+            emit(&text());
         }
     }
 }
@@ -630,9 +776,11 @@ impl Ctx {
 async fn open_engine(cli: &Cli, create_key: bool) -> Result<Engine, Failure> {
     let config = Config::load(cli.config.as_deref())?;
     let (key, _) = keys::load_key(&cli.db, cli.key_file.as_deref(), create_key)?;
+    let (chain_key, _) = keys::load_chain_key(&cli.db, cli.chain_key_file.as_deref(), &key)?;
     let db = Db::open(&cli.db)
         .await
-        .with_context(|| format!("opening database {}", redact_url(&cli.db)))?;
+        .with_context(|| format!("opening database {}", redact_url(&cli.db)))?
+        .with_chain_key(chain_key);
     Ok(Engine::new(db, config, key))
 }
 
@@ -687,7 +835,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
         }
         Command::Demo { dir, days, seed } => {
             let text = demo::run(dir.clone(), *days, *seed).await?;
-            println!("{text}");
+            emit(&text);
         }
         Command::SandboxBank {
             pain001,
@@ -734,8 +882,9 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             let report = bench_http::run(*connections, *seconds).await?;
             ctx.out(&report, || print::bench_http(&report));
         }
-        Command::Bench { lines, dir } => {
-            let report = bench::run(*lines, dir.clone(), ctx.as_of).await?;
+        Command::Bench { lines, dir, peer } => {
+            let report =
+                bench::run(*lines, dir.clone(), &cli.db, peer.as_deref(), ctx.as_of).await?;
             ctx.out(&report, || print::bench(&report));
         }
         Command::Channels => {
@@ -856,8 +1005,11 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
                     reference,
                     value_date,
                 } => BankResult::Paid {
-                    amount: Money::parse_positive(amount, currency)
-                        .map_err(|e| invalid("amount", e))?,
+                    amount: Some(
+                        Money::parse_positive(amount, currency)
+                            .map_err(|e| invalid("amount", e))?,
+                    ),
+                    instructed: None,
                     reference: reference.clone(),
                     value_date: value_date
                         .as_deref()
@@ -867,10 +1019,12 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
                 OutcomeCmd::Rejected { reason, text } => BankResult::Rejected {
                     reason_code: reason_code(reason)?,
                     reason_text: text.clone(),
+                    instructed: None,
                 },
                 OutcomeCmd::Returned { reason, text } => BankResult::Returned {
                     reason_code: reason_code(reason)?,
                     reason_text: text.clone(),
+                    amount: None,
                 },
             };
             let evidence = evidence
@@ -965,9 +1119,20 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
                 return Ok(ExitCode::from(1));
             }
         }
-        Command::Audit(AuditCmd::Verify) => {
+        Command::Audit(AuditCmd::Verify { anchor }) => {
             let engine = open_engine(&cli, false).await?;
-            let findings = engine.db().verify_audit().await?;
+            let findings = match anchor {
+                None => engine.db().verify_audit().await?,
+                Some(path) => {
+                    let text = std::fs::read_to_string(path)
+                        .map_err(|e| invalid("anchor", format!("{}: {e}", path.display())))?;
+                    let anchor = engine
+                        .db()
+                        .read_anchor(&text)?
+                        .map_err(|e| invalid("anchor", format!("{}: {e}", path.display())))?;
+                    engine.db().verify_audit_against(&anchor).await?
+                }
+            };
             let events = engine.db().count("audit_events").await?;
             ctx.out(
                 &serde_json::json!({"ok": findings.is_empty(), "events": events, "findings": findings}),
@@ -984,18 +1149,52 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
                 return Ok(ExitCode::from(1));
             }
         }
+        Command::Audit(AuditCmd::Anchor { out }) => {
+            let engine = open_engine(&cli, false).await?;
+            match engine.db().cut_anchor(ctx.as_of).await? {
+                Ok(anchor) => {
+                    let dir = out.parent().filter(|d| !d.as_os_str().is_empty());
+                    let name = out
+                        .file_name()
+                        .and_then(|n| n.to_str())
+                        .ok_or_else(|| invalid("out", "must name a file"))?;
+                    disburse_engine::write_atomically(
+                        dir.unwrap_or(std::path::Path::new(".")),
+                        name,
+                        anchor.to_text().as_bytes(),
+                    )
+                    .map_err(|e| invalid("out", format!("{}: {e}", out.display())))?;
+                    ctx.out(&anchor, || {
+                        format!(
+                            "anchor written to {}: event {} hash {} at {} (keep it outside the database)",
+                            out.display(),
+                            anchor.seq,
+                            &anchor.hash[..16],
+                            anchor.cut_at
+                        )
+                    });
+                }
+                Err(findings) => {
+                    return Err(Failure {
+                        message: format!(
+                            "no anchor cut: the chain does not verify: {}",
+                            findings[0].what
+                        ),
+                        code: 1,
+                    })
+                }
+            }
+        }
         Command::Batch(BatchCmd::Create { channel, out }) => {
             let engine = open_engine(&cli, false).await?;
-            match engine.create_batch(channel, ctx.as_of, &ctx.actor).await? {
+            match engine
+                .create_batch_file(channel, out.as_deref(), ctx.as_of, &ctx.actor)
+                .await?
+            {
                 None => ctx.out(&serde_json::json!({"batch": null}), || {
                     format!("channel {channel}: no pending payouts")
                 }),
-                Some((batch, bytes)) => {
-                    let dir = match out {
-                        Some(d) => d.clone(),
-                        None => engine.config().channel(channel)?.outbox_dir.clone(),
-                    };
-                    let path = write_file(&dir, &batch.file_name, &bytes)?;
+                Some((batch, path)) => {
                     ctx.out(&serde_json::json!({"batch": batch, "path": path}), || {
                         format!(
                             "batch {} for channel {}: {} payouts, control sum {} {}, {} ({})\n  written to {}",
@@ -1012,19 +1211,72 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             let batches = engine.batches().await?;
             ctx.out(&batches, || print::batches(&batches));
         }
-        Command::Batch(BatchCmd::Export { batch_id, out }) => {
+        Command::Batch(BatchCmd::Export {
+            batch_id: None,
+            out: None,
+            unwritten: true,
+        }) => {
             let engine = open_engine(&cli, false).await?;
-            let (batch, bytes) = engine.batch_file(*batch_id).await?;
-            std::fs::write(out, &bytes)
-                .map_err(|e| invalid("out", format!("{}: {e}", out.display())))?;
+            let outcomes = engine
+                .export_unwritten_batches(ctx.as_of, &ctx.actor)
+                .await?;
+            let failed = outcomes.iter().filter(|(_, r)| r.is_err()).count();
+            let shown: Vec<_> = outcomes
+                .iter()
+                .map(|(b, r)| match r {
+                    Ok(path) => serde_json::json!({"batch_id": b.batch_id, "path": path}),
+                    Err(e) => serde_json::json!({"batch_id": b.batch_id, "error": e.to_string()}),
+                })
+                .collect();
+            ctx.out(&shown, || print::exported(&outcomes));
+            if failed > 0 {
+                return Ok(ExitCode::from(1));
+            }
+        }
+        Command::Batch(BatchCmd::Export {
+            batch_id: Some(batch_id),
+            out,
+            unwritten: false,
+        }) => {
+            let engine = open_engine(&cli, false).await?;
+            let (batch, path) = match out {
+                // A copy somewhere else: written whole (atomically), not recorded as sent.
+                Some(out) => {
+                    let (batch, bytes) = engine.batch_file(*batch_id).await?;
+                    let dir = out.parent().filter(|d| !d.as_os_str().is_empty());
+                    let name = out
+                        .file_name()
+                        .and_then(|n| n.to_str())
+                        .ok_or_else(|| invalid("out", "must name a file"))?;
+                    let path = disburse_engine::write_atomically(
+                        dir.unwrap_or(std::path::Path::new(".")),
+                        name,
+                        &bytes,
+                    )
+                    .map_err(|e| invalid("out", format!("{}: {e}", out.display())))?;
+                    (batch, path)
+                }
+                // Into the channel's outbox, recorded as written.
+                None => {
+                    engine
+                        .write_batch_file(*batch_id, None, ctx.as_of, &ctx.actor)
+                        .await?
+                }
+            };
             ctx.out(&batch, || {
                 format!(
                     "batch {} written to {} (sha256 {})",
                     batch.batch_id,
-                    out.display(),
+                    path.display(),
                     batch.sha256
                 )
             });
+        }
+        Command::Batch(BatchCmd::Export { .. }) => {
+            return Err(invalid(
+                "batch_id",
+                "give a batch id (with or without --out), or --unwritten alone",
+            ));
         }
         Command::Results(ResultsCmd::Import { file, channel }) => {
             let engine = open_engine(&cli, false).await?;
@@ -1042,6 +1294,36 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             let mut json = serde_json::to_value(&summary).expect("serializable");
             json["peak_rss_kb"] = serde_json::json!(peak_rss_kb());
             ctx.out(&json, || print::import_summary(&summary));
+        }
+        Command::Statements(StatementsCmd::Import { file, channel }) => {
+            let engine = open_engine(&cli, false).await?;
+            let s = engine
+                .import_statement(file, channel.as_deref(), ctx.as_of, &ctx.actor)
+                .await?;
+            ctx.out(&s, || print::statement_summary(&s));
+        }
+        Command::Statements(StatementsCmd::Confirm { entry, why })
+        | Command::Statements(StatementsCmd::Reject { entry, why }) => {
+            let confirm = matches!(
+                cli.command,
+                Command::Statements(StatementsCmd::Confirm { .. })
+            );
+            let engine = open_engine(&cli, false).await?;
+            let row = engine
+                .decide_statement_entry(*entry, confirm, why, ctx.as_of, &operator)
+                .await?;
+            ctx.out(&serde_json::json!({"entry": row.id, "match_status": row.match_status, "decided_by": row.decided_by}), || {
+                format!("statement entry {} is {} ({})", row.id, row.match_status, row.note)
+            });
+        }
+        Command::Reconcile { channel, html } => {
+            let engine = open_engine(&cli, false).await?;
+            let r = engine.reconcile(channel, ctx.as_of).await?;
+            if let Some(path) = html {
+                std::fs::write(path, print::reconciliation_html(&r))
+                    .map_err(|e| invalid("html", format!("{}: {e}", path.display())))?;
+            }
+            ctx.out(&r, || print::reconciliation(&r));
         }
         Command::Operator(OperatorCmd::Password { name }) => {
             let name = OperatorName::parse(name).map_err(|e| invalid("operator", e))?;
@@ -1062,13 +1344,58 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
                 || format!("password of {name} set"),
             );
         }
-        Command::Merchant(MerchantCmd::ApiKey { id }) => {
+        Command::Merchant(MerchantCmd::ApiKey {
+            id: Some(id),
+            expires,
+            action: None,
+        }) => {
             let id = merchant_id(id)?;
             let engine = open_engine(&cli, false).await?;
-            let key = disburse_server::create_api_key(&engine, &id, ctx.as_of).await?;
+            let key = disburse_server::credentials::issue_api_key(
+                &engine, &id, *expires, ctx.as_of, &ctx.actor,
+            )
+            .await?;
             ctx.out(&serde_json::json!({"merchant": id, "api_key": key}), || {
                 format!("API key for {id} (shown once; keep it secret):\n{key}")
             });
+        }
+        Command::Merchant(MerchantCmd::ApiKey {
+            action: Some(action),
+            ..
+        }) => {
+            let engine = open_engine(&cli, false).await?;
+            hardening_cli::api_key(&engine, &ctx, action).await?;
+        }
+        Command::Merchant(MerchantCmd::ApiKey {
+            id: None,
+            action: None,
+            ..
+        }) => return Err(invalid("merchant", "name the merchant")),
+        Command::Operator(OperatorCmd::Session(cmd)) => {
+            let engine = open_engine(&cli, false).await?;
+            hardening_cli::session(&engine, &ctx, cmd).await?;
+        }
+        Command::Operator(OperatorCmd::Unlock { name }) => {
+            let name = OperatorName::parse(name).map_err(|e| invalid("operator", e))?;
+            let engine = open_engine(&cli, false).await?;
+            let was_locked = disburse_server::credentials::unlock_operator(
+                &engine, &name, ctx.as_of, &ctx.actor,
+            )
+            .await?;
+            ctx.out(
+                &serde_json::json!({"operator": name, "was_locked": was_locked}),
+                || {
+                    if was_locked {
+                        format!("{name} unlocked")
+                    } else {
+                        format!("{name} was not locked out; failed logins forgotten")
+                    }
+                },
+            );
+        }
+        Command::Webhook(cmd) => {
+            let engine = open_engine(&cli, false).await?;
+            hardening_cli::webhook(&engine, &ctx, cmd).await?;
         }
         Command::Serve {
             listen,
@@ -1344,4 +1671,163 @@ fn bank_account(a: &AccountArgs) -> Result<BankAccount, Failure> {
         }
     };
     Ok(BankAccount::new(holder, number, bic))
+}
+
+/// Service hardening (issue #9): the commands on credentials, sessions and held webhooks.
+mod hardening_cli {
+    use super::{invalid, merchant_id, ApiKeyCmd, Ctx, Failure, SessionCmd, WebhookCmd};
+    use disburse_core::OperatorName;
+    use disburse_engine::Engine;
+    use disburse_server::credentials::{self, SessionTarget};
+
+    fn api(e: disburse_server::ApiError) -> Failure {
+        invalid("webhooks", e)
+    }
+
+    pub async fn api_key(engine: &Engine, ctx: &Ctx, cmd: &ApiKeyCmd) -> Result<(), Failure> {
+        match cmd {
+            ApiKeyCmd::List { merchant } => {
+                let id = merchant_id(merchant)?;
+                let keys = credentials::list_api_keys(engine, &id).await?;
+                ctx.out(&keys, || {
+                    let mut out = format!("{} key(s) of {id}", keys.len());
+                    for k in &keys {
+                        let state = match (&k.revoked_at, &k.expires_at) {
+                            (Some(r), _) => format!("revoked {r}"),
+                            (None, Some(x)) => format!("expires {x}"),
+                            (None, None) => "no expiry".into(),
+                        };
+                        out.push_str(&format!(
+                            "\n  {}…  created {}  {state}",
+                            k.key_prefix, k.created_at
+                        ));
+                    }
+                    out
+                });
+            }
+            ApiKeyCmd::Revoke {
+                merchant,
+                prefix,
+                reason,
+            } => {
+                let id = merchant_id(merchant)?;
+                credentials::revoke_api_key(
+                    engine,
+                    &id,
+                    prefix,
+                    reason.as_deref(),
+                    ctx.as_of,
+                    &ctx.actor,
+                )
+                .await?;
+                ctx.out(
+                    &serde_json::json!({"merchant": id, "revoked": prefix}),
+                    || format!("key {prefix}… of {id} revoked"),
+                );
+            }
+            ApiKeyCmd::Rotate {
+                merchant,
+                overlap_hours,
+                expires,
+            } => {
+                let id = merchant_id(merchant)?;
+                let r = credentials::rotate_api_key(
+                    engine,
+                    &id,
+                    chrono::Duration::hours(*overlap_hours),
+                    *expires,
+                    ctx.as_of,
+                    &ctx.actor,
+                )
+                .await?;
+                ctx.out(&r, || {
+                    format!(
+                        "new API key for {id} (shown once; keep it secret):\n{}\n\
+                         the old keys ({}) stop working at {}",
+                        r.api_key,
+                        r.old_key_prefixes.join(", "),
+                        r.old_valid_until
+                    )
+                });
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn session(engine: &Engine, ctx: &Ctx, cmd: &SessionCmd) -> Result<(), Failure> {
+        let operator = |n: &str| OperatorName::parse(n).map_err(|e| invalid("operator", e));
+        match cmd {
+            SessionCmd::List { name } => {
+                let name = name.as_deref().map(operator).transpose()?;
+                let sessions = credentials::list_sessions(engine, name.as_ref(), ctx.as_of).await?;
+                ctx.out(&sessions, || {
+                    let mut out = format!("{} open session(s)", sessions.len());
+                    for s in &sessions {
+                        out.push_str(&format!(
+                            "\n  {}  {}  since {}  until {}",
+                            s.id, s.operator, s.created_at, s.expires_at
+                        ));
+                    }
+                    out
+                });
+            }
+            SessionCmd::Revoke { id, name } => {
+                let target = match (id, name) {
+                    (Some(id), _) => SessionTarget::Id(id.clone()),
+                    (None, Some(n)) => SessionTarget::Operator(operator(n)?),
+                    (None, None) => return Err(invalid("session", "give an id or --name")),
+                };
+                let n =
+                    credentials::revoke_sessions(engine, &target, ctx.as_of, &ctx.actor).await?;
+                ctx.out(&serde_json::json!({"revoked": n}), || {
+                    format!("{n} session(s) ended")
+                });
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn webhook(engine: &Engine, ctx: &Ctx, cmd: &WebhookCmd) -> Result<(), Failure> {
+        let (status, limit) = match cmd {
+            WebhookCmd::Held { limit } => ("held", *limit),
+            WebhookCmd::Dead { limit } => ("dead", *limit),
+        };
+        if !(1..=10_000).contains(&limit) {
+            return Err(invalid("limit", "1 to 10000"));
+        }
+        let summary = disburse_server::webhooks_summary(engine)
+            .await
+            .map_err(api)?;
+        let list = disburse_server::webhook_deliveries(engine, status, limit)
+            .await
+            .map_err(api)?;
+        ctx.out(
+            &serde_json::json!({"dead": summary.dead, "held": summary.held, "deliveries": list}),
+            || {
+                let mut out = format!(
+                    "{} dead letter(s); {} message(s) held behind them",
+                    summary.dead, summary.held
+                );
+                for d in &list {
+                    let what = if status == "held" {
+                        format!("held behind message {}", d.blocked_by.unwrap_or_default())
+                    } else {
+                        format!(
+                            "dead after {} attempt(s), holds {}",
+                            d.attempts, d.held_behind
+                        )
+                    };
+                    out.push_str(&format!(
+                        "\n  message {}  {}  {}  order {}  {what}",
+                        d.outbox_id,
+                        d.merchant,
+                        d.topic,
+                        d.order_no.as_deref().unwrap_or("-")
+                    ));
+                }
+                out
+            },
+        );
+        Ok(())
+    }
 }

@@ -233,6 +233,41 @@ pub fn batches(rows: &[disburse_engine::BatchSummary]) -> String {
             b.currency,
             b.file_name
         );
+        if b.file_written.is_none() {
+            let _ = writeln!(
+                s,
+                "       FILE NOT WRITTEN: committed, but the file never reached the disk; \
+                 `disburse batch export {}` writes it from the stored bytes",
+                b.batch_id
+            );
+        }
+    }
+    let unwritten = rows.iter().filter(|b| b.file_written.is_none()).count();
+    if unwritten > 0 {
+        let _ = writeln!(
+            s,
+            "{unwritten} batch file(s) not written: `disburse batch export --unwritten`"
+        );
+    }
+    s.trim_end().to_string()
+}
+
+/// What `batch export --unwritten` did, one line per batch.
+pub fn exported(
+    outcomes: &[(
+        disburse_engine::BatchSummary,
+        disburse_engine::Result<std::path::PathBuf>,
+    )],
+) -> String {
+    if outcomes.is_empty() {
+        return "every batch file is written".into();
+    }
+    let mut s = String::new();
+    for (b, r) in outcomes {
+        let _ = match r {
+            Ok(path) => writeln!(s, "batch {} written to {}", b.batch_id, path.display()),
+            Err(e) => writeln!(s, "batch {} NOT written: {e}", b.batch_id),
+        };
     }
     s.trim_end().to_string()
 }
@@ -339,6 +374,12 @@ pub fn bench(r: &crate::bench::BenchReport) -> String {
         "\n  ratio import/floor (same run): pain.002 {:.2}, CSV {:.2}",
         r.ratio_pain002_to_floor, r.ratio_csv_to_floor
     );
+    if let (Some(p), Some(c)) = (r.ratio_pain002_to_peer, r.ratio_csv_to_peer) {
+        let _ = writeln!(
+            s,
+            "  ratio import/peer (same run):  pain.002 {p:.2}, CSV {c:.2}"
+        );
+    }
     let _ = write!(s, "  pain.001 writer: {:.2} s", r.pain001_write_seconds);
     s
 }
@@ -434,4 +475,132 @@ pub fn bench_http(r: &crate::bench_http::HttpReport) -> String {
         let _ = writeln!(s, "  {db}: withdrawals/trivial ratio {ratio:.3}");
     }
     s.trim_end().to_string()
+}
+
+pub fn statement_summary(s: &disburse_engine::StatementSummary) -> String {
+    if s.already_imported {
+        return format!(
+            "{}: statement {} already imported ({} entries); nothing changed",
+            s.file_name, s.statement, s.entries
+        );
+    }
+    let mut out = format!(
+        "{}: statement {} of channel {}: {} entries",
+        s.file_name, s.statement, s.channel, s.entries
+    );
+    for (status, n) in &s.by_status {
+        out.push_str(&format!("\n  {status}: {n}"));
+    }
+    for (kind, reason) in &s.exceptions {
+        out.push_str(&format!("\n  ! {kind}: {reason}"));
+    }
+    out
+}
+
+pub fn reconciliation(r: &disburse_engine::Reconciliation) -> String {
+    let ccy = r.currency.clone().unwrap_or_default();
+    let mut out = format!(
+        "reconciliation of channel {} as of {}\n",
+        r.channel, r.as_of
+    );
+    out.push_str(&format!("statements: {}\n", r.statements.len()));
+    for s in &r.statements {
+        out.push_str(&format!(
+            "  #{:<6} {} .. {}  opening {} closing {} {ccy}, {} entries ({})\n",
+            s.electronic_sequence
+                .map(|n| n.to_string())
+                .unwrap_or_else(|| "-".into()),
+            s.from.as_deref().unwrap_or("?"),
+            s.to.as_deref().unwrap_or("?"),
+            minor(s.opening_minor, &ccy),
+            minor(s.closing_minor, &ccy),
+            s.entries,
+            s.file_name
+        ));
+    }
+    out.push_str(&format!(
+        "matched: {} entries, {} {ccy}; bank fees: {} {ccy}\n",
+        r.matched,
+        minor(r.matched_minor, &ccy),
+        minor(r.fees_minor, &ccy)
+    ));
+    out.push_str(&format!(
+        "suggested (a person confirms): {}\n",
+        r.suggested.len()
+    ));
+    for e in &r.suggested {
+        out.push_str(&format!(
+            "  entry {} (line {}): {} {ccy}: {}\n",
+            e.entry,
+            e.line,
+            minor(e.amount_minor, &ccy),
+            e.note
+        ));
+    }
+    out.push_str(&format!(
+        "unmatched on the statement: {}\n",
+        r.unmatched.len()
+    ));
+    for e in &r.unmatched {
+        out.push_str(&format!(
+            "  entry {} (line {}): {} {ccy}: {}\n",
+            e.entry,
+            e.line,
+            minor(e.amount_minor, &ccy),
+            e.note
+        ));
+    }
+    out.push_str(&format!(
+        "paid in our books, on no statement after {} business days: {}\n",
+        disburse_engine::NOT_ON_STATEMENT_AFTER_DAYS,
+        r.not_on_any_statement.len()
+    ));
+    for p in &r.not_on_any_statement {
+        out.push_str(&format!(
+            "  {} {} {ccy} (succeeded {})\n",
+            p.payout_no,
+            minor(p.paid_minor, &ccy),
+            p.succeeded_at
+        ));
+    }
+    if let Some(b) = &r.books_vs_bank {
+        out.push_str(&format!(
+            "books against the bank: statements moved {}, our books {}, difference {} {ccy}\n  explained: {} on the statement only, {} in our books only; unexplained: {}\n",
+            minor(b.bank_movement_minor, &ccy),
+            minor(b.books_movement_minor, &ccy),
+            minor(b.difference_minor, &ccy),
+            minor(b.explained_by_statement_only_minor, &ccy),
+            minor(b.explained_by_books_only_minor, &ccy),
+            minor(b.unexplained_minor, &ccy)
+        ));
+    }
+    out.push_str(&format!(
+        "open statement exceptions: {}",
+        r.open_exceptions.len()
+    ));
+    for (kind, reason) in &r.open_exceptions {
+        out.push_str(&format!("\n  ! {kind}: {reason}"));
+    }
+    out
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// The report as one self-contained HTML page (no scripts, no outside resources).
+pub fn reconciliation_html(r: &disburse_engine::Reconciliation) -> String {
+    let text = reconciliation(r);
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Reconciliation {}</title>\
+         <style>body{{font-family:sans-serif;margin:2em}}pre{{background:#f6f6f6;padding:1em}}</style></head>\
+         <body><h1>Reconciliation of channel {}</h1><p>As of {}</p><pre>{}</pre></body></html>\n",
+        html_escape(&r.channel),
+        html_escape(&r.channel),
+        html_escape(&r.as_of),
+        html_escape(&text)
+    )
 }

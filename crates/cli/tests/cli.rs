@@ -439,7 +439,19 @@ fn demo_plays_the_situations_and_leaves_the_books_balanced_and_verified() {
     }
     // Every situation actually happened: none of the counts is zero.
     assert!(
-        !text.contains(": 0 order(s)") && !text.contains("0 overpaid, 0 underpaid"),
+        !text.contains(": 0 order(s)")
+            && !text.contains("0 overpaid, 0 underpaid")
+            && !text.contains(" 0 of them found when a camt.054"),
+        "{text}"
+    );
+    // The day closes with each file bank's statement reconciled to the cent: batches booked as
+    // one debit matched, the fee booked, the debit nobody ordered raised.
+    assert!(
+        text.contains("sepa-file: statement of")
+            && text.contains("unexplained 0.00 EUR")
+            && text.contains("unexplained 0.00 CNY")
+            && text.contains("exception(s): unexplained_debit")
+            && !text.contains("and 0 partial return(s)"),
         "{text}"
     );
     // The batch files it sent are real: the pain.001s validate where xmllint is available.
@@ -478,4 +490,83 @@ fn demo_plays_the_situations_and_leaves_the_books_balanced_and_verified() {
         .unwrap();
     assert!(!again.status.success());
     std::fs::remove_dir_all(dir).ok();
+}
+
+/// `disburse exceptions list | head -1`: the reader goes away; the command ends quietly, as Unix
+/// tools do, never with a panic about the closed pipe.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_pipe_ends_a_command_quietly() {
+    let cli = Cli::new(TestBackend::Sqlite, "closed_pipe").await.unwrap();
+    cli.ok(&["init"]);
+    // Whatever command creates the books, the SQLite file is the owner's only.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(cli.dir.join("disburse.db"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "{mode:o}");
+    }
+    cli.ok(&["merchant", "add", "acme", "--name", "Acme"]);
+    for _ in 0..3 {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_disburse"))
+            .current_dir(&cli.dir)
+            .args([
+                "--db",
+                &cli.db.url,
+                "--key-file",
+                cli.key_file.to_str().unwrap(),
+            ])
+            .args(["--as-of", "2026-11-02T09:00:00Z", "exceptions", "list"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Close the reading end before the command prints anything.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        assert!(out.status.success(), "{:?} {stderr}", out.status);
+    }
+}
+
+/// A statement in, the channel reconciled: text, JSON and an HTML page for an auditor, with no
+/// account number in clear.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statement_is_imported_and_the_channel_reconciled() {
+    let cli = Cli::new(TestBackend::Sqlite, "statements_cli")
+        .await
+        .unwrap();
+    cli.ok(&["init"]);
+    let sample = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../bankfiles/samples/camt053-v02-fi-fkl-statement.xml"
+    );
+    let text = cli.ok(&["statements", "import", sample, "--channel", "sepa-file"]);
+    assert!(text.contains("10 entries"), "{text}");
+    assert!(text.contains("unexplained_debit"), "{text}");
+    let again = cli.ok(&["statements", "import", sample, "--channel", "sepa-file"]);
+    assert!(again.contains("already imported"), "{again}");
+    let html = cli.dir.join("reconciliation.html");
+    let report = cli.json(&[
+        "reconcile",
+        "--channel",
+        "sepa-file",
+        "--html",
+        html.to_str().unwrap(),
+    ]);
+    assert_eq!(report["statements"].as_array().unwrap().len(), 1);
+    assert_eq!(report["fees_minor"], 20000);
+    assert_eq!(report["unmatched"].as_array().unwrap().len(), 3);
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(
+        page.contains("Reconciliation of channel sepa-file"),
+        "{page}"
+    );
+    assert!(
+        !page.contains("FI7433010001222090"),
+        "our account is never shown in clear"
+    );
+    assert!(!report.to_string().contains("FI7433010001222090"));
 }

@@ -170,7 +170,47 @@ fn the_readme_walkthrough_plays_every_situation() {
             )
         })
         .collect();
-    assert_eq!(settled, [("overpaid", "settled"), ("underpaid", "settled")]);
+    assert_eq!(
+        settled,
+        [
+            ("overpaid", "settled"),
+            ("underpaid", "settled"),
+            ("underpaid", "settled")
+        ]
+    );
+    // 4, the SEPA pair: the ACSC assumed 100.00, the camt.054 booked 99.50 and decided.
+    let w6 = json(&dir, &["order", "show", "W6"]);
+    let first = &w6["payouts"][0];
+    assert_eq!(
+        (
+            first["state"].as_str(),
+            first["paid_amount"]["amount_minor"].as_i64()
+        ),
+        (Some("succeeded"), Some(9950)),
+        "{w6}"
+    );
+    assert!(w6["audit_events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["action"] == "payout.rebooked"));
+    let third = &all.as_array().unwrap()[2];
+    assert_eq!(third["amount"]["amount_minor"], 50, "{third}");
+    // Its history reads as a person writes it.
+    assert!(
+        third["history"]
+            .to_string()
+            .contains("top-up now on channel sandbox-api by olga"),
+        "{third}"
+    );
+    // The merchant heard "paid" once for W6; the top-up has a message of its own.
+    let paid = w6["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["topic"] == "order.paid")
+        .count();
+    assert_eq!(paid, 1, "{w6}");
     assert!(json(&dir, &["discrepancy", "list"])
         .as_array()
         .unwrap()

@@ -170,6 +170,29 @@ pub struct CorrectionDecision {
     pub duplicate: Option<Money>,
 }
 
+/// Decides a correction under the channel's bound on believable amounts (the same rule as bank
+/// results: a paid amount beyond `answer_bound_multiple` times the instruction is refused).
+pub fn decide_within(
+    payout: &PayoutFacts,
+    kind: &CorrectionKind,
+    others: OtherPayouts,
+    policy: &crate::policy::ChannelPolicy,
+) -> Result<CorrectionDecision, Refusal> {
+    if let CorrectionKind::ConfirmSucceeded { paid, .. }
+    | CorrectionKind::AmendPaidAmount { paid } = kind
+    {
+        if paid.amount_minor() > policy.answer_bound_minor(payout.amount.amount_minor()) {
+            return Err(Refusal::OutOfBounds {
+                payout: payout.payout_no.clone(),
+                instructed: payout.amount,
+                amount: *paid,
+                multiple: policy.answer_bound_multiple,
+            });
+        }
+    }
+    decide(payout, kind, others)
+}
+
 /// Decides a correction. Pure: what to record, or why it cannot be.
 pub fn decide(
     payout: &PayoutFacts,
@@ -327,6 +350,7 @@ mod tests {
             state,
             amount: eur(10000),
             paid: paid.map(eur),
+            paid_basis: paid.map(|_| crate::payout::PaidBasis::Booked),
             submitted_at: None,
             succeeded_at: None,
             funded_from: Funding::Order,
@@ -478,5 +502,27 @@ mod tests {
         let own = check_may_decide("ann", Role::Approver, "ann", "approve").unwrap_err();
         assert_eq!(own, PermissionRefusal::OwnProposal { who: "ann".into() });
         assert!(check_may_decide("bob", Role::Approver, "ann", "approve").is_ok());
+    }
+
+    #[test]
+    fn corrections_beyond_the_bound_are_refused() {
+        let policy = crate::policy::ChannelPolicy::standard();
+        let p = payout(PayoutState::Succeeded, Some(10000));
+        let amend = |minor| CorrectionKind::AmendPaidAmount { paid: eur(minor) };
+        assert!(decide_within(&p, &amend(20000), OtherPayouts::default(), &policy).is_ok());
+        assert!(matches!(
+            decide_within(&p, &amend(i64::MAX), OtherPayouts::default(), &policy),
+            Err(Refusal::OutOfBounds { .. })
+        ));
+        let expired = payout(PayoutState::Expired, None);
+        let confirm = CorrectionKind::ConfirmSucceeded {
+            paid: eur(20001),
+            bank_reference: "R".into(),
+            value_date: None,
+        };
+        assert!(matches!(
+            decide_within(&expired, &confirm, OtherPayouts::default(), &policy),
+            Err(Refusal::OutOfBounds { .. })
+        ));
     }
 }

@@ -93,6 +93,63 @@ impl fmt::Debug for AccountKey {
     }
 }
 
+/// The key the audit chain is hashed with (HMAC-SHA256). It is never stored in the database, so
+/// someone who can write SQL but does not hold it cannot append an event, or rewrite one, that
+/// `audit verify` accepts. Like [`AccountKey`] it has no `Display` and a redacted `Debug`.
+#[derive(Clone)]
+pub struct ChainKey([u8; KEY_LEN]);
+
+impl ChainKey {
+    pub fn generate() -> ChainKey {
+        let mut key = [0u8; KEY_LEN];
+        OsRng.fill_bytes(&mut key);
+        ChainKey(key)
+    }
+
+    /// 64 hex characters, surrounding whitespace trimmed (same form as [`AccountKey::from_hex`]).
+    pub fn from_hex(text: &str) -> Result<ChainKey, CryptoError> {
+        AccountKey::from_hex(text).map(|k| ChainKey(k.0))
+    }
+
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    /// The chain key of a deployment that configures none of its own: HMAC-SHA256 of a fixed
+    /// label under the account key. One secret to keep, and still nothing in the database; a
+    /// separate chain key lets an auditor verify without being able to open account numbers.
+    pub fn derived_from(account: &AccountKey) -> ChainKey {
+        ChainKey(hmac_sha256(&account.0, &[b"disburse audit chain key v1"]))
+    }
+
+    /// HMAC-SHA256 under this key of the parts, each followed by a newline.
+    pub fn mac(&self, parts: &[&[u8]]) -> [u8; 32] {
+        hmac_sha256(&self.0, parts)
+    }
+}
+
+impl fmt::Debug for ChainKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ChainKey(<redacted>)")
+    }
+}
+
+fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+    use hmac::{Hmac, Mac};
+    let mut mac =
+        <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes a key of any length");
+    for part in parts {
+        mac.update(part);
+        mac.update(b"\n");
+    }
+    mac.finalize().into_bytes().into()
+}
+
+/// Which chain key is configured, without revealing it (first 8 hex characters of its SHA-256).
+pub fn chain_fingerprint(key: &ChainKey) -> String {
+    hex::encode(&Sha256::digest(key.0)[..4])
+}
+
 /// Which key is configured, without revealing it: the first 8 hex characters of its SHA-256, to
 /// compare between machines or to record next to the rows a key sealed.
 pub fn fingerprint(key: &AccountKey) -> String {
@@ -304,6 +361,37 @@ mod tests {
         assert!(!KEY_HEX.contains(&print));
         assert_eq!(print, fingerprint(&key()), "stable");
         assert_ne!(print, fingerprint(&zero));
+    }
+
+    #[test]
+    fn chain_key_reads_hex_hides_itself_and_derives_stably() {
+        let chain = ChainKey::from_hex(KEY_HEX).unwrap();
+        assert_eq!(chain.to_hex(), KEY_HEX);
+        assert_eq!(format!("{chain:?}"), "ChainKey(<redacted>)");
+        assert_eq!(
+            ChainKey::from_hex("zz").unwrap_err(),
+            CryptoError::KeyWrongLength(2)
+        );
+        // Pinned against Python's hmac: chains already stored must keep verifying.
+        assert_eq!(
+            hex::encode(chain.mac(&[b"prev", b"event"])),
+            "7b515aad45c8c79a32c924551aff76d365c597f673325e3357b856a3208f6d2b"
+        );
+        assert_eq!(
+            ChainKey::derived_from(&key()).to_hex(),
+            "b7d2cdcc5fec55b2fa7f2160c73387ead28abde423bc7e740ec0248bf86d75d5"
+        );
+        // Derived: stable for one account key, different for another, never the account key.
+        let derived = ChainKey::derived_from(&key());
+        assert_eq!(derived.to_hex(), ChainKey::derived_from(&key()).to_hex());
+        assert_ne!(derived.to_hex(), KEY_HEX);
+        assert_ne!(
+            derived.to_hex(),
+            ChainKey::derived_from(&AccountKey::generate()).to_hex()
+        );
+        // Parts are separated: ("ab", "c") and ("a", "bc") differ.
+        assert_ne!(chain.mac(&[b"ab", b"c"]), chain.mac(&[b"a", b"bc"]));
+        assert_eq!(chain_fingerprint(&chain).len(), 8);
     }
 
     proptest! {

@@ -27,6 +27,8 @@ pub enum LedgerAccount {
     MerchantShortfall(MerchantId),
     /// Asset: our money at that bank.
     ChannelBank(ChannelId),
+    /// Expense: what that bank charged us (fees booked on its statements); never a payout's.
+    ChannelFees(ChannelId),
     /// Asset: money collected for merchants, the source of their balances.
     PlatformCollections(Currency),
     /// Expense: receivables an approver decided not to collect.
@@ -45,6 +47,7 @@ impl LedgerAccount {
         match self {
             LedgerAccount::MerchantReceivable(_)
             | LedgerAccount::ChannelBank(_)
+            | LedgerAccount::ChannelFees(_)
             | LedgerAccount::PlatformCollections(_)
             | LedgerAccount::PlatformWriteOffs(_) => AccountKind::Asset,
             _ => AccountKind::Liability,
@@ -70,6 +73,9 @@ impl LedgerAccount {
             ["channel", id, "bank"] => Ok(LedgerAccount::ChannelBank(
                 ChannelId::parse(id).map_err(|_| bad())?,
             )),
+            ["channel", id, "fees"] => Ok(LedgerAccount::ChannelFees(
+                ChannelId::parse(id).map_err(|_| bad())?,
+            )),
             ["platform", ccy, "collections"] => Ok(LedgerAccount::PlatformCollections(
                 Currency::parse(ccy).map_err(|_| bad())?,
             )),
@@ -90,6 +96,7 @@ impl fmt::Display for LedgerAccount {
             LedgerAccount::MerchantReceivable(m) => write!(f, "merchant:{m}:receivable"),
             LedgerAccount::MerchantShortfall(m) => write!(f, "merchant:{m}:shortfall"),
             LedgerAccount::ChannelBank(c) => write!(f, "channel:{c}:bank"),
+            LedgerAccount::ChannelFees(c) => write!(f, "channel:{c}:fees"),
             LedgerAccount::PlatformCollections(c) => write!(f, "platform:{c}:collections"),
             LedgerAccount::PlatformWriteOffs(c) => write!(f, "platform:{c}:write_offs"),
         }
@@ -135,6 +142,11 @@ pub enum JournalKind {
     /// An order paid twice: the merchant owes the second payment back.
     DuplicatePayment,
     DiscrepancySettled,
+    /// A paid payout booked again at what the bank moved (a camt booking after a pain.002 ACSC,
+    /// a partial return): the difference from what was recorded, in one balanced journal.
+    PayoutRebooked,
+    /// A bank's charge booked on its statement: fees account debited, bank account credited.
+    BankFees,
 }
 
 impl JournalKind {
@@ -151,6 +163,8 @@ impl JournalKind {
             JournalKind::CorrectionRestatement => "correction_restatement",
             JournalKind::DuplicatePayment => "duplicate_payment",
             JournalKind::DiscrepancySettled => "discrepancy_settled",
+            JournalKind::PayoutRebooked => "payout_rebooked",
+            JournalKind::BankFees => "bank_fees",
         }
     }
 }
@@ -218,6 +232,28 @@ impl Journal {
             })
             .collect::<Result<Vec<_>, LedgerError>>()?;
         Journal::new(kind, postings)
+    }
+
+    /// What changes between recording `was` and recording `now` instead: `now` minus `was`,
+    /// netted per account and currency in one journal (an account both touch by the same amount
+    /// drops out). Used to rebook a payout at what the bank moved.
+    pub fn difference(
+        kind: JournalKind,
+        was: &Journal,
+        now: &Journal,
+    ) -> Result<Journal, LedgerError> {
+        let mut net: Vec<Posting> = Vec::new();
+        let undone = was.reversed(kind)?;
+        for p in undone.postings.iter().chain(now.postings.iter()) {
+            match net
+                .iter_mut()
+                .find(|n| n.account == p.account && n.amount.currency() == p.amount.currency())
+            {
+                Some(n) => n.amount = n.amount.checked_add(p.amount)?,
+                None => net.push(p.clone()),
+            }
+        }
+        Journal::new(kind, net)
     }
 
     /// The same postings under another kind (a restatement is an ordinary flow, named as such).

@@ -112,6 +112,35 @@ impl Funding {
     }
 }
 
+/// How we know what a succeeded payout paid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PaidBasis {
+    /// The bank booked it (camt.054/053, a CSV amount column) or a person confirmed it: what the
+    /// bank moved. A different booked amount later is a conflict for a person.
+    Booked,
+    /// Taken as paid in full without a booking: a pain.002 ACSC (a status, whose amount only
+    /// echoes the instruction), or a failures-only bank's silence. A booking later decides.
+    Assumed,
+}
+
+impl PaidBasis {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PaidBasis::Booked => "booked",
+            PaidBasis::Assumed => "assumed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<PaidBasis, String> {
+        match s {
+            "booked" => Ok(PaidBasis::Booked),
+            "assumed" => Ok(PaidBasis::Assumed),
+            _ => Err(format!("unknown paid basis {s:?}")),
+        }
+    }
+}
+
 /// What the rules need to know about one payout.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PayoutFacts {
@@ -123,6 +152,8 @@ pub struct PayoutFacts {
     pub amount: Money,
     /// What the bank moved, once it says it paid.
     pub paid: Option<Money>,
+    /// How `paid` is known; `None` (recorded before bases were kept) counts as booked.
+    pub paid_basis: Option<PaidBasis>,
     pub submitted_at: Option<DateTime<Utc>>,
     /// When it became `succeeded`; the return window counts from here.
     pub succeeded_at: Option<DateTime<Utc>>,
@@ -136,22 +167,73 @@ pub enum BankResult {
     /// The bank took the instruction; not yet paid.
     Accepted { reference: Option<String> },
     Paid {
-        amount: Money,
+        /// What the bank moved, when it says (a booking). `None`: a status without a booking
+        /// (pain.002 ACSC), taken as paid in full until a booking says otherwise.
+        amount: Option<Money>,
+        /// The instructed amount as the bank echoes it; must be ours.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        instructed: Option<Money>,
         reference: Option<String>,
         value_date: Option<NaiveDate>,
     },
     Rejected {
         reason_code: String,
         reason_text: Option<String>,
+        /// The instructed amount as the bank echoes it; must be ours.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        instructed: Option<Money>,
     },
     /// Paid, then sent back by the beneficiary's bank.
     Returned {
         reason_code: String,
         reason_text: Option<String>,
+        /// What came back; less than was paid is a partial return. `None`: all of it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        amount: Option<Money>,
     },
 }
 
 impl BankResult {
+    /// A booked payment of `amount`.
+    pub fn booked(amount: Money, reference: Option<String>) -> BankResult {
+        BankResult::Paid {
+            amount: Some(amount),
+            instructed: None,
+            reference,
+            value_date: None,
+        }
+    }
+
+    /// A rejection with its reason code.
+    pub fn rejected(reason_code: &str) -> BankResult {
+        BankResult::Rejected {
+            reason_code: reason_code.to_string(),
+            reason_text: None,
+            instructed: None,
+        }
+    }
+
+    /// A return of everything paid.
+    pub fn returned(reason_code: &str) -> BankResult {
+        BankResult::Returned {
+            reason_code: reason_code.to_string(),
+            reason_text: None,
+            amount: None,
+        }
+    }
+
+    fn amounts(&self) -> impl Iterator<Item = Money> {
+        let (a, b) = match self {
+            BankResult::Accepted { .. } => (None, None),
+            BankResult::Paid {
+                amount, instructed, ..
+            } => (*amount, *instructed),
+            BankResult::Rejected { instructed, .. } => (None, *instructed),
+            BankResult::Returned { amount, .. } => (*amount, None),
+        };
+        a.into_iter().chain(b)
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             BankResult::Accepted { .. } => "accepted",
@@ -193,6 +275,18 @@ pub enum Refusal {
         instructed: crate::Currency,
         answered: crate::Currency,
     },
+    /// The answer is not about this payout as we sent it (another amount instructed, a return of
+    /// more than was paid, another channel or batch): raised for a person, never applied.
+    #[error("payout {payout}: {what}")]
+    Contradiction { payout: PayoutNo, what: String },
+    /// An amount beyond the channel's bound of the instructed amount: not believed.
+    #[error("payout {payout} was instructed {instructed}; {amount} is more than {multiple} times that and is not believed")]
+    OutOfBounds {
+        payout: PayoutNo,
+        instructed: Money,
+        amount: Money,
+        multiple: u32,
+    },
     #[error("paid amount must be positive, got {0}")]
     BadAmount(Money),
     #[error(transparent)]
@@ -230,6 +324,13 @@ pub struct Transition {
     pub late: bool,
     /// Presumed paid because a failures-only bank stayed silent.
     pub presumed: bool,
+    /// How `paid` is known, when this transition sets or confirms it.
+    pub paid_basis: Option<PaidBasis>,
+    /// Set when a succeeded payout is booked again at another amount: what was recorded before.
+    /// `difference` then holds the change (was → now), not the difference to the instruction.
+    pub rebooked_from: Option<Money>,
+    /// A partial return: what came back (the payout stays succeeded at what remains).
+    pub partial_return: Option<Money>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -271,6 +372,7 @@ pub fn decide(
                 if as_of >= at {
                     let mut t = succeed(payout, payout.amount)?;
                     t.presumed = true;
+                    t.paid_basis = Some(PaidBasis::Assumed);
                     return Ok(Decision::Changed(t));
                 }
             }
@@ -284,6 +386,9 @@ pub fn decide(
         (S::Pending | S::Cancelled, PayoutEvent::Bank(_)) => Err(not_allowed(
             "take a bank result: it was never sent to a bank",
         )),
+        (_, PayoutEvent::Bank(result)) if check_answer(payout, result, policy).is_err() => {
+            Err(check_answer(payout, result, policy).expect_err("checked in the guard"))
+        }
 
         (S::Submitted | S::Expired, PayoutEvent::Bank(result)) => {
             let late = payout.state == S::Expired;
@@ -293,8 +398,25 @@ pub fn decide(
                         "the bank accepted it; waiting for the result",
                     ))
                 }
-                BankResult::Paid { amount, .. } => succeed(payout, *amount)?,
+                BankResult::Paid { amount, .. } => {
+                    let mut t = succeed(payout, amount.unwrap_or(payout.amount))?;
+                    t.paid_basis = Some(if amount.is_some() {
+                        PaidBasis::Booked
+                    } else {
+                        PaidBasis::Assumed
+                    });
+                    t
+                }
                 BankResult::Rejected { .. } => failed(payout, S::Failed)?,
+                // A return of part of it before we saw the debit: paid, less what came back.
+                BankResult::Returned {
+                    amount: Some(back), ..
+                } if *back != payout.amount => {
+                    let mut t = succeed(payout, payout.amount.checked_sub(*back)?)?;
+                    t.paid_basis = Some(PaidBasis::Booked);
+                    t.partial_return = Some(*back);
+                    t
+                }
                 BankResult::Returned { .. } => failed(payout, S::Returned)?,
             };
             t.late = late;
@@ -303,13 +425,38 @@ pub fn decide(
 
         (S::Succeeded, PayoutEvent::Bank(result)) => match result {
             BankResult::Accepted { .. } => Ok(Decision::Unchanged("already paid")),
-            BankResult::Paid { amount, .. } => {
-                check_currency(payout, *amount)?;
-                if Some(*amount) == payout.paid {
-                    Ok(Decision::Unchanged("already paid with this amount"))
-                } else {
-                    Err(conflict(format!("paid {amount}")))
+            BankResult::Paid { amount: None, .. } => Ok(Decision::Unchanged("already paid")),
+            BankResult::Paid {
+                amount: Some(amount),
+                ..
+            } => {
+                let recorded = payout.paid.unwrap_or(payout.amount);
+                let assumed = payout.paid_basis == Some(PaidBasis::Assumed);
+                match (assumed, *amount == recorded) {
+                    (false, true) => Ok(Decision::Unchanged("already paid with this amount")),
+                    (false, false) => Err(conflict(format!("paid {amount}"))),
+                    // The booking confirms what was assumed: only how we know it changes.
+                    (true, true) => Ok(Decision::Changed(Transition {
+                        paid: Some(recorded),
+                        paid_basis: Some(PaidBasis::Booked),
+                        ..unchanged_state(payout)
+                    })),
+                    // The booked amount decides (DESIGN §8.1).
+                    (true, false) => {
+                        let mut t = rebook(payout, *amount)?;
+                        t.paid_basis = Some(PaidBasis::Booked);
+                        Ok(Decision::Changed(t))
+                    }
                 }
+            }
+            BankResult::Returned {
+                amount: Some(back), ..
+            } if *back != payout.paid.unwrap_or(payout.amount) => {
+                let recorded = payout.paid.unwrap_or(payout.amount);
+                let mut t = rebook(payout, recorded.checked_sub(*back)?)?;
+                t.partial_return = Some(*back);
+                t.paid_basis = payout.paid_basis;
+                Ok(Decision::Changed(t))
             }
             BankResult::Returned { .. } => returned_after_success(payout),
             // A bank that reports only failures may tell us late that a presumed payment failed;
@@ -331,15 +478,22 @@ pub fn decide(
                 Ok(Decision::Unchanged("already failed"))
             }
             BankResult::Accepted { .. } => Err(conflict("accepted".into())),
-            BankResult::Paid { amount, .. } => Err(conflict(format!("paid {amount}"))),
+            BankResult::Paid { amount, .. } => Err(conflict(paid_words(*amount))),
         },
         (S::Returned, PayoutEvent::Bank(result)) => match result {
             BankResult::Returned { .. } | BankResult::Rejected { .. } => {
                 Ok(Decision::Unchanged("already returned"))
             }
             BankResult::Accepted { .. } => Ok(Decision::Unchanged("already returned")),
-            BankResult::Paid { amount, .. } => Err(conflict(format!("paid {amount}"))),
+            BankResult::Paid { amount, .. } => Err(conflict(paid_words(*amount))),
         },
+    }
+}
+
+fn paid_words(amount: Option<Money>) -> String {
+    match amount {
+        Some(amount) => format!("paid {amount}"),
+        None => "paid".to_string(),
     }
 }
 
@@ -349,14 +503,114 @@ fn changed(
     journal: Option<Journal>,
 ) -> Result<Decision, Refusal> {
     Ok(Decision::Changed(Transition {
-        from: payout.state,
         to,
         journal,
+        ..unchanged_state(payout)
+    }))
+}
+
+/// A transition that keeps the state and records nothing: the base the others fill in.
+fn unchanged_state(payout: &PayoutFacts) -> Transition {
+    Transition {
+        from: payout.state,
+        to: payout.state,
+        journal: None,
         paid: None,
         difference: None,
         late: false,
         presumed: false,
-    }))
+        paid_basis: None,
+        rebooked_from: None,
+        partial_return: None,
+    }
+}
+
+/// Is this answer about our payout as we sent it, and believable? Currency, the echoed instructed
+/// amount, the bound on a booked amount, and a return of no more than was paid.
+fn check_answer(
+    payout: &PayoutFacts,
+    result: &BankResult,
+    policy: &ChannelPolicy,
+) -> Result<(), Refusal> {
+    for amount in result.amounts() {
+        check_currency(payout, amount)?;
+    }
+    let contradiction = |what: String| Refusal::Contradiction {
+        payout: payout.payout_no.clone(),
+        what,
+    };
+    let instructed = match result {
+        BankResult::Paid { instructed, .. } | BankResult::Rejected { instructed, .. } => {
+            *instructed
+        }
+        _ => None,
+    };
+    if let Some(echoed) = instructed {
+        if echoed != payout.amount {
+            return Err(contradiction(format!(
+                "the bank answers for an instruction of {echoed}, but we instructed {}",
+                payout.amount
+            )));
+        }
+    }
+    match result {
+        BankResult::Paid {
+            amount: Some(amount),
+            ..
+        } => {
+            if !amount.is_positive() {
+                return Err(Refusal::BadAmount(*amount));
+            }
+            if amount.amount_minor() > policy.answer_bound_minor(payout.amount.amount_minor()) {
+                return Err(Refusal::OutOfBounds {
+                    payout: payout.payout_no.clone(),
+                    instructed: payout.amount,
+                    amount: *amount,
+                    multiple: policy.answer_bound_multiple,
+                });
+            }
+        }
+        BankResult::Returned {
+            amount: Some(back), ..
+        } => {
+            if !back.is_positive() {
+                return Err(Refusal::BadAmount(*back));
+            }
+            let paid = payout.paid.unwrap_or(payout.amount);
+            if back.amount_minor() > paid.amount_minor() {
+                return Err(contradiction(format!(
+                    "the bank returns {back}, more than the {paid} paid"
+                )));
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// A succeeded payout booked again at `now` paid: the difference from what was recorded, as one
+/// journal (bank account and the merchant's receivable or shortfall); the state stays succeeded.
+fn rebook(payout: &PayoutFacts, now: Money) -> Result<Transition, Refusal> {
+    let was = payout.paid.unwrap_or(payout.amount);
+    let before = succeed(payout, was)?
+        .journal
+        .expect("success has a journal");
+    let after = succeed(payout, now)?;
+    let journal = Journal::difference(
+        JournalKind::PayoutRebooked,
+        &before,
+        after.journal.as_ref().expect("success has a journal"),
+    )?;
+    Ok(Transition {
+        journal: Some(journal),
+        paid: Some(now),
+        difference: Some(AmountDifference {
+            instructed: was,
+            paid: now,
+        }),
+        rebooked_from: Some(was),
+        ..unchanged_state(payout)
+    })
 }
 
 fn check_currency(payout: &PayoutFacts, amount: Money) -> Result<(), Refusal> {
@@ -425,13 +679,11 @@ pub(crate) fn succeed(payout: &PayoutFacts, paid: Money) -> Result<Transition, R
         ],
     )?;
     Ok(Transition {
-        from: payout.state,
         to: PayoutState::Succeeded,
         journal: Some(journal),
         paid: Some(paid),
         difference: (!over.is_zero()).then_some(difference),
-        late: false,
-        presumed: false,
+        ..unchanged_state(payout)
     })
 }
 
@@ -444,7 +696,6 @@ pub(crate) fn failed(payout: &PayoutFacts, to: PayoutState) -> Result<Transition
         JournalKind::PayoutFailed
     };
     Ok(Transition {
-        from: payout.state,
         to,
         journal: Some(Journal::transfer(
             kind,
@@ -452,10 +703,7 @@ pub(crate) fn failed(payout: &PayoutFacts, to: PayoutState) -> Result<Transition
             withdrawing,
             payout.amount,
         )?),
-        paid: None,
-        difference: None,
-        late: false,
-        presumed: false,
+        ..unchanged_state(payout)
     })
 }
 
@@ -491,13 +739,9 @@ pub(crate) fn returned_after_success(payout: &PayoutFacts) -> Result<Decision, R
         ],
     )?;
     Ok(Decision::Changed(Transition {
-        from: payout.state,
         to: PayoutState::Returned,
         journal: Some(journal),
-        paid: None,
-        difference: None,
-        late: false,
-        presumed: false,
+        ..unchanged_state(payout)
     }))
 }
 
@@ -523,6 +767,7 @@ mod tests {
             state,
             amount: eur(25000),
             paid: (state == PayoutState::Succeeded).then_some(eur(25000)),
+            paid_basis: (state == PayoutState::Succeeded).then_some(PaidBasis::Booked),
             submitted_at: Some(t0()),
             succeeded_at: (state == PayoutState::Succeeded).then_some(t0() + Duration::days(1)),
             funded_from: Funding::Order,
@@ -530,25 +775,15 @@ mod tests {
     }
 
     fn paid(minor: i64) -> PayoutEvent {
-        PayoutEvent::Bank(BankResult::Paid {
-            amount: eur(minor),
-            reference: Some("REF".into()),
-            value_date: None,
-        })
+        PayoutEvent::Bank(BankResult::booked(eur(minor), Some("REF".into())))
     }
 
     fn rejected() -> PayoutEvent {
-        PayoutEvent::Bank(BankResult::Rejected {
-            reason_code: "AC01".into(),
-            reason_text: None,
-        })
+        PayoutEvent::Bank(BankResult::rejected("AC01"))
     }
 
     fn returned() -> PayoutEvent {
-        PayoutEvent::Bank(BankResult::Returned {
-            reason_code: "AC04".into(),
-            reason_text: None,
-        })
+        PayoutEvent::Bank(BankResult::returned("AC04"))
     }
 
     fn accepted() -> PayoutEvent {
@@ -640,11 +875,10 @@ mod tests {
 
     #[test]
     fn other_currency_is_refused() {
-        let event = PayoutEvent::Bank(BankResult::Paid {
-            amount: Money::from_minor(25000, Currency::Usd),
-            reference: None,
-            value_date: None,
-        });
+        let event = PayoutEvent::Bank(BankResult::booked(
+            Money::from_minor(25000, Currency::Usd),
+            None,
+        ));
         let err = decide(
             &payout(PayoutState::Submitted),
             &event,
@@ -709,5 +943,257 @@ mod tests {
             panic!()
         };
         assert!(t.late);
+    }
+
+    fn status_paid(instructed: Option<i64>) -> PayoutEvent {
+        PayoutEvent::Bank(BankResult::Paid {
+            amount: None,
+            instructed: instructed.map(eur),
+            reference: Some("BANKREF1".into()),
+            value_date: None,
+        })
+    }
+
+    fn apply(p: &PayoutFacts, e: &PayoutEvent) -> Result<Decision, Refusal> {
+        decide(p, e, &ChannelPolicy::standard(), t0())
+    }
+
+    /// What a decided transition leaves recorded: the next facts.
+    fn after(p: &PayoutFacts, t: &Transition) -> PayoutFacts {
+        PayoutFacts {
+            state: t.to,
+            paid: t.paid.or(p.paid),
+            paid_basis: t.paid_basis.or(p.paid_basis),
+            ..p.clone()
+        }
+    }
+
+    fn net(journals: &[&Journal]) -> std::collections::BTreeMap<String, i64> {
+        let mut net = std::collections::BTreeMap::new();
+        for j in journals {
+            for p in j.postings() {
+                *net.entry(p.account.to_string()).or_default() += p.amount.amount_minor();
+            }
+        }
+        net.retain(|_, v| *v != 0);
+        net
+    }
+
+    #[test]
+    fn the_booked_amount_decides_in_either_order() {
+        // pain.002 ACSC echoing 250.00, then camt.054 booking 249.50.
+        let submitted = payout(PayoutState::Submitted);
+        let Ok(Decision::Changed(acsc)) = apply(&submitted, &status_paid(Some(25000))) else {
+            panic!("ACSC pays")
+        };
+        assert_eq!(acsc.paid_basis, Some(PaidBasis::Assumed));
+        assert_eq!(acsc.paid, Some(eur(25000)));
+        let assumed = after(&submitted, &acsc);
+        let Ok(Decision::Changed(booking)) = apply(&assumed, &paid(24950)) else {
+            panic!("the booking rebooks")
+        };
+        assert_eq!(booking.to, PayoutState::Succeeded);
+        assert_eq!(booking.paid, Some(eur(24950)));
+        assert_eq!(booking.rebooked_from, Some(eur(25000)));
+        assert_eq!(booking.difference.as_ref().unwrap().overpaid_by(), eur(-50));
+        let one_way = net(&[
+            acsc.journal.as_ref().unwrap(),
+            booking.journal.as_ref().unwrap(),
+        ]);
+
+        // camt.054 first, then the ACSC: the ACSC changes nothing.
+        let Ok(Decision::Changed(booked_first)) = apply(&submitted, &paid(24950)) else {
+            panic!()
+        };
+        assert_eq!(booked_first.paid_basis, Some(PaidBasis::Booked));
+        let booked = after(&submitted, &booked_first);
+        assert!(matches!(
+            apply(&booked, &status_paid(Some(25000))),
+            Ok(Decision::Unchanged(_))
+        ));
+        let other_way = net(&[booked_first.journal.as_ref().unwrap()]);
+        assert_eq!(one_way, other_way, "both orders end in the same books");
+        assert_eq!(other_way["channel:sepa:bank"], -24950);
+        assert_eq!(other_way["merchant:acme:shortfall"], -50);
+
+        // A second, different booking of a booked payout is a conflict.
+        let rebooked = after(&assumed, &booking);
+        assert!(matches!(
+            apply(&rebooked, &paid(24000)),
+            Err(Refusal::Conflict { .. })
+        ));
+        // The same booking again changes nothing.
+        assert!(matches!(
+            apply(&rebooked, &paid(24950)),
+            Ok(Decision::Unchanged(_))
+        ));
+    }
+
+    #[test]
+    fn answers_that_contradict_the_payout_are_refused() {
+        let submitted = payout(PayoutState::Submitted);
+        let usd_reject = PayoutEvent::Bank(BankResult::Rejected {
+            reason_code: "AC01".into(),
+            reason_text: None,
+            instructed: Some(Money::from_minor(99900, Currency::Usd)),
+        });
+        assert!(matches!(
+            apply(&submitted, &usd_reject),
+            Err(Refusal::CurrencyMismatch { .. })
+        ));
+        let other_amount = PayoutEvent::Bank(BankResult::Rejected {
+            reason_code: "AC01".into(),
+            reason_text: None,
+            instructed: Some(eur(99900)),
+        });
+        assert!(matches!(
+            apply(&submitted, &other_amount),
+            Err(Refusal::Contradiction { .. })
+        ));
+        assert!(matches!(
+            apply(&submitted, &status_paid(Some(1))),
+            Err(Refusal::Contradiction { .. })
+        ));
+        let usd_return = PayoutEvent::Bank(BankResult::Returned {
+            reason_code: "AC04".into(),
+            reason_text: None,
+            amount: Some(Money::from_minor(500, Currency::Usd)),
+        });
+        assert!(matches!(
+            apply(&payout(PayoutState::Succeeded), &usd_return),
+            Err(Refusal::CurrencyMismatch { .. })
+        ));
+        let too_much_back = PayoutEvent::Bank(BankResult::Returned {
+            reason_code: "AC04".into(),
+            reason_text: None,
+            amount: Some(eur(25001)),
+        });
+        assert!(matches!(
+            apply(&payout(PayoutState::Succeeded), &too_much_back),
+            Err(Refusal::Contradiction { .. })
+        ));
+    }
+
+    #[test]
+    fn booked_amounts_beyond_the_bound_are_not_believed() {
+        let submitted = payout(PayoutState::Submitted);
+        assert!(matches!(
+            apply(&submitted, &paid(50000)),
+            Ok(Decision::Changed(_))
+        ));
+        assert!(matches!(
+            apply(&submitted, &paid(50001)),
+            Err(Refusal::OutOfBounds { multiple: 2, .. })
+        ));
+        assert!(matches!(
+            apply(&submitted, &paid(i64::MAX)),
+            Err(Refusal::OutOfBounds { .. })
+        ));
+        let strict = ChannelPolicy {
+            answer_bound_multiple: 1,
+            ..ChannelPolicy::standard()
+        };
+        assert!(decide(&submitted, &paid(25001), &strict, t0()).is_err());
+    }
+
+    #[test]
+    fn a_partial_return_keeps_the_payout_paid_at_what_remains() {
+        let succeeded = payout(PayoutState::Succeeded);
+        let back = PayoutEvent::Bank(BankResult::Returned {
+            reason_code: "AC04".into(),
+            reason_text: None,
+            amount: Some(eur(5000)),
+        });
+        let Ok(Decision::Changed(t)) = apply(&succeeded, &back) else {
+            panic!()
+        };
+        assert_eq!(t.to, PayoutState::Succeeded);
+        assert_eq!(t.paid, Some(eur(20000)));
+        assert_eq!(t.partial_return, Some(eur(5000)));
+        assert_eq!(t.difference.as_ref().unwrap().overpaid_by(), eur(-5000));
+        let n = net(&[t.journal.as_ref().unwrap()]);
+        assert_eq!(
+            n["channel:sepa:bank"], 5000,
+            "the money came back to our account"
+        );
+        assert_eq!(
+            n["merchant:acme:shortfall"], -5000,
+            "we owe it to the merchant"
+        );
+        // All of it back is an ordinary return.
+        let all = PayoutEvent::Bank(BankResult::Returned {
+            reason_code: "AC04".into(),
+            reason_text: None,
+            amount: Some(eur(25000)),
+        });
+        let Ok(Decision::Changed(t)) = apply(&succeeded, &all) else {
+            panic!()
+        };
+        assert_eq!(t.to, PayoutState::Returned);
+    }
+
+    proptest::proptest! {
+        /// From the bank's side: whatever order the bank's messages come in (a status report
+        /// that only echoes the instruction, a booking of what it moved, a partial return), the
+        /// books end at what the bank moved: our bank account down by booked − returned, and the
+        /// merchant owed (or owing) exactly the difference to the instruction.
+        #[test]
+        fn the_books_follow_what_the_bank_moved(
+            instructed in 1i64..10_000_000,
+            booked_permille in 1i64..=2000,
+            status_first in proptest::bool::ANY,
+            echo_status_again in proptest::bool::ANY,
+            returned_permille in 0i64..1000,
+        ) {
+            let booked = (instructed * booked_permille / 1000).max(1);
+            let returned = booked * returned_permille / 1000;
+            let mut p = PayoutFacts {
+                amount: eur(instructed),
+                ..payout(PayoutState::Submitted)
+            };
+            let status = status_paid(Some(instructed));
+            let booking = paid(booked);
+            let mut events = if status_first {
+                vec![status.clone(), booking]
+            } else {
+                vec![booking, status.clone()]
+            };
+            if echo_status_again {
+                events.push(status);
+            }
+            if returned > 0 {
+                events.push(PayoutEvent::Bank(BankResult::Returned {
+                    reason_code: "AC04".into(),
+                    reason_text: None,
+                    amount: Some(eur(returned)),
+                }));
+            }
+            let mut journals = Vec::new();
+            for e in &events {
+                match apply(&p, e) {
+                    Ok(Decision::Changed(t)) => {
+                        journals.extend(t.journal.clone());
+                        p = after(&p, &t);
+                    }
+                    Ok(Decision::Unchanged(_)) => {}
+                    Err(r) => proptest::prop_assert!(false, "{e:?} refused: {r}"),
+                }
+            }
+            let refs: Vec<&Journal> = journals.iter().collect();
+            let n = net(&refs);
+            let moved = booked - returned;
+            let bank = n.get("channel:sepa:bank").copied().unwrap_or(0);
+            proptest::prop_assert_eq!(bank, -moved);
+            let owed = n.get("merchant:acme:shortfall").copied().unwrap_or(0)
+                + n.get("merchant:acme:receivable").copied().unwrap_or(0);
+            proptest::prop_assert_eq!(owed, moved - instructed);
+            proptest::prop_assert_eq!(n.get("merchant:acme:in_transit").copied().unwrap_or(0), instructed);
+            if returned == booked {
+                proptest::prop_assert_eq!(p.state, PayoutState::Returned);
+            } else {
+                proptest::prop_assert_eq!(p.state, PayoutState::Succeeded);
+                proptest::prop_assert_eq!(p.paid, Some(eur(moved)));
+            }
+        }
     }
 }

@@ -23,6 +23,9 @@ pub struct ChannelPolicy {
     pub presume_success_after: Option<Duration>,
     /// How long after success a bank may still return the money.
     pub return_window: Duration,
+    /// A bank's answer (a booked amount, a correction's amount, a top-up) beyond this many times
+    /// the instructed amount is not believed: it goes to a person (default 2).
+    pub answer_bound_multiple: u32,
 }
 
 impl ChannelPolicy {
@@ -33,7 +36,13 @@ impl ChannelPolicy {
             result_mode: ResultMode::Explicit,
             presume_success_after: None,
             return_window: Duration::days(60),
+            answer_bound_multiple: 2,
         }
+    }
+
+    /// The largest amount believed for a payout of `instructed` minor units.
+    pub fn answer_bound_minor(&self, instructed_minor: i64) -> i64 {
+        instructed_minor.saturating_mul(i64::from(self.answer_bound_multiple.max(1)))
     }
 
     pub fn deadline_at(&self, submitted_at: DateTime<Utc>) -> DateTime<Utc> {

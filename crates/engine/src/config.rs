@@ -59,6 +59,7 @@ struct RawChannel {
     result_mode: Option<ResultMode>,
     presume_success_after: Option<String>,
     return_window: Option<String>,
+    answer_bound_multiple: Option<u32>,
     batch_size_max: Option<usize>,
     outbox_dir: Option<PathBuf>,
     inbox_dir: Option<PathBuf>,
@@ -186,6 +187,16 @@ impl Config {
                 presume_success_after,
                 return_window: duration("return_window", &c.return_window)?
                     .unwrap_or(standard.return_window),
+                answer_bound_multiple: match c.answer_bound_multiple {
+                    None => standard.answer_bound_multiple,
+                    Some(m @ 1..=100) => m,
+                    Some(m) => {
+                        return Err(err(
+                            "answer_bound_multiple",
+                            format!("{m}: must be between 1 and 100"),
+                        ))
+                    }
+                },
             };
             if c.kind == ChannelKind::Csv && c.csv_profile.is_none() {
                 return Err(err("csv_profile", "a csv channel needs a profile".into()));

@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 use disburse_core::correction::{self, CorrectionKind, OtherPayouts, Role};
 use disburse_core::payout::Funding;
 use disburse_core::{
-    Currency, Journal, JournalKind, LedgerAccount, MerchantId, Money, OperatorName, PayoutNo,
-    PayoutState,
+    Currency, Journal, JournalKind, LedgerAccount, MerchantId, Money, OperatorName, OrderState,
+    PayoutNo, PayoutState,
 };
 use disburse_store::{
     fmt_time, Bind, CorrectionRow, DiscrepancyRow, NewAuditEvent, OperatorRow, OrderRow, PayoutRow,
@@ -275,8 +275,25 @@ pub enum Resolution {
     AddToNext,
 }
 
+impl std::fmt::Display for Resolution {
+    /// How a person reads it in a discrepancy's history.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Resolution::RefundReceived { reference } => {
+                write!(f, "refund received (reference {reference})")
+            }
+            Resolution::ProposeWriteOff => f.write_str("write-off proposed"),
+            Resolution::ApproveWriteOff => f.write_str("write-off approved"),
+            Resolution::TopUpNow { channel: Some(c) } => write!(f, "top-up now on channel {c}"),
+            Resolution::TopUpNow { channel: None } => f.write_str("top-up now"),
+            Resolution::NetAgainstNext => f.write_str("net against the next payouts"),
+            Resolution::AddToNext => f.write_str("add to the next payout"),
+        }
+    }
+}
+
 impl Engine {
-    async fn operator_role(tx: &mut WriteTx<'_>, who: &OperatorName) -> Result<Role> {
+    pub(crate) async fn operator_role(tx: &mut WriteTx<'_>, who: &OperatorName) -> Result<Role> {
         let row: OperatorRow = tx
             .fetch_optional("WHERE name = $1", &[Bind::Text(who.to_string())])
             .await?
@@ -397,7 +414,13 @@ impl Engine {
             )
             .map_err(refused)?;
         } else {
-            correction::decide(&facts(&payout)?, kind, others).map_err(refused)?;
+            correction::decide_within(
+                &facts(&payout)?,
+                kind,
+                others,
+                &self.config.channel(&payout.channel_id)?.policy,
+            )
+            .map_err(refused)?;
         }
         let at = fmt_time(as_of);
         let row = CorrectionRow {
@@ -502,7 +525,13 @@ impl Engine {
                 .await;
         }
         let others = self.other_payouts(&mut tx, &payout).await?;
-        let decision = correction::decide(&facts(&payout)?, &kind, others).map_err(refused)?;
+        let decision = correction::decide_within(
+            &facts(&payout)?,
+            &kind,
+            others,
+            &self.config.channel(&payout.channel_id)?.policy,
+        )
+        .map_err(refused)?;
         let at = fmt_time(as_of);
         let before = payout.clone();
         let merchant = MerchantId::parse(&payout.merchant_id).map_err(corrupt)?;
@@ -529,8 +558,11 @@ impl Engine {
         if let Some(paid) = decision.paid {
             payout.paid_amount_minor = Some(paid.amount_minor());
             payout.succeeded_at = Some(at.clone());
+            // A person with evidence: what the bank moved.
+            payout.paid_basis = Some(disburse_core::payout::PaidBasis::Booked.as_str().into());
         } else if decision.to != PayoutState::Succeeded {
             payout.paid_amount_minor = None;
+            payout.paid_basis = None;
         }
         tx.update(&payout).await?;
         let mut journal_ids = Vec::new();
@@ -890,7 +922,7 @@ impl Engine {
                 write_journal(&mut tx, j, Some(&merchant), Some(d.order_id), None, &at).await?,
             );
         }
-        note(&mut d, &at, format!("{:?} by {who}: {reason}", resolution));
+        note(&mut d, &at, format!("{resolution} by {who}: {reason}"));
         tx.update(&d).await?;
         if d.status == "settled" {
             tx.insert_outbox(&d.merchant_id, "discrepancy.resolved", &json!({"discrepancy": id, "resolution": d.resolution, "amount_minor": d.amount_minor, "currency": d.currency}), &at).await?;
@@ -1008,7 +1040,7 @@ impl Engine {
     ) -> Result<Vec<String>> {
         let waiting: Vec<OrderRow> = tx
             .fetch_all(
-                "WHERE merchant_id = $1 AND state = 'action_required' ORDER BY id",
+                "WHERE merchant_id = $1 AND state IN ('action_required', 'open') ORDER BY id",
                 &[Bind::Text(merchant.to_string())],
             )
             .await?;
@@ -1017,13 +1049,40 @@ impl Engine {
             let payouts: Vec<PayoutRow> = tx
                 .fetch_all("WHERE order_id = $1 ORDER BY id", &[Bind::Int(order.id)])
                 .await?;
+            // An order taken while the account was flagged never got a payout: it waited for
+            // this fix too, and is paid now like the others.
+            let never_tried = order.state == OrderState::Open.as_str()
+                && payouts
+                    .iter()
+                    .all(|p| p.state == PayoutState::Cancelled.as_str());
+            if never_tried {
+                match self
+                    .create_payout_in(
+                        tx,
+                        &mut order,
+                        None,
+                        as_of,
+                        &Actor::system("account-fix"),
+                        "payout.created_after_account_fix",
+                    )
+                    .await
+                {
+                    Ok(crate::PayoutStart::Sent(p)) => created.push(p.payout_no),
+                    Ok(crate::PayoutStart::SettledByNetting { order_no, .. }) => {
+                        created.push(format!("{order_no} (settled by netting)"))
+                    }
+                    // No channel serves it: it stays open, listed for a person.
+                    Err(EngineError::Refused(_)) => {}
+                    Err(e) => return Err(e),
+                }
+                continue;
+            }
             let Some(last) = payouts.last() else { continue };
             let st = payout_state(last)?;
-            let account_reason = last
-                .reason_code
-                .as_deref()
-                .and_then(disburse_formats::reason_codes::lookup)
-                .is_some_and(|r| r.category.is_account_related());
+            let account_reason = last.reason_code.as_deref().is_some_and(|c| {
+                disburse_formats::reason_codes::who_must_act(c)
+                    == disburse_formats::reason_codes::WhoMustAct::Merchant
+            });
             let switch_on = self
                 .config
                 .channel(&last.channel_id)

@@ -17,6 +17,10 @@ pub enum EngineError {
     Refused(String),
     #[error("configuration: {0}")]
     Config(String),
+    /// Someone else is doing it right now (another importer holds the file's claim); nothing
+    /// was changed, and trying again later is right.
+    #[error("busy: {0}")]
+    Busy(String),
     #[error("account key: {0}")]
     Key(String),
     #[error(transparent)]

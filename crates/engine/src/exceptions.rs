@@ -64,9 +64,20 @@ impl Engine {
             }
             let merchant = self.db.merchant(&o.merchant_id).await?;
             let needs_account = merchant.is_some_and(|m| m.account_status == "needs_update");
+            let who = disburse_formats::reason_codes::who_must_act(
+                last.reason_code.as_deref().unwrap_or("NARR"),
+            );
+            use disburse_formats::reason_codes::WhoMustAct;
+            let kind = match (needs_account, who) {
+                (true, _) => "waiting_for_account_fix",
+                // Our own account lacked the funds: treasury, not the merchant.
+                (false, WhoMustAct::Treasury) => "our_funds_short",
+                (false, WhoMustAct::Compliance) => "compliance_stop",
+                _ => "payout_failed",
+            };
             items.push(ExceptionItem {
                 id: format!("order:{}/{}", o.merchant_id, o.order_no),
-                kind: if needs_account { "waiting_for_account_fix" } else { "payout_failed" }.into(),
+                kind: kind.into(),
                 age_hours: age_hours(&o.updated_at, as_of),
                 amount: Some(MoneyView::new(o.amount_minor, &o.currency)),
                 merchant: Some(o.merchant_id.clone()),
@@ -78,11 +89,36 @@ impl Engine {
                     last.state,
                     last.reason_code.as_deref().unwrap_or("no reason given")
                 ),
-                action: if needs_account {
-                    "the merchant must update its bank account; then `order retry` (or automatic on channels that allow it)".into()
-                } else {
-                    "pay again with `payout create`, or cancel the order".into()
+                action: match kind {
+                    "waiting_for_account_fix" => "the merchant must update its bank account; then `order retry` (or automatic on channels that allow it)".into(),
+                    "our_funds_short" => format!("treasury: fund our account at channel {}, then pay again with `order retry`; the merchant was told the order is delayed", last.channel_id),
+                    "compliance_stop" => "compliance must clear it before anyone pays again".into(),
+                    _ => "pay again with `payout create`, or cancel the order".into(),
                 },
+                source: None,
+            });
+        }
+        // Orders taken while the merchant's account was flagged: no payout yet, paid on the fix.
+        let limbo: Vec<OrderRow> = self
+            .db
+            .fetch_all(
+                "WHERE state = 'open' AND merchant_id IN \
+                 (SELECT id FROM merchants WHERE account_status = 'needs_update') ORDER BY id",
+                &[],
+            )
+            .await?;
+        for o in limbo {
+            items.push(ExceptionItem {
+                id: format!("order:{}/{}", o.merchant_id, o.order_no),
+                kind: "waiting_for_account_fix".into(),
+                age_hours: age_hours(&o.updated_at, as_of),
+                amount: Some(MoneyView::new(o.amount_minor, &o.currency)),
+                merchant: Some(o.merchant_id.clone()),
+                payout_no: None,
+                order_no: Some(o.order_no.clone()),
+                reason: "accepted while the merchant's bank account is flagged; not paid yet"
+                    .into(),
+                action: "the merchant must update its bank account; the order is paid then".into(),
                 source: None,
             });
         }
@@ -133,6 +169,26 @@ impl Engine {
                 payout_no: Some(c.payout_no),
             });
         }
+        for b in self.unwritten_batches().await? {
+            items.push(ExceptionItem {
+                id: format!("batch:{}", b.batch_id),
+                kind: "batch_file_not_written".into(),
+                age_hours: age_hours(&b.created_at, as_of),
+                amount: Some(MoneyView::new(b.control_sum_minor, &b.currency)),
+                merchant: None,
+                payout_no: None,
+                order_no: None,
+                reason: format!(
+                    "batch {} ({} payouts) is committed and its payouts submitted, but its file {} never reached the disk",
+                    b.batch_id, b.payout_count, b.file_name
+                ),
+                action: format!(
+                    "write it again from the stored bytes: `disburse batch export {}` (the batch worker also does)",
+                    b.batch_id
+                ),
+                source: Some(format!("batch {}", b.batch_id)),
+            });
+        }
         let stored: Vec<ExceptionRow> = self
             .db
             .fetch_all("WHERE status = 'open' ORDER BY id", &[])
@@ -172,6 +228,14 @@ impl Engine {
                     "unknown_batch" => {
                         "the bank rejected a file we cannot identify: check with the bank".into()
                     }
+                    "contradiction" => "the line is not about the payout as we sent it (currency, amount, channel or message): nothing was applied; ask the bank which payout it meant".into(),
+                    "out_of_bounds" => "the amount is beyond the channel's bound and was not believed: check with the bank; record the truth with a correction".into(),
+                    "unrecognised_status" => "a status we do not know (or none): read the bank's line, then record the result with `payout result`".into(),
+                    "unexplained_debit" => "money left our account with no instruction of ours: ask the bank at once".into(),
+                    "debit_for_failed_payout" => "the statement debits a payout we hold failed or returned: ask the bank; if it paid, correct the payout".into(),
+                    "statement_break" | "statement_gap" => "a statement is missing or wrong: ask the bank for the missing statements, import them in order".into(),
+                    "statement_unbalanced" | "statement_entry_currency" => "the statement does not add up as printed: ask the bank for a corrected statement".into(),
+                    "batch_file_missing" => "the batch file is not on disk: write it again from the stored bytes with `batch export`".into(),
                     _ => "look at the bank line and decide".into(),
                 },
                 kind: e.kind,

@@ -4,9 +4,14 @@
 //! - The file is read twice, streaming: first to refuse a broken file before anything is applied
 //!   (truncated XML, wrong format, wrong encoding), then to apply it. Memory stays bounded by one
 //!   chunk, whatever the file size.
-//! - Each chunk is one transaction that also records how far the import got, so a crash leaves
-//!   whole chunks applied and a rerun resumes after the last one, doubling nothing.
-//! - A line that cannot be applied becomes an exception with file and line: never dropped.
+//! - Each chunk is one transaction that also records how far the import got (in records, never in
+//!   physical lines: banks send whole files on one line), so a crash leaves whole chunks applied
+//!   and a rerun resumes after the last one, doubling nothing.
+//! - A file being imported is claimed (`import_claims`): a second importer is told who holds it;
+//!   a holder that died leaves a claim that lapses (at once when it ran on this machine).
+//! - A line that cannot be applied becomes an exception with file and line: never dropped. A line
+//!   that contradicts the payout (another currency, instructed amount, channel or message) is
+//!   never applied; the same fact raised again opens no second exception.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -15,11 +20,11 @@ use std::path::Path;
 
 use chrono::{DateTime, Utc};
 use disburse_core::payout::Refusal;
-use disburse_core::{BankResult, Currency, Money};
+use disburse_core::BankResult;
 use disburse_formats::results::{read_xml_results, DETECT_HEAD_LEN};
 use disburse_formats::{detect, BankOutcome, Detected, ReadError, ResultLine, ResultRecord};
 use disburse_store::{
-    fmt_time, BankFileRow, BatchRow, Bind, ExceptionRow, NewAuditEvent, PayoutRow, WriteTx,
+    fmt_time, BankFileRow, BatchRow, Bind, Claim, ExceptionRow, NewAuditEvent, PayoutRow, WriteTx,
 };
 use serde::Serialize;
 use serde_json::json;
@@ -41,12 +46,19 @@ pub struct ImportSummary {
     pub format: String,
     pub already_imported: bool,
     pub resumed_after_line: u64,
+    /// Records applied by earlier runs of this import (a resumed import skips them).
+    pub resumed_after_record: u64,
+    /// The importer whose lapsed claim this run took over, if any.
+    pub took_over_from: Option<String>,
     pub read: u64,
     pub applied: u64,
     pub unchanged: u64,
     pub exceptions: u64,
     /// What the bank said, counted by outcome (accepted, paid, payee verification RVNM, ...).
     pub outcomes: BTreeMap<String, u64>,
+    /// Statements this run sent to the database while applying: a handful per chunk of
+    /// [`CHUNK_RECORDS`] lines when the set reads and set writes work, several per line if not.
+    pub sql_statements: u64,
 }
 
 /// Why a line could not be applied; the exception's kind tells a person what to do.
@@ -55,6 +67,13 @@ enum ExceptionKind {
     UnreadableLine,
     UnknownPayout,
     Conflict,
+    /// The line is not about the payout as we sent it: another currency, instructed amount,
+    /// channel or message.
+    Contradiction,
+    /// An amount beyond the channel's bound (or not positive): not believed.
+    OutOfBounds,
+    /// A status we do not know, or none: a person must read the line.
+    UnrecognisedStatus,
     NotApplicable,
     PayeeVerification,
     UnknownBatch,
@@ -66,6 +85,9 @@ impl ExceptionKind {
             ExceptionKind::UnreadableLine => "unreadable_line",
             ExceptionKind::UnknownPayout => "unknown_payout",
             ExceptionKind::Conflict => "conflict",
+            ExceptionKind::Contradiction => "contradiction",
+            ExceptionKind::OutOfBounds => "out_of_bounds",
+            ExceptionKind::UnrecognisedStatus => "unrecognised_status",
             ExceptionKind::NotApplicable => "not_applicable",
             ExceptionKind::PayeeVerification => "payee_verification",
             ExceptionKind::UnknownBatch => "unknown_batch",
@@ -151,6 +173,80 @@ impl Engine {
             (d, _) => d.to_string(),
         };
 
+        let holder = importer_identity();
+        let took_over = self.claim_file(&sha256, &file_name, &holder).await?;
+        let result = self
+            .import_claimed(
+                path, &file_name, &sha256, size_bytes, detected, profile, &format, channel,
+                &holder, took_over, as_of, actor, progress,
+            )
+            .await;
+        // Released on success and on a clean failure; a crash leaves it to lapse.
+        self.db.release_import_claim(&sha256, &holder).await?;
+        result
+    }
+
+    /// Takes the import claim on a file, or says who holds it.
+    async fn claim_file(
+        &self,
+        sha256: &str,
+        file_name: &str,
+        holder: &str,
+    ) -> Result<Option<String>> {
+        let now = Utc::now();
+        let until = now + self.import_lease;
+        match self.db.claim_import(sha256, holder, now, until).await? {
+            Claim::Taken { took_over } => Ok(took_over),
+            Claim::HeldBy {
+                holder: other,
+                expires_at,
+            } if holder_is_dead(&other) => {
+                // It ran on this machine and its process is gone: no need to wait for the lease.
+                if self
+                    .db
+                    .take_over_import_claim(sha256, &other, &expires_at, holder, now, until)
+                    .await?
+                {
+                    Ok(Some(other))
+                } else {
+                    Err(EngineError::Busy(format!(
+                        "{file_name} was just claimed by another importer; try again"
+                    )))
+                }
+            }
+            Claim::HeldBy {
+                holder: other,
+                expires_at,
+            } => Err(EngineError::Busy(format!(
+                "{file_name} is being imported by {other}; its claim runs until {expires_at} \
+                 and is renewed while that import runs (if it died, the claim lapses then and \
+                 the next import resumes the file)"
+            ))),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn import_claimed(
+        &self,
+        path: &Path,
+        file_name: &str,
+        sha256: &str,
+        size_bytes: u64,
+        detected: Detected,
+        profile: Option<&disburse_formats::CsvProfile>,
+        format: &str,
+        channel: Option<&crate::Channel>,
+        holder: &str,
+        took_over: Option<String>,
+        as_of: DateTime<Utc>,
+        actor: &Actor,
+        progress: &(dyn Fn(u64, u64) + Sync),
+    ) -> Result<ImportSummary> {
+        let (file_name, sha256, format) = (
+            file_name.to_string(),
+            sha256.to_string(),
+            format.to_string(),
+        );
         let existing: Option<BankFileRow> = self
             .db
             .fetch_optional("WHERE sha256 = $1", &[Bind::Text(sha256.clone())])
@@ -204,6 +300,7 @@ impl Engine {
                     exceptions: 0,
                     started_at: at.clone(),
                     finished_at: None,
+                    records_done: 0,
                 };
                 tx.insert(&row).await?;
                 tx.audit(NewAuditEvent {
@@ -212,48 +309,65 @@ impl Engine {
                     action: "bank_file.import_started".into(),
                     subject: format!("bank_file:{}", row.id),
                     reason: None,
-                    detail: json!({"file": file_name, "sha256": sha256, "format": format, "records": records_total, "size_bytes": size_bytes}),
+                    detail: json!({"file": file_name, "sha256": sha256, "format": format, "records": records_total, "size_bytes": size_bytes, "importer": holder}),
                 })
                 .await?;
                 tx.commit().await?;
                 row
             }
         };
-        let resumed_after = file_row.last_line_done as u64;
+        let resumed_after_record = file_row.records_done as u64;
         let mut summary = ImportSummary {
             file_id: file_row.id,
             file_name: file_name.clone(),
             sha256: sha256.clone(),
             format,
-            resumed_after_line: resumed_after,
+            resumed_after_line: file_row.last_line_done as u64,
+            resumed_after_record,
+            took_over_from: took_over.clone(),
             ..Default::default()
         };
 
-        // Pass 2: apply, a chunk per transaction.
+        // Pass 2: apply, a chunk per transaction. Records are counted in file order, so a
+        // resumed import skips exactly the records earlier runs applied, however the file is
+        // laid out in lines.
         let file_actor = Actor(format!("file:{file_name}"));
-        let mut records = open_records(path, detected, profile)?.peekable();
-        let mut seen = 0u64;
+        let mut records = open_records(path, detected, profile)?
+            .skip(resumed_after_record as usize)
+            .peekable();
+        let mut seen = resumed_after_record;
         loop {
             let mut chunk = Vec::with_capacity(CHUNK_RECORDS);
             for item in records.by_ref() {
                 seen += 1;
-                let line = match &item {
-                    Ok(r) => r.line(),
-                    Err(e) => e.line(),
-                };
-                if line <= resumed_after && resumed_after > 0 {
-                    continue;
-                }
                 chunk.push(item);
                 if chunk.len() == CHUNK_RECORDS {
                     break;
                 }
             }
             let last_chunk = records.peek().is_none();
-            if chunk.is_empty() && !last_chunk {
-                continue;
+            if !self
+                .db
+                .renew_import_claim(&sha256, holder, Utc::now() + self.import_lease)
+                .await?
+            {
+                return Err(EngineError::Busy(format!(
+                    "the claim on {file_name} lapsed and another importer took it over; it \
+                     resumes the file from record {}",
+                    file_row.records_done
+                )));
             }
             let mut tx = self.db.write().await?;
+            // Every payout the chunk names, with its order and batch, in a few set reads:
+            // deciding the lines then reads nothing more per line.
+            let numbers: Vec<String> = chunk
+                .iter()
+                .filter_map(|item| match item {
+                    Ok(ResultRecord::Transaction(line)) => line.end_to_end_id.clone(),
+                    _ => None,
+                })
+                .collect();
+            tx.payouts_by_numbers(&numbers).await?;
             let mut last_line = file_row.last_line_done as u64;
             let before = (summary.applied, summary.unchanged, summary.exceptions);
             for item in chunk {
@@ -266,6 +380,7 @@ impl Engine {
                     .await?;
             }
             file_row.last_line_done = last_line as i64;
+            file_row.records_done = seen as i64;
             // The file's totals add up across runs: a resumed import continues the counts.
             file_row.applied += (summary.applied - before.0) as i64;
             file_row.unchanged += (summary.unchanged - before.1) as i64;
@@ -281,11 +396,12 @@ impl Engine {
                 action: if last_chunk { "bank_file.imported".into() } else { "bank_file.chunk_applied".into() },
                 subject: format!("bank_file:{}", file_row.id),
                 reason: None,
-                detail: json!({"through_line": last_line, "read": summary.read, "applied": summary.applied,
-                    "unchanged": summary.unchanged, "exceptions": summary.exceptions}),
+                detail: json!({"through_line": last_line, "through_record": seen, "read": summary.read, "applied": summary.applied,
+                    "unchanged": summary.unchanged, "exceptions": summary.exceptions, "importer": holder,
+                    "took_over_from": took_over}),
             })
             .await?;
-            tx.commit().await?;
+            summary.sql_statements += tx.commit_counted().await?;
             progress(seen, records_total);
             if last_chunk {
                 break;
@@ -369,12 +485,18 @@ impl Engine {
                         )
                         .await;
                 };
+                // The group status comes after every transaction of the file: it reaches only
+                // the payouts still waiting, never one a transaction status has settled.
                 let payouts: Vec<PayoutRow> = tx
-                    .fetch_all("WHERE batch_id = $1 ORDER BY id", &[Bind::Int(batch.id)])
+                    .fetch_all(
+                        "WHERE batch_id = $1 AND state IN ('submitted', 'expired') ORDER BY id",
+                        &[Bind::Int(batch.id)],
+                    )
                     .await?;
                 let result = BankResult::Rejected {
                     reason_code: group.reason_code.clone().unwrap_or_else(|| "NARR".into()),
                     reason_text: group.reason_text.clone(),
+                    instructed: None,
                 };
                 for p in payouts {
                     self.apply_result_to(tx, file, group.line, p, &result, as_of, actor, summary)
@@ -398,6 +520,27 @@ impl Engine {
             BankOutcome::Pending | BankOutcome::Informational(_) => {
                 summary.unchanged += 1;
                 return Ok(());
+            }
+            BankOutcome::Unrecognised(what) => {
+                summary.exceptions += 1;
+                let field = status_field(&file.format);
+                let reason = format!(
+                    "{} line {}, field {field}: {what}; nothing was applied",
+                    file.file_name, line.line
+                );
+                return self
+                    .file_exception(
+                        tx,
+                        file,
+                        line.line,
+                        ExceptionKind::UnrecognisedStatus,
+                        line.end_to_end_id.clone(),
+                        reason,
+                        line_detail(line),
+                        as_of,
+                        actor,
+                    )
+                    .await;
             }
             BankOutcome::PayeeVerification(code) => {
                 // A name check is never a payment result; a mismatch needs a person.
@@ -447,30 +590,48 @@ impl Engine {
                 )
                 .await;
         };
+        if let Some(what) = self.wrong_source(tx, file, line, &payout).await? {
+            summary.exceptions += 1;
+            let mut detail = line_detail(line);
+            detail["merchant"] = json!(payout.merchant_id);
+            detail["amount_minor"] = json!(payout.amount_minor);
+            detail["currency"] = json!(payout.currency);
+            return self
+                .file_exception(
+                    tx,
+                    file,
+                    line.line,
+                    ExceptionKind::Contradiction,
+                    Some(payout.payout_no.clone()),
+                    format!("payout {}: {what}; nothing was applied", payout.payout_no),
+                    detail,
+                    as_of,
+                    actor,
+                )
+                .await;
+        }
         let reason = || line.reason_code.clone().unwrap_or_else(|| "NARR".into());
         let result = match &line.outcome {
             BankOutcome::Accepted => BankResult::Accepted {
                 reference: line.bank_reference.clone(),
             },
-            // A bank that does not repeat the amount paid what was instructed.
+            // Only a booking says what moved; a status (pain.002 ACSC) is paid in full until
+            // a booking says otherwise (core decides, DESIGN §8.1).
             BankOutcome::Paid => BankResult::Paid {
-                amount: match line.amount {
-                    Some(amount) => amount,
-                    None => Money::from_minor(
-                        payout.amount_minor,
-                        Currency::parse(&payout.currency).map_err(crate::payouts::corrupt)?,
-                    ),
-                },
+                amount: line.amount,
+                instructed: line.instructed_amount,
                 reference: line.bank_reference.clone(),
                 value_date: line.value_date,
             },
             BankOutcome::Rejected => BankResult::Rejected {
                 reason_code: reason(),
                 reason_text: line.reason_text.clone(),
+                instructed: line.instructed_amount,
             },
             _ => BankResult::Returned {
                 reason_code: reason(),
                 reason_text: line.reason_text.clone(),
+                amount: line.amount,
             },
         };
         self.apply_result_to(tx, file, line.line, payout, &result, as_of, actor, summary)
@@ -507,6 +668,12 @@ impl Engine {
                 summary.exceptions += 1;
                 let kind = match refusal {
                     Refusal::Conflict { .. } => ExceptionKind::Conflict,
+                    Refusal::Contradiction { .. } | Refusal::CurrencyMismatch { .. } => {
+                        ExceptionKind::Contradiction
+                    }
+                    Refusal::OutOfBounds { .. } | Refusal::BadAmount(_) => {
+                        ExceptionKind::OutOfBounds
+                    }
                     _ => ExceptionKind::NotApplicable,
                 };
                 let mut tx_detail = json!({"bank_result": result});
@@ -531,6 +698,41 @@ impl Engine {
         Ok(())
     }
 
+    /// Is the line from where this payout's answers come from? A file imported for one channel
+    /// speaks only for that channel's payouts, and a status report names the message (our batch)
+    /// it answers.
+    async fn wrong_source(
+        &self,
+        tx: &mut WriteTx<'_>,
+        file: &BankFileRow,
+        line: &ResultLine,
+        payout: &PayoutRow,
+    ) -> Result<Option<String>> {
+        if let Some(channel) = &file.channel_id {
+            if *channel != payout.channel_id {
+                return Ok(Some(format!(
+                    "the line comes from a file of channel {channel}, but the payout was sent \
+                     through {}",
+                    payout.channel_id
+                )));
+            }
+        }
+        // pain.002's OrgnlMsgId is always ours; camt's Refs/MsgId is not reliably so.
+        if !file.format.starts_with("pain.002") {
+            return Ok(None);
+        }
+        let (Some(message), Some(batch_id)) = (&line.original_message_id, payout.batch_id) else {
+            return Ok(None);
+        };
+        let batch = tx.batch(batch_id).await?;
+        Ok(batch.filter(|b| b.message_id != *message).map(|b| {
+            format!(
+                "the line answers message {message}, but the payout was sent in {}",
+                b.message_id
+            )
+        }))
+    }
+
     /// EndToEndId first; then the bank's reference; then a unique submitted payout of that amount.
     async fn match_payout(
         &self,
@@ -538,31 +740,21 @@ impl Engine {
         line: &ResultLine,
     ) -> Result<Option<PayoutRow>> {
         if let Some(id) = &line.end_to_end_id {
-            let p: Option<PayoutRow> = tx
-                .fetch_optional("WHERE payout_no = $1", &[Bind::Text(id.clone())])
-                .await?;
+            let p = tx.payout_by_no(id).await?;
             if p.is_some() {
                 return Ok(p);
             }
         }
         if let Some(reference) = &line.bank_reference {
-            let mut found: Vec<PayoutRow> = tx
-                .fetch_all(
-                    "WHERE bank_reference = $1 LIMIT 2",
-                    &[Bind::Text(reference.clone())],
-                )
-                .await?;
+            let mut found = tx.payouts_by_bank_reference(reference).await?;
             if found.len() == 1 {
                 return Ok(found.pop());
             }
         }
         if line.end_to_end_id.is_none() {
             if let Some(amount) = line.amount {
-                let mut found: Vec<PayoutRow> = tx
-                    .fetch_all(
-                        "WHERE state IN ('submitted', 'expired') AND amount_minor = $1 AND currency = $2 LIMIT 2",
-                        &[Bind::Int(amount.amount_minor()), Bind::Text(amount.currency().code().into())],
-                    )
+                let mut found = tx
+                    .open_payouts_of_amount(amount.currency().code(), amount.amount_minor())
                     .await?;
                 if found.len() == 1 {
                     return Ok(found.pop());
@@ -585,6 +777,15 @@ impl Engine {
         as_of: DateTime<Utc>,
         actor: &Actor,
     ) -> Result<()> {
+        // The same fact raised again (a re-sent report) opens no second exception.
+        if let Some(payout_no) = &payout_no {
+            let open = tx
+                .open_exception_of_fact(payout_no, kind.as_str(), &reason)
+                .await?;
+            if open.is_some() {
+                return Ok(());
+            }
+        }
         let at = fmt_time(as_of);
         let (merchant, amount, currency) = (
             detail
@@ -627,11 +828,53 @@ impl Engine {
     }
 }
 
+/// Where a file keeps a transaction's status, for an exception that names the field.
+fn status_field(format: &str) -> &'static str {
+    if format.starts_with("pain.002") {
+        "TxSts"
+    } else if format.starts_with("camt.") {
+        "Ntry/Sts"
+    } else {
+        "status"
+    }
+}
+
+/// Who is importing: host, process and start time, so a claim says who holds it and a claim of
+/// a process that died on this machine can be recognised as such.
+fn importer_identity() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into());
+    let nanos = Utc::now().timestamp_nanos_opt().unwrap_or_default();
+    format!("{host}:{}:{nanos:x}", std::process::id())
+}
+
+/// True when `holder` ran on this machine and its process no longer exists.
+fn holder_is_dead(holder: &str) -> bool {
+    let mine = importer_identity();
+    let host = |h: &str| h.split(':').next().map(str::to_string);
+    let mut parts = holder.split(':');
+    let (Some(_), Some(pid)) = (parts.next(), parts.next()) else {
+        return false;
+    };
+    let Ok(pid) = pid.parse::<u32>() else {
+        return false;
+    };
+    host(holder) == host(&mine)
+        && pid != std::process::id()
+        && std::path::Path::new("/proc/self").exists()
+        && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
 fn line_detail(line: &ResultLine) -> serde_json::Value {
     json!({
         "end_to_end_id": line.end_to_end_id, "bank_reference": line.bank_reference,
         "outcome": line.outcome.to_string(), "amount_minor": line.amount.map(|m| m.amount_minor()),
         "currency": line.amount.map(|m| m.currency().code()), "reason_code": line.reason_code,
+        "instructed_minor": line.instructed_amount.map(|m| m.amount_minor()),
+        "bank_status": line.bank_status,
     })
 }
 

@@ -4,6 +4,7 @@
 
 mod batches;
 pub mod config;
+mod console_views;
 mod desk;
 mod error;
 mod exceptions;
@@ -11,6 +12,7 @@ mod import;
 pub mod keys;
 mod orders;
 mod payouts;
+mod statements;
 mod views;
 
 use chrono::{DateTime, Utc};
@@ -23,8 +25,9 @@ use disburse_store::{
 };
 use serde_json::json;
 
-pub use batches::{csv_profile, BatchSummary};
+pub use batches::{csv_profile, write_atomically, BatchSummary, FileWritten};
 pub use config::{Channel, ChannelKind, Config};
+pub use console_views::PayoutOrder;
 pub use desk::{CorrectionView, Resolution};
 pub use error::EngineError;
 pub use exceptions::ExceptionItem;
@@ -32,6 +35,10 @@ pub use import::{ImportSummary, CHUNK_RECORDS};
 pub use orders::{OrderRef, WithdrawOutcome, WithdrawRequest};
 pub use payouts::parse_value_date;
 pub use payouts::{ApplyOutcome, PayoutStart, ResultSource, SweepReport};
+pub use statements::{
+    match_entry, EntryFacts, EntryMatch, Reconciliation, StatementSummary,
+    NOT_ON_STATEMENT_AFTER_DAYS,
+};
 pub use views::{MerchantView, OrderView};
 
 /// Helpers the shells use to present views.
@@ -68,11 +75,31 @@ pub struct Engine {
     db: Db,
     config: Config,
     key: AccountKey,
+    /// How long an import's claim on a file lasts without renewal (renewed every chunk).
+    import_lease: chrono::Duration,
 }
 
 impl Engine {
+    /// `db` hashes its audit chain with the chain key it was given ([`Db::with_chain_key`]); a
+    /// database given none gets one derived from the account key, so the key is never stored.
     pub fn new(db: Db, config: Config, key: AccountKey) -> Engine {
-        Engine { db, config, key }
+        let db = if db.has_chain_key() {
+            db
+        } else {
+            db.with_chain_key(disburse_core::crypto::ChainKey::derived_from(&key))
+        };
+        Engine {
+            db,
+            config,
+            key,
+            import_lease: chrono::Duration::minutes(2),
+        }
+    }
+
+    /// Sets how long an import's claim on a file lasts without renewal (default two minutes).
+    pub fn with_import_lease(mut self, lease: chrono::Duration) -> Engine {
+        self.import_lease = lease;
+        self
     }
 
     pub fn db(&self) -> &Db {

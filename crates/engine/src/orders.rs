@@ -195,6 +195,21 @@ impl Engine {
         });
         tx.insert_outbox(&row.merchant_id, "order.accepted", &message, &at)
             .await?;
+        // Taken while the bank account is flagged: it cannot be paid until the merchant fixes it,
+        // which the merchant hears now, once; the fix pays it (see `auto_retry_waiting`).
+        let flagged: Option<disburse_store::MerchantRow> = tx
+            .fetch_optional(
+                "WHERE id = $1 AND account_status = 'needs_update'",
+                &[Bind::Text(row.merchant_id.clone())],
+            )
+            .await?;
+        if flagged.is_some() {
+            let mut waiting = message.clone();
+            waiting["account_update_needed"] = json!(true);
+            waiting["who_must_act"] = json!("merchant");
+            tx.insert_outbox(&row.merchant_id, "order.action_required", &waiting, &at)
+                .await?;
+        }
         tx.audit(NewAuditEvent {
             at,
             actor: actor.as_str().into(),

@@ -17,6 +17,7 @@ use serde_json::json;
 
 use crate::orders::{order_state, order_subject, payout_state, refused};
 use crate::{write_journal, Actor, Engine, EngineError, OrderRef, Result};
+use disburse_formats::reason_codes::WhoMustAct;
 
 /// What creating a payout for an order did.
 #[derive(Debug, Clone)]
@@ -88,6 +89,12 @@ pub(crate) fn facts(row: &PayoutRow) -> Result<PayoutFacts> {
         paid: row
             .paid_amount_minor
             .map(|m| Money::from_minor(m, currency)),
+        paid_basis: row
+            .paid_basis
+            .as_deref()
+            .map(disburse_core::payout::PaidBasis::parse)
+            .transpose()
+            .map_err(corrupt)?,
         submitted_at: row.submitted_at.as_deref().map(parse_time).transpose()?,
         succeeded_at: row.succeeded_at.as_deref().map(parse_time).transpose()?,
         funded_from: Funding::parse(&row.funded_from).map_err(corrupt)?,
@@ -458,16 +465,13 @@ impl Engine {
         as_of: DateTime<Utc>,
         actor: &Actor,
     ) -> Result<ApplyOutcome> {
-        let row = tx
-            .fetch_optional::<PayoutRow>(
-                "WHERE payout_no = $1",
-                &[Bind::Text(payout_no.to_string())],
-            )
-            .await?
-            .ok_or_else(|| EngineError::NotFound {
-                what: "payout",
-                id: payout_no.to_string(),
-            })?;
+        let row =
+            tx.payout_by_no(payout_no.as_str())
+                .await?
+                .ok_or_else(|| EngineError::NotFound {
+                    what: "payout",
+                    id: payout_no.to_string(),
+                })?;
         self.apply_to_row(tx, row, result, source, as_of, actor)
             .await?
             .map_err(refusal)
@@ -521,9 +525,20 @@ impl Engine {
         let before = row.clone();
         row.state = t.to.as_str().into();
         row.updated_at = at.clone();
+        // A rebooking or a booking that confirms an assumption keeps the state and the time of
+        // success (the return window counts from it).
+        let stays_succeeded = t.from == PayoutState::Succeeded && t.to == PayoutState::Succeeded;
         if let Some(paid) = t.paid {
             row.paid_amount_minor = Some(paid.amount_minor());
-            row.succeeded_at = Some(at.clone());
+            if !stays_succeeded {
+                row.succeeded_at = Some(at.clone());
+            }
+        }
+        if let Some(basis) = t.paid_basis {
+            row.paid_basis = Some(basis.as_str().to_string());
+        }
+        if let Some(back) = t.partial_return {
+            row.returned_minor = row.returned_minor.saturating_add(back.amount_minor());
         }
         match result {
             Some(BankResult::Paid {
@@ -537,10 +552,12 @@ impl Engine {
             Some(BankResult::Rejected {
                 reason_code,
                 reason_text,
+                ..
             })
             | Some(BankResult::Returned {
                 reason_code,
                 reason_text,
+                ..
             }) => {
                 row.reason_code = Some(reason_code.clone());
                 row.reason_text = reason_text.clone();
@@ -567,7 +584,7 @@ impl Engine {
             );
         }
         let mut order_row = tx
-            .fetch_optional::<OrderRow>("WHERE id = $1", &[Bind::Int(row.order_id)])
+            .order(row.order_id)
             .await?
             .ok_or_else(|| corrupt(format!("payout {} has no order", row.payout_no)))?;
         let order_before = order_state(&order_row)?;
@@ -579,14 +596,15 @@ impl Engine {
             order_row.updated_at = at.clone();
             tx.update(&order_row).await?;
         }
-        let account_reason = matches!(t.to, PayoutState::Failed | PayoutState::Returned)
-            && row.reason_code.as_deref().is_some_and(|c| {
-                disburse_formats::reason_codes::lookup(c)
-                    .is_some_and(|r| r.category.is_account_related())
-            });
+        let who_must_act = matches!(t.to, PayoutState::Failed | PayoutState::Returned).then(|| {
+            disburse_formats::reason_codes::who_must_act(
+                row.reason_code.as_deref().unwrap_or("NARR"),
+            )
+        });
+        let account_reason = who_must_act == Some(WhoMustAct::Merchant);
         if account_reason {
             let mut m: disburse_store::MerchantRow = tx
-                .fetch_optional("WHERE id = $1", &[Bind::Text(row.merchant_id.clone())])
+                .merchant(&row.merchant_id)
                 .await?
                 .ok_or_else(|| corrupt("payout without merchant"))?;
             if m.account_status != "needs_update" {
@@ -597,12 +615,24 @@ impl Engine {
         }
         if let Some(d) = &t.difference {
             let over = d.overpaid_by().amount_minor();
+            let note = match (t.rebooked_from, t.partial_return) {
+                (_, Some(back)) => format!(
+                    "the bank returned {back} of the {} paid; {} remains paid",
+                    d.instructed, d.paid
+                ),
+                (Some(was), None) => format!(
+                    "the bank booked {} where {was} was taken as paid ({} instructed)",
+                    d.paid,
+                    Money::from_minor(row.amount_minor, d.paid.currency())
+                ),
+                (None, None) => format!("bank paid {} for {} instructed", d.paid, d.instructed),
+            };
             crate::desk::open_discrepancy(
                 tx,
                 &row,
                 if over > 0 { "overpaid" } else { "underpaid" },
                 over.abs(),
-                &format!("bank paid {} for {} instructed", d.paid, d.instructed),
+                &note,
                 &at,
             )
             .await?;
@@ -625,23 +655,48 @@ impl Engine {
         });
         let mut topics: Vec<(&str, serde_json::Value)> = Vec::new();
         match t.to {
+            // Told once: a booking after the ACSC changes the amount, not the news.
+            PayoutState::Succeeded if stays_succeeded => {
+                if let Some(back) = t.partial_return {
+                    topics.push(("payout.partially_returned", json!({"returned_minor": back.amount_minor(), "paid_amount_minor": row.paid_amount_minor, "reason_code": row.reason_code})));
+                }
+            }
+            // A top-up pays what a bank underpaid: the order was already announced paid.
+            PayoutState::Succeeded if top_up => topics.push(("top_up.paid", json!({"paid_amount_minor": row.paid_amount_minor, "bank_reference": row.bank_reference}))),
             PayoutState::Succeeded => topics.push(("order.paid", json!({"paid_amount_minor": row.paid_amount_minor, "bank_reference": row.bank_reference}))),
             PayoutState::Failed => topics.push(("payout.failed", json!({"reason_code": row.reason_code, "reason_text": row.reason_text}))),
             PayoutState::Returned => topics.push(("payout.returned", json!({"reason_code": row.reason_code, "reason_text": row.reason_text}))),
             PayoutState::Submitted => topics.push(("payout.submitted", json!({}))),
             _ => {}
         }
+        // The merchant is asked to act only when it must (its account); otherwise the order is
+        // delayed while we act (DESIGN §8.1, the merchant's messages).
         if order_after == OrderState::ActionRequired && order_before != OrderState::ActionRequired {
-            topics.push((
-                "order.action_required",
-                json!({"account_update_needed": account_reason}),
-            ));
+            match who_must_act {
+                Some(WhoMustAct::Merchant) => topics.push((
+                    "order.action_required",
+                    json!({"account_update_needed": true, "who_must_act": "merchant"}),
+                )),
+                Some(who) => topics.push((
+                    "order.delayed",
+                    json!({"why": "the bank did not pay this attempt; we are paying it again", "who_must_act": who.as_str()}),
+                )),
+                None => topics.push((
+                    "order.delayed",
+                    json!({"why": "no answer from the bank within its deadline; nothing is paid twice", "who_must_act": "bank"}),
+                )),
+            }
         }
         if let Some(d) = &t.difference {
-            topics.push(("discrepancy.opened", json!({
-                "instructed_minor": d.instructed.amount_minor(), "paid_minor": d.paid.amount_minor(),
-                "overpaid_by_minor": d.overpaid_by().amount_minor(),
-            })));
+            // What the merchant hears is always against the instruction; a rebooking's
+            // difference is the change (was → now).
+            topics.push((
+                "discrepancy.opened",
+                json!({
+                    "instructed_minor": row.amount_minor, "paid_minor": d.paid.amount_minor(),
+                    "overpaid_by_minor": d.overpaid_by().amount_minor(),
+                }),
+            ));
         }
         for (topic, extra) in topics {
             let mut msg = base.clone();
@@ -651,6 +706,11 @@ impl Engine {
             tx.insert_outbox(&row.merchant_id, topic, &msg, &at).await?;
         }
         let action = match (t.to, t.late, t.presumed) {
+            _ if t.partial_return.is_some() && stays_succeeded => {
+                "payout.partially_returned".to_string()
+            }
+            _ if t.rebooked_from.is_some() => "payout.rebooked".to_string(),
+            _ if stays_succeeded => "payout.booking_confirmed".to_string(),
             (_, true, _) => format!("payout.{}_late", t.to),
             (_, _, true) => "payout.presumed_succeeded".to_string(),
             (to, _, _) => format!("payout.{to}"),
@@ -662,8 +722,8 @@ impl Engine {
             subject: format!("payout:{}", row.payout_no),
             reason: row.reason_code.clone().filter(|_| t.to != PayoutState::Succeeded),
             detail: json!({
-                "before": {"state": before.state, "paid_amount_minor": before.paid_amount_minor},
-                "after": {"state": row.state, "paid_amount_minor": row.paid_amount_minor, "bank_reference": row.bank_reference},
+                "before": {"state": before.state, "paid_amount_minor": before.paid_amount_minor, "paid_basis": before.paid_basis},
+                "after": {"state": row.state, "paid_amount_minor": row.paid_amount_minor, "paid_basis": row.paid_basis, "bank_reference": row.bank_reference},
                 "order_state": {"before": order_before.as_str(), "after": order_after.as_str()},
                 "bank_result": result,
                 "source": source,
@@ -743,6 +803,8 @@ pub(crate) async fn insert_new_payout(
         bank_account_id,
         state: PayoutState::Pending.as_str().into(),
         paid_amount_minor: None,
+        paid_basis: None,
+        returned_minor: 0,
         bank_reference: None,
         reason_code: None,
         reason_text: None,

@@ -185,7 +185,7 @@ both_backends!(
         assert!(
             items
                 .iter()
-                .any(|i| i.kind == "not_applicable" && i.reason.contains("USD")),
+                .any(|i| i.kind == "contradiction" && i.reason.contains("USD")),
             "{items:?}"
         );
         assert_books_and_audit(e).await;

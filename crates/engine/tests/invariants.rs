@@ -176,18 +176,13 @@ fn bank_result(said: &Said, payout: &PayoutRow, now: DateTime<Utc>) -> BankResul
             reference: Some(format!("ACK-{}", payout.payout_no)),
         },
         Said::Paid { difference_minor } => BankResult::Paid {
-            amount: eur_minor(payout.amount_minor + difference_minor),
+            amount: Some(eur_minor(payout.amount_minor + difference_minor)),
+            instructed: None,
             reference: Some(format!("REF-{}", payout.payout_no)),
             value_date: Some(now.date_naive()),
         },
-        Said::Rejected(code) => BankResult::Rejected {
-            reason_code: code.to_string(),
-            reason_text: None,
-        },
-        Said::Returned(code) => BankResult::Returned {
-            reason_code: code.to_string(),
-            reason_text: None,
-        },
+        Said::Rejected(code) => BankResult::rejected(code),
+        Said::Returned(code) => BankResult::returned(code),
     }
 }
 
@@ -674,10 +669,7 @@ async fn check_return_after_difference(app: &App, c: &ReturnAfterDifference) -> 
     } else {
         None
     };
-    let returned = BankResult::Returned {
-        reason_code: "MS03".into(),
-        reason_text: None,
-    };
+    let returned = BankResult::returned("MS03");
     apply(e, &first.payout_no, returned, day(3)).await.unwrap();
     let b_paid = if c.settle_before_return {
         b_paid

@@ -341,3 +341,49 @@ both_backends!(
         assert_books_and_audit(&app.engine).await;
     }
 );
+
+both_backends!(
+    verify_reports_nothing_while_writers_run,
+    |app: App| async move {
+        // Issue #9 item 2: monitoring runs `audit verify` at any time. Another engine (another
+        // process's pool) keeps writing orders and fundings while verify runs again and again;
+        // every run must see one consistent state of chain, head and tables.
+        funded_merchant(&app.engine, "acme", "100000.00").await;
+        let writer = app.second_engine().await;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writing = {
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let mut n = 0u32;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    n += 1;
+                    withdraw(&writer, "acme", &format!("L{n}"), "1.00").await;
+                    writer
+                        .fund(&m("acme"), eur("1.00"), None, t0(), &ops())
+                        .await
+                        .unwrap();
+                }
+                n
+            })
+        };
+        let db = app.engine.db();
+        let mut alarms = Vec::new();
+        let runs = 25;
+        for _ in 0..runs {
+            let findings = db.verify_audit().await.unwrap();
+            if !findings.is_empty() {
+                alarms.push(findings[0].what.clone());
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let written = writing.await.unwrap();
+        assert!(written > 1, "the writer wrote while verify ran ({written})");
+        assert!(
+            alarms.is_empty(),
+            "{} of {runs} verify runs raised a false alarm while {written} orders were written: {:?}",
+            alarms.len(),
+            alarms.first()
+        );
+        assert_books_and_audit(&app.engine).await;
+    }
+);

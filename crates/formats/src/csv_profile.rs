@@ -9,6 +9,12 @@
 //! field: `line 7, field amount: ...`.
 //!
 //! Example profiles ship in `crates/formats/profiles/` (`englishbank.toml`, `chinabank.toml`).
+//!
+//! Hostile files: a record longer than [`RECORD_BYTES_MAX`] (1 MiB) refuses the file, naming the
+//! line the record starts on, before the parser holds it; a field longer than
+//! [`FIELD_CHARS_MAX`] (1,000 characters) fails its line; a quote that is never closed refuses the
+//! file with the line it opened on; a UTF-16 file is refused as UTF-16. Every cell of an
+//! instruction file goes through [`neutralize_formula`] (CSV injection).
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, Read, Write};
@@ -379,11 +385,32 @@ impl<R: Read> Read for Decoded<R> {
     }
 }
 
+/// Longest record read, in bytes (after decoding): real result lines are a few hundred bytes.
+/// Like the XML reader's bound on one element, it keeps memory bounded by one record.
+pub const RECORD_BYTES_MAX: u64 = 1 << 20;
+/// Longest field read, in characters; as long as the reason text the XML readers keep.
+pub const FIELD_CHARS_MAX: usize = 1000;
+
+/// Where the CSV parser is inside a record, as far as quotes go: the same rules as the `csv`
+/// crate's (a quote opens a quoted field only at the start of a field; `""` inside is a quote).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum QuoteState {
+    FieldStart,
+    Unquoted,
+    Quoted,
+    /// A quote inside a quoted field: the end of the field, or the first of `""`.
+    QuoteInQuoted,
+}
+
 /// Passes bytes through to the CSV parser and remembers where the newlines are, so a record's
 /// byte offset gives its physical line. The parser reports a record at the end of the previous
 /// one, before the line break and any blank lines it skips; each newline is kept with the start
 /// of the run of line breaks it belongs to, so those are counted too. Holds only the newlines the
 /// parser has read ahead: bounded by its buffer.
+///
+/// It also follows quotes as the parser will, so that a record longer than
+/// [`RECORD_BYTES_MAX`] is refused before the parser holds it (a read error the reader turns into
+/// a clear one), and a quote that is never closed is reported with the line it opened on.
 struct LineIndex<R: Read> {
     inner: Decoded<R>,
     offset: u64,
@@ -391,16 +418,37 @@ struct LineIndex<R: Read> {
     newlines: std::collections::VecDeque<(u64, u64)>,
     run_start: Option<u64>,
     lines_before: u64,
+    delimiter: u8,
+    quote: QuoteState,
+    /// Newlines read so far: the line of the byte being read is this plus one.
+    newlines_read: u64,
+    /// Bytes of the record being read, and the line it started on.
+    record_bytes: u64,
+    record_line: u64,
+    /// Offset and line of the quote that opened the quoted field being read.
+    quote_opened: Option<(u64, u64)>,
+    /// Set when the record being read grew past the bound: the line it started on.
+    too_long: Option<u64>,
+    /// Set at the end of the file when a quoted field is still open: its offset and line.
+    unclosed: Option<(u64, u64)>,
 }
 
 impl<R: Read> LineIndex<R> {
-    fn new(inner: Decoded<R>) -> Self {
+    fn new(inner: Decoded<R>, delimiter: u8) -> Self {
         LineIndex {
             inner,
             offset: 0,
             newlines: std::collections::VecDeque::new(),
             run_start: None,
             lines_before: 0,
+            delimiter,
+            quote: QuoteState::FieldStart,
+            newlines_read: 0,
+            record_bytes: 0,
+            record_line: 1,
+            quote_opened: None,
+            too_long: None,
+            unclosed: None,
         }
     }
 
@@ -417,20 +465,67 @@ impl<R: Read> LineIndex<R> {
         }
         self.lines_before + 1
     }
+
+    /// Follows one byte through the quoting rules.
+    fn follow(&mut self, b: u8, at: u64) {
+        let line = self.newlines_read + 1;
+        let line_break = b == b'\n' || b == b'\r';
+        let state = match self.quote {
+            QuoteState::QuoteInQuoted if b == b'"' => QuoteState::Quoted,
+            QuoteState::Quoted if b == b'"' => QuoteState::QuoteInQuoted,
+            QuoteState::Quoted => QuoteState::Quoted,
+            QuoteState::FieldStart if b == b'"' => {
+                self.quote_opened = Some((at, line));
+                QuoteState::Quoted
+            }
+            _ if line_break => {
+                self.record_bytes = 0;
+                self.record_line = line + u64::from(b == b'\n');
+                QuoteState::FieldStart
+            }
+            _ if b == self.delimiter => QuoteState::FieldStart,
+            _ => QuoteState::Unquoted,
+        };
+        if state != QuoteState::Quoted && state != QuoteState::QuoteInQuoted {
+            self.quote_opened = None;
+        }
+        self.quote = state;
+        if !(line_break && state == QuoteState::FieldStart) {
+            self.record_bytes += 1;
+        }
+    }
 }
 
 impl<R: Read> Read for LineIndex<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.too_long.is_some() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "record too long",
+            ));
+        }
         let n = self.inner.read(buf)?;
+        if n == 0 && matches!(self.quote, QuoteState::Quoted) {
+            self.unclosed = self.quote_opened;
+        }
         for (i, &b) in buf[..n].iter().enumerate() {
             let at = self.offset + i as u64;
+            self.follow(b, at);
             if b == b'\n' || b == b'\r' {
                 let run = *self.run_start.get_or_insert(at);
                 if b == b'\n' {
                     self.newlines.push_back((at, run));
+                    self.newlines_read += 1;
                 }
             } else {
                 self.run_start = None;
+            }
+            if self.record_bytes > RECORD_BYTES_MAX {
+                self.too_long = Some(self.record_line);
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "record too long",
+                ));
             }
         }
         self.offset += n as u64;
@@ -454,17 +549,21 @@ struct Resolved {
 /// Streaming reader of a bank CSV result file; see [`read_csv_results`].
 pub struct CsvResults<'p, R: Read> {
     profile: &'p CsvProfile,
-    reader: csv::Reader<LineIndex<R>>,
+    // Boxed: the parser and its line index are large, and callers keep this beside XML readers.
+    reader: Box<csv::Reader<LineIndex<R>>>,
     record: ByteRecord,
     records_read: usize,
     columns: Option<Resolved>,
     done: bool,
+    /// A file refused before its first record (UTF-16): the first and only item.
+    refused: Option<FormatError>,
 }
 
 /// Reads a CSV result file laid out as `profile` says. Line numbers are physical lines of the
 /// file; a record that cannot be read is a [`ReadError::Line`]; a header that does not fit the
 /// profile, or a file in another encoding than the profile's, is a fatal [`ReadError::File`].
-pub fn read_csv_results<R: BufRead>(profile: &CsvProfile, reader: R) -> CsvResults<'_, R> {
+pub fn read_csv_results<R: BufRead>(profile: &CsvProfile, mut reader: R) -> CsvResults<'_, R> {
+    let refused = crate::xml::utf16_refusal(&mut reader);
     let decoded = match profile.encoding {
         CsvEncoding::Utf8 => Decoded::Utf8(reader),
         CsvEncoding::Gbk => Decoded::Gbk(
@@ -477,18 +576,33 @@ pub fn read_csv_results<R: BufRead>(profile: &CsvProfile, reader: R) -> CsvResul
         .has_headers(false)
         .flexible(true)
         .delimiter(profile.delimiter)
-        .from_reader(LineIndex::new(decoded));
+        .from_reader(LineIndex::new(decoded, profile.delimiter));
     CsvResults {
         profile,
-        reader,
+        reader: Box::new(reader),
         record: ByteRecord::new(),
         records_read: 0,
         columns: None,
         done: false,
+        refused,
     }
 }
 
 impl<R: Read> CsvResults<'_, R> {
+    fn too_long(&self, line: u64) -> FormatError {
+        let mut message = format!(
+            "the record starting on line {line} is longer than {} MiB; no bank result line is \
+             that long, so the file is refused",
+            RECORD_BYTES_MAX >> 20
+        );
+        if let Some((_, opened)) = self.reader.get_ref().quote_opened {
+            message.push_str(&format!(
+                " (a quoted field opened on line {opened} is still open: an unbalanced quote?)"
+            ));
+        }
+        FormatError::new(line, FormatErrorKind::TooLarge(message))
+    }
+
     fn decode<'r>(&self, bytes: &'r [u8], line: u64, field: &str) -> Result<&'r str, LineError> {
         let text = std::str::from_utf8(bytes).map_err(|e| {
             LineError::new(
@@ -511,7 +625,19 @@ impl<R: Read> CsvResults<'_, R> {
                 ),
             ));
         }
-        Ok(text.trim_start_matches('\u{FEFF}').trim())
+        let text = text.trim_start_matches('\u{FEFF}').trim();
+        // Counting stops past the bound: a huge field costs no more than the record it is in.
+        if text.chars().nth(FIELD_CHARS_MAX).is_some() {
+            return Err(LineError::new(
+                line,
+                field,
+                format!(
+                    "is longer than {FIELD_CHARS_MAX} characters ({} bytes); refused, not cut",
+                    text.len()
+                ),
+            ));
+        }
+        Ok(text)
     }
 
     fn resolve_header(
@@ -614,11 +740,25 @@ impl<R: Read> CsvResults<'_, R> {
                 )
             })?,
         };
+        let outcome = meaning.outcome();
         let amount = match self.field(columns.amount, line, "amount")? {
             Some(text) => Some(
                 parse_amount(&text, &profile.amount, currency)
                     .map_err(|m| LineError::new(line, "amount", m))?,
             ),
+            // The profile says where the bank writes what it moved: a payment result without it
+            // must not be taken as "paid in full".
+            None if columns.amount.is_some()
+                && matches!(outcome, BankOutcome::Paid | BankOutcome::Returned) =>
+            {
+                return Err(LineError::new(
+                    line,
+                    "amount",
+                    format!(
+                        "is empty, but the profile declares it and the status {word:?} moves money"
+                    ),
+                ))
+            }
             None => None,
         };
         let value_date = match self.field(columns.value_date, line, "value_date")? {
@@ -640,9 +780,10 @@ impl<R: Read> CsvResults<'_, R> {
             line,
             end_to_end_id: self.field(columns.end_to_end_id, line, "end_to_end_id")?,
             bank_reference: self.field(columns.bank_reference, line, "bank_reference")?,
-            outcome: meaning.outcome(),
+            outcome,
             bank_status: Some(word),
             amount,
+            instructed_amount: None,
             value_date,
             reason_code: self.field(columns.reason_code, line, "reason_code")?,
             reason_text: self.field(columns.reason_text, line, "reason_text")?,
@@ -656,6 +797,10 @@ impl<R: Read> Iterator for CsvResults<'_, R> {
 
     fn next(&mut self) -> Option<Self::Item> {
         let mut header: Option<ByteRecord> = None;
+        if let Some(e) = self.refused.take() {
+            self.done = true;
+            return Some(Err(ReadError::File(e)));
+        }
         loop {
             if self.done {
                 return None;
@@ -664,6 +809,9 @@ impl<R: Read> Iterator for CsvResults<'_, R> {
                 Ok(more) => more,
                 Err(e) => {
                     self.done = true;
+                    if let Some(line) = self.reader.get_ref().too_long {
+                        return Some(Err(ReadError::File(self.too_long(line))));
+                    }
                     let line = e.position().map_or(0, |p| p.line());
                     return Some(Err(ReadError::File(FormatError::new(
                         line,
@@ -671,6 +819,19 @@ impl<R: Read> Iterator for CsvResults<'_, R> {
                     ))));
                 }
             };
+            if let Some((opened_at, opened_line)) = self.reader.get_ref().unclosed {
+                if more && self.reader.position().byte() > opened_at {
+                    self.done = true;
+                    return Some(Err(ReadError::File(FormatError::new(
+                        opened_line,
+                        FormatErrorKind::Layout(format!(
+                            "a quoted field opened on line {opened_line} is never closed: \
+                             the quote is unbalanced, so every line after it would be read \
+                             as part of that field"
+                        )),
+                    ))));
+                }
+            }
             if !more {
                 self.done = true;
                 if self.records_read < self.profile.header_lines {
@@ -899,19 +1060,42 @@ pub fn write_csv_instructions<W: Write>(
         Ok(())
     };
     if layout.header {
-        emit(layout.columns.iter().map(|c| c.header.clone()).collect())?;
+        emit(
+            layout
+                .columns
+                .iter()
+                .map(|c| neutralize_formula(c.header.clone()))
+                .collect(),
+        )?;
     }
     for t in transfers {
         emit(
             layout
                 .columns
                 .iter()
-                .map(|c| column_value(profile, c, t))
+                .map(|c| neutralize_formula(column_value(profile, c, t)))
                 .collect(),
         )?;
     }
     out.flush()?;
     Ok(summary)
+}
+
+/// The characters a spreadsheet reads as the start of a formula (or that hide one: a tab, a
+/// carriage return), when they begin a cell.
+pub const FORMULA_TRIGGERS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+
+/// A cell as written in every CSV file we make: one that begins with a [`FORMULA_TRIGGERS`]
+/// character gets an apostrophe in front, so a holder name such as `=HYPERLINK(...)` or `@SUM(1)`
+/// stays text when someone opens the file in a spreadsheet (CSV injection). Every other cell is
+/// written as it is. Nothing we write legitimately starts with one of these: amounts are positive,
+/// references, IBANs, account numbers and codes start with a letter or a digit; a holder name
+/// that really starts with `-` reaches the bank as `'-…`, as the profiles document.
+pub fn neutralize_formula(mut cell: String) -> String {
+    if cell.starts_with(FORMULA_TRIGGERS) {
+        cell.insert(0, '\'');
+    }
+    cell
 }
 
 fn column_value(profile: &CsvProfile, column: &InstructionColumn, t: &CreditTransfer) -> String {

@@ -18,6 +18,7 @@ pub mod instruction_sheet;
 pub mod pain001;
 pub mod reason_codes;
 pub mod results;
+pub mod statements;
 mod transfer;
 mod xml;
 

@@ -129,6 +129,86 @@ pub fn lookup(code: &str) -> Option<&'static ReasonCode> {
         .map(|&i| &t.rows[i])
 }
 
+/// Who must act on a rejection or return with a given code, so that the right person hears of it:
+/// the merchant is told to fix its account only when its account is the cause.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WhoMustAct {
+    /// The merchant: its bank account is wrong, closed or blocked, or its beneficiary refused the
+    /// money. The account is flagged; the order waits for a new account.
+    Merchant,
+    /// Our treasury: our own (debtor) account lacked the funds (AM04, R01, R09 on a credit
+    /// transfer). Not the merchant's fault: the merchant hears "delayed".
+    Treasury,
+    /// Our payment operations: our file, our debtor data, dates, limits. Fix and pay again.
+    Operations,
+    /// Compliance: a regulatory or fraud stop.
+    Compliance,
+    /// The bank must explain: no reason given, a timeout or error at a bank, a duplicate it saw.
+    Bank,
+}
+
+impl WhoMustAct {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WhoMustAct::Merchant => "merchant",
+            WhoMustAct::Treasury => "treasury",
+            WhoMustAct::Operations => "operations",
+            WhoMustAct::Compliance => "compliance",
+            WhoMustAct::Bank => "bank",
+        }
+    }
+}
+
+/// Codes whose table category alone does not say who must act. Reviewed one by one against
+/// the table's meanings; the rest follow their category (see [`who_must_act`]).
+const WHO_MUST_ACT_OVERRIDES: &[(&str, WhoMustAct)] = &[
+    // "Other" codes about the beneficiary's account or the beneficiary refusing the money.
+    ("AC06", WhoMustAct::Merchant), // account blocked: nothing can be posted to it
+    ("MS02", WhoMustAct::Merchant), // end customer (beneficiary) gave no reason
+    ("R23", WhoMustAct::Merchant),  // receiver refused the credit entry
+    ("R08", WhoMustAct::Merchant),  // payment stopped by the receiver
+    ("BE05", WhoMustAct::Merchant), // initiating party not recognised by the end customer
+    // Timeouts and errors at banks in the chain: the bank must say what happened.
+    ("AB05", WhoMustAct::Bank),
+    ("AB06", WhoMustAct::Bank),
+    ("AB07", WhoMustAct::Bank),
+    ("AB08", WhoMustAct::Bank),
+    ("AB09", WhoMustAct::Bank),
+    ("AB10", WhoMustAct::Bank),
+    ("ED05", WhoMustAct::Bank), // settlement failed
+    ("MS03", WhoMustAct::Bank), // the bank gave no reason
+    ("AM09", WhoMustAct::Bank), // amount received differs from the amount agreed
+    ("FOCR", WhoMustAct::Bank), // returned after a recall we never sent
+    ("RUTA", WhoMustAct::Bank), // returned after an investigation
+    ("NOAS", WhoMustAct::Bank), // no response from the beneficiary's side
+    ("SL01", WhoMustAct::Bank), // a service of the debtor's bank
+    ("CUST", WhoMustAct::Bank), // cancelled or returned on request
+    ("DS02", WhoMustAct::Bank), // an authorised user cancelled the order
+    ("UPAY", WhoMustAct::Bank), // payment not justified
+    ("R32", WhoMustAct::Bank),  // receiving bank cannot settle
+    ("R83", WhoMustAct::Bank),  // foreign receiving bank cannot settle
+];
+
+/// Who must act on a rejection or return with `code`. Codes not in the table (and `NARR`,
+/// whose meaning is only in the free text) go to operations, who read the bank's words.
+pub fn who_must_act(code: &str) -> WhoMustAct {
+    let Some(row) = lookup(code) else {
+        return WhoMustAct::Operations;
+    };
+    if let Some((_, who)) = WHO_MUST_ACT_OVERRIDES.iter().find(|(c, _)| *c == row.code) {
+        return *who;
+    }
+    match row.category {
+        ReasonCategory::BeneficiaryAccountInvalid | ReasonCategory::BeneficiaryAccountClosed => {
+            WhoMustAct::Merchant
+        }
+        ReasonCategory::InsufficientFunds => WhoMustAct::Treasury,
+        ReasonCategory::Regulatory => WhoMustAct::Compliance,
+        ReasonCategory::Duplicate => WhoMustAct::Bank,
+        ReasonCategory::Technical | ReasonCategory::Other => WhoMustAct::Operations,
+    }
+}
+
 /// Every code in the table, in its order.
 pub fn all() -> &'static [ReasonCode] {
     &table().rows
@@ -167,6 +247,51 @@ mod tests {
             .unwrap()
             .meaning
             .contains("Account identifier"));
+    }
+
+    #[test]
+    fn who_must_act_for_every_code_in_the_table() {
+        use WhoMustAct::*;
+        for (code, who) in [
+            ("AC01", Merchant),
+            ("AC04", Merchant),
+            ("AC06", Merchant),
+            ("R03", Merchant),
+            ("MD07", Merchant),
+            ("AM04", Treasury),
+            ("R01", Treasury),
+            ("R09", Treasury),
+            ("AC02", Operations),
+            ("AM10", Operations),
+            ("FF01", Operations),
+            ("NARR", Operations),
+            ("ZZ99", Operations),
+            ("RR04", Compliance),
+            ("R16", Compliance),
+            ("FR01", Compliance),
+            ("MS03", Bank),
+            ("AM05", Bank),
+            ("AB08", Bank),
+        ] {
+            assert_eq!(who_must_act(code), who, "{code}");
+        }
+        // Every override names a code of the table, and every code gets an answer; the merchant
+        // is asked to act exactly for the account codes and the reviewed overrides.
+        for (code, _) in WHO_MUST_ACT_OVERRIDES {
+            assert!(
+                lookup(code).is_some(),
+                "override {code} is not in the table"
+            );
+        }
+        for row in all() {
+            let merchant = who_must_act(&row.code) == Merchant;
+            let account = row.category.is_account_related()
+                || ["AC06", "MS02", "R23", "R08", "BE05"].contains(&row.code.as_str());
+            assert_eq!(merchant, account, "{} ({})", row.code, row.meaning);
+            if row.category == ReasonCategory::InsufficientFunds {
+                assert_eq!(who_must_act(&row.code), Treasury, "{}", row.code);
+            }
+        }
     }
 
     #[test]

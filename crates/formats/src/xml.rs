@@ -19,6 +19,39 @@ pub(crate) const MAX_DEPTH: usize = 64;
 /// Largest tag or text accepted, in bytes. Real bank files stay far below.
 pub(crate) const MAX_EVENT_BYTES: u64 = 1 << 20;
 
+/// Refuses a file in UTF-16, told by its first bytes: a byte order mark (`FF FE`, `FE FF`), or
+/// without one the `<?` of an XML declaration written in two bytes per character (XML 1.0,
+/// appendix F). ISO 20022 messages are UTF-8 and CSV files are read in their profile's encoding,
+/// so the file is refused with what it is, instead of being called "not XML" or mis-read.
+pub(crate) fn refuse_utf16(head: &[u8]) -> Result<(), FormatError> {
+    let found = match head {
+        [0xFF, 0xFE, ..] => Some("UTF-16 little-endian (it starts with the byte order mark FF FE)"),
+        [0xFE, 0xFF, ..] => Some("UTF-16 big-endian (it starts with the byte order mark FE FF)"),
+        [b'<', 0, b'?', 0, ..] => Some("UTF-16 little-endian without a byte order mark"),
+        [0, b'<', 0, b'?', ..] => Some("UTF-16 big-endian without a byte order mark"),
+        _ => None,
+    };
+    match found {
+        Some(what) => Err(FormatError::new(
+            1,
+            FormatErrorKind::Encoding(format!(
+                "the file is in {what}; bank files are read as UTF-8 (ISO 20022) or in their CSV \
+                 profile's encoding: convert it to UTF-8 first (e.g. iconv -f UTF-16 -t UTF-8)"
+            )),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Peeks at the first bytes of `reader` (without consuming them) and returns the UTF-16 refusal
+/// the reader's first item must be, if any. A read error here is left for the first real read.
+pub(crate) fn utf16_refusal<R: BufRead>(reader: &mut R) -> Option<FormatError> {
+    reader
+        .fill_buf()
+        .ok()
+        .and_then(|head| refuse_utf16(head).err())
+}
+
 /// A `BufRead` that counts the newlines and bytes consumed through it, and refuses to hand out
 /// more than [`MAX_EVENT_BYTES`] since the last [`Counted::mark`] (one XML event).
 pub(crate) struct Counted<R> {
@@ -104,10 +137,13 @@ pub(crate) struct Cursor<R: BufRead> {
     root_seen: bool,
     root_namespace: Option<String>,
     finished: bool,
+    /// A file refused before its first byte is parsed (UTF-16): the error the first step returns.
+    refused: Option<FormatError>,
 }
 
 impl<R: BufRead> Cursor<R> {
-    pub(crate) fn new(inner: R) -> Self {
+    pub(crate) fn new(mut inner: R) -> Self {
+        let refused = utf16_refusal(&mut inner);
         let mut reader = Reader::from_reader(Counted::new(inner));
         let config = reader.config_mut();
         config.expand_empty_elements = true;
@@ -124,6 +160,7 @@ impl<R: BufRead> Cursor<R> {
             root_seen: false,
             root_namespace: None,
             finished: false,
+            refused,
         }
     }
 
@@ -190,6 +227,10 @@ impl<R: BufRead> Cursor<R> {
     pub(crate) fn next_step(&mut self) -> Result<Step, FormatError> {
         if self.finished {
             return Ok(Step::Eof);
+        }
+        if let Some(e) = self.refused.take() {
+            self.finished = true;
+            return Err(e);
         }
         if self.pop_pending {
             self.pop_pending = false;

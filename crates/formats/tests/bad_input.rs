@@ -54,10 +54,11 @@ fn truncated_xml_is_fatal_and_names_the_open_element() {
     assert_eq!(e.line, 108, "the line where the file ends");
 
     // Cut in the middle of a tag, and after a complete record: the record comes, then the error.
+    // (The group status would come at the end of the document, which a cut file never reaches.)
     let two = text(&sample_bytes("pain002-v10-de-vop-name-mismatch-RVNM.xml"));
     let cut = two.find("</CstmrPmtStsRpt>").unwrap() + 5;
     let items = read_all(&two.as_bytes()[..cut]);
-    assert_eq!(items.iter().filter(|i| i.is_ok()).count(), 2);
+    assert_eq!(items.iter().filter(|i| i.is_ok()).count(), 1);
     assert!(matches!(
         fatal(&items).kind,
         FormatErrorKind::Truncated { .. }

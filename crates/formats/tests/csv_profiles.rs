@@ -450,3 +450,25 @@ fn line_numbers_are_physical_lines() {
         assert_eq!(got, want, "{newline:?}");
     }
 }
+
+#[test]
+fn a_payment_result_without_its_declared_amount_is_a_line_error_not_paid_in_full() {
+    let p = profile(CHINABANK);
+    let text = "交易流水号,付款编号,金额,状态,失败原因,日期\r\n\
+CB1,PO0000000101,,成功,,2024-05-02\r\n\
+CB2,PO0000000102,,失败,收款人账号不存在,2024-05-02\r\n";
+    let (gbk, _, _) = GBK.encode(text);
+    let items = read(&p, &gbk);
+    match &items[0] {
+        Err(ReadError::Line(e)) => {
+            assert_eq!((e.line, e.field.as_str()), (2, "amount"), "{e}");
+        }
+        other => panic!("a paid line without its amount: {other:?}"),
+    }
+    // A rejection moves no money: its amount may be left out.
+    assert!(
+        matches!(&items[1], Ok(ResultRecord::Transaction(l)) if l.outcome == BankOutcome::Rejected),
+        "{:?}",
+        items[1]
+    );
+}

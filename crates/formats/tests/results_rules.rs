@@ -129,7 +129,8 @@ fn pain002_transactions_and_inherited_status() {
     );
     let items = read_all(xml.as_bytes());
     assert_eq!(items.len(), 3);
-    match &items[0] {
+    // The group status comes last: the transactions' own statuses are more specific.
+    match &items[2] {
         Ok(ResultRecord::Group(g)) => {
             assert_eq!(g.status, BankOutcome::Informational("status PART".into()));
             assert_eq!(g.original_message_id.as_deref(), Some("BATCH-7"));
@@ -140,7 +141,7 @@ fn pain002_transactions_and_inherited_status() {
         Ok(ResultRecord::Transaction(l)) => l.clone(),
         other => panic!("{other:?}"),
     };
-    let first = tx(1);
+    let first = tx(0);
     assert_eq!(
         first.outcome,
         BankOutcome::Rejected,
@@ -148,9 +149,11 @@ fn pain002_transactions_and_inherited_status() {
     );
     assert_eq!(first.reason_code.as_deref(), Some("AC04"));
     assert_eq!(first.reason_text.as_deref(), Some("closed"));
-    let second = tx(2);
+    let second = tx(1);
     assert_eq!(second.outcome, BankOutcome::Paid);
-    assert_eq!(second.amount, Some(money("1234.50", Eur)));
+    // InstdAmt echoes the instruction; a status report books nothing.
+    assert_eq!(second.amount, None);
+    assert_eq!(second.instructed_amount, Some(money("1234.50", Eur)));
     assert_eq!(second.bank_reference.as_deref(), Some("BANK-REF-2"));
     assert_eq!(
         second.value_date,

@@ -164,9 +164,10 @@ fn pain002_v10_payee_verification_match_is_never_a_payment_result() {
             version: Pain002Version::V10,
         },
         vec![
-            group(13, BankOutcome::PayeeVerification("RCVC".into()), None),
             // The payment-information block has no transaction statuses: reported too.
             group(28, BankOutcome::PayeeVerification("RCVC".into()), None),
+            // The group status comes last: it reaches only what no more specific status did.
+            group(13, BankOutcome::PayeeVerification("RCVC".into()), None),
         ],
     );
     for r in &records {
@@ -177,10 +178,10 @@ fn pain002_v10_payee_verification_match_is_never_a_payment_result() {
         );
     }
     assert_eq!(
-        grp(&records[1]).original_payment_information_id.as_deref(),
+        grp(&records[0]).original_payment_information_id.as_deref(),
         Some("2025-11-02T18:33:03:0287")
     );
-    assert!(grp(&records[0])
+    assert!(grp(&records[1])
         .reason_text
         .as_deref()
         .unwrap()
@@ -195,7 +196,6 @@ fn pain002_v10_payee_verification_name_mismatch_is_never_a_payment_result() {
             version: Pain002Version::V10,
         },
         vec![
-            group(15, BankOutcome::PayeeVerification("RVMC".into()), None),
             // OrgnlEndToEndId is NOTPROVIDED: no payout number.
             tx(
                 73,
@@ -204,15 +204,17 @@ fn pain002_v10_payee_verification_name_mismatch_is_never_a_payment_result() {
                 None,
                 None,
             ),
+            // The group status comes after the transactions (the most specific status wins).
+            group(15, BankOutcome::PayeeVerification("RVMC".into()), None),
         ],
     );
-    assert!(grp(&records[0])
+    assert!(grp(&records[1])
         .reason_text
         .as_deref()
         .unwrap()
         .contains("stimmt nicht ueberein"));
     assert_eq!(
-        line(&records[1]).original_message_id.as_deref(),
+        line(&records[0]).original_message_id.as_deref(),
         Some("2025-10-20T23:33:49:0045")
     );
     for r in &records {

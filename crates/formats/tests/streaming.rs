@@ -119,7 +119,12 @@ fn a_fifty_megabyte_status_report_is_read_in_bounded_memory() {
             if l.outcome == BankOutcome::Rejected {
                 rejected += 1;
             }
-            sum_minor += l.amount.expect("amount").amount_minor();
+            // A status report echoes what was instructed; it never says what was booked.
+            assert_eq!(l.amount, None);
+            sum_minor += l
+                .instructed_amount
+                .expect("instructed amount")
+                .amount_minor();
             last_line = l.line;
             count += 1;
         }

@@ -20,13 +20,14 @@ pub const CAMT054_NAMESPACE: &str = "urn:iso:std:iso:20022:tech:xsd:camt.054.001
 /// A payment is a booked debit (`DBIT`, `Sts/Cd` `BOOK`) of the amount really paid, with bank
 /// transaction code PMNT/ICDT/ESCT, the instructed amount in `AmtDtls/InstdAmt` and the
 /// end-to-end id and `AcctSvcrRef` in `NtryDtls/TxDtls/Refs`. A return is a booked credit
-/// (`CRDT`) of the instructed amount with code PMNT/ICDT/RRTN and `RtrInf/Rsn/Cd`; it is a new
+/// (`CRDT`) of what came back (all of the payment, or part of it) with code PMNT/ICDT/RRTN and `RtrInf/Rsn/Cd`; it is a new
 /// booking, not the correction of a wrong one, so it has no `RvslInd`. Booking and value date are
 /// the answer's day. Acceptances and rejections move no money and are skipped: they are only
 /// reported in a pain.002 (see [`crate::write_pain002`]).
 ///
-/// The notification's own MsgId (also its `Ntfctn/Id`) is derived from its content, so equal
-/// input gives equal bytes. Everything is checked before the first byte is written.
+/// The notification is written on one physical line, as some banks do. Its own MsgId (also its
+/// `Ntfctn/Id`) is derived from its content, so equal input gives equal bytes. Everything is
+/// checked before the first byte is written.
 pub fn write_camt054(
     answers: &[&PlannedAnswer],
     account_iban: &str,
@@ -47,7 +48,7 @@ pub fn write_camt054(
         check_amount("instructed amount", a.instructed)?;
         match &a.answer {
             Answer::Paid { amount, .. } => check_amount("paid amount", *amount)?,
-            Answer::Returned { code } => check_text("reason code", code, 4)?,
+            Answer::Returned { code, .. } => check_text("reason code", code, 4)?,
             Answer::Accepted | Answer::Rejected { .. } => {}
         }
         key.push_str(&format!(
@@ -63,7 +64,7 @@ pub fn write_camt054(
     );
     let created = iso_date_time(created_at);
 
-    let mut x = Xml::document(out, CAMT054_NAMESPACE)?;
+    let mut x = Xml::one_line_document(out, CAMT054_NAMESPACE)?;
     x.open("BkToCstmrDbtCdtNtfctn")?;
     x.open("GrpHdr")?;
     x.leaf("MsgId", &message_id)?;
@@ -90,7 +91,7 @@ pub fn write_camt054(
 fn write_entry<W: Write>(x: &mut Xml<W>, a: &PlannedAnswer) -> std::io::Result<()> {
     let (amount, direction, subfamily) = match &a.answer {
         Answer::Paid { amount, .. } => (*amount, "DBIT", "ESCT"),
-        Answer::Returned { .. } => (a.instructed, "CRDT", "RRTN"),
+        Answer::Returned { amount, .. } => (*amount, "CRDT", "RRTN"),
         Answer::Accepted | Answer::Rejected { .. } => unreachable!("filtered out"),
     };
     let reference = a.bank_reference();
@@ -119,7 +120,7 @@ fn write_entry<W: Write>(x: &mut Xml<W>, a: &PlannedAnswer) -> std::io::Result<(
         x.close()?;
     }
     bank_transaction_code(x, subfamily)?;
-    if let Answer::Returned { code } = &a.answer {
+    if let Answer::Returned { code, .. } = &a.answer {
         x.open("RtrInf")?;
         x.wrapped("Rsn", "Cd", code)?;
         if let Some(text) = crate::reason_text(code) {

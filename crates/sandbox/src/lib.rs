@@ -41,6 +41,7 @@
 //! - [`render_day`], [`answer_file`]: the files due on a day, with deterministic names
 //!   ([`pain002_file_name`], [`camt054_file_name`]).
 
+mod camt053;
 mod camt054;
 mod config;
 mod error;
@@ -54,6 +55,7 @@ use std::io::BufRead;
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use disburse_core::Money;
 
+pub use camt053::{write_camt053, Booking, CAMT053_NAMESPACE};
 pub use camt054::{write_camt054, CAMT054_NAMESPACE};
 pub use config::{OutcomeKind, OutcomeMix, SandboxConfig};
 pub use error::SandboxError;
@@ -129,7 +131,13 @@ pub fn render_day(
         .any(|a| !matches!(a.answer, Answer::Returned { .. }))
     {
         let mut bytes = Vec::new();
-        write_pain002(&due, &plan.batch_message_id, created_at, &mut bytes)?;
+        write_pain002(
+            &due,
+            &plan.batch_message_id,
+            created_at,
+            plan.transfers.len(),
+            &mut bytes,
+        )?;
         files.push((pain002_file_name(&plan.batch_message_id, day), bytes));
     }
     if due

@@ -19,13 +19,16 @@ pub const ORIGINAL_MESSAGE_NAME: &str = "pain.001.001.09";
 /// Writes a pain.002.001.10 status report of `answers` to the pain.001 whose MsgId is
 /// `original_message_id`, created at `created_at`. Returns the number of transactions written.
 ///
-/// Accepted answers are written with `TxSts` `ACCP`; paid ones with `ACSC`, the amount the bank
-/// really paid in `OrgnlTxRef/Amt/InstdAmt` and the day in `OrgnlTxRef/IntrBkSttlmDt`; rejected
-/// ones with `RJCT` and `StsRsnInf/Rsn/Cd`. Every transaction has its `AcctSvcrRef`
-/// ([`PlannedAnswer::bank_reference`]). Returns are not reported in a pain.002 (see
-/// [`crate::write_camt054`]) and are skipped. There is no group or payment-information status:
-/// each transaction has its own. `OrgnlPmtInfId` is the original MsgId, as Disburse writes its
-/// pain.001 files (one PmtInf, with the MsgId as its id).
+/// Accepted answers are written with `TxSts` `ACCP`; paid ones with `ACSC` and the day in
+/// `OrgnlTxRef/IntrBkSttlmDt`; rejected ones with `RJCT` and `StsRsnInf/Rsn/Cd`. As the standard
+/// says, `OrgnlTxRef/Amt/InstdAmt` echoes the amount *instructed*: a status report never says
+/// what the bank moved (that is in the camt.054, see [`crate::write_camt054`]). Every transaction
+/// has its `AcctSvcrRef` ([`PlannedAnswer::bank_reference`]). Returns are not reported in a
+/// pain.002 and are skipped. When the report rejects every one of the batch's
+/// `batch_transfers` transfers, it also carries `GrpSts` and `PmtInfSts` `RJCT`, as banks do for
+/// a message rejected as a whole (the most specific status, the transaction's, still gives each
+/// reason). `OrgnlPmtInfId` is the original MsgId, as Disburse writes its pain.001
+/// files (one PmtInf, with the MsgId as its id).
 ///
 /// The report's own MsgId is derived from its content, so equal input gives equal bytes.
 /// Everything is checked before the first byte is written.
@@ -33,6 +36,7 @@ pub fn write_pain002(
     answers: &[&PlannedAnswer],
     original_message_id: &str,
     created_at: DateTime<Utc>,
+    batch_transfers: usize,
     out: impl Write,
 ) -> Result<usize, SandboxError> {
     check_text("original_message_id", original_message_id, 35)?;
@@ -47,7 +51,7 @@ pub fn write_pain002(
         let reference = a.bank_reference();
         check_text("bank_reference", &reference, 35)?;
         match &a.answer {
-            Answer::Paid { amount, .. } => check_amount("paid amount", *amount)?,
+            Answer::Paid { .. } => check_amount("instructed amount", a.instructed)?,
             Answer::Rejected { code } => check_text("reason code", code, 4)?,
             Answer::Accepted | Answer::Returned { .. } => {}
         }
@@ -70,13 +74,24 @@ pub fn write_pain002(
     x.leaf("CreDtTm", &iso_date_time(created_at))?;
     x.wrapped("InitgPty", "Nm", crate::BANK_NAME)?;
     x.close()?;
+    let all_rejected = answers.len() == batch_transfers
+        && !answers.is_empty()
+        && answers
+            .iter()
+            .all(|a| matches!(a.answer, Answer::Rejected { .. }));
     x.open("OrgnlGrpInfAndSts")?;
     x.leaf("OrgnlMsgId", original_message_id)?;
     x.leaf("OrgnlMsgNmId", ORIGINAL_MESSAGE_NAME)?;
+    if all_rejected {
+        x.leaf("GrpSts", "RJCT")?;
+    }
     x.close()?;
     if !answers.is_empty() {
         x.open("OrgnlPmtInfAndSts")?;
         x.leaf("OrgnlPmtInfId", original_message_id)?;
+        if all_rejected {
+            x.leaf("PmtInfSts", "RJCT")?;
+        }
         for a in &answers {
             write_transaction(&mut x, a)?;
         }
@@ -105,14 +120,14 @@ fn write_transaction<W: Write>(x: &mut Xml<W>, a: &PlannedAnswer) -> std::io::Re
         Answer::Returned { .. } => unreachable!("returns are filtered out"),
     }
     x.leaf("AcctSvcrRef", &a.bank_reference())?;
-    if let Answer::Paid { amount, .. } = &a.answer {
-        x.open("OrgnlTxRef")?;
-        x.open("Amt")?;
-        x.amount("InstdAmt", *amount)?;
-        x.close()?;
+    x.open("OrgnlTxRef")?;
+    x.open("Amt")?;
+    x.amount("InstdAmt", a.instructed)?;
+    x.close()?;
+    if let Answer::Paid { .. } = &a.answer {
         x.leaf("IntrBkSttlmDt", &a.on_day.format("%Y-%m-%d").to_string())?;
-        x.close()?;
     }
+    x.close()?;
     x.close()
 }
 

@@ -60,9 +60,9 @@ pub enum Answer {
     /// The bank refused the instruction with an ISO 20022 reason `code` (pain.002 `RJCT`).
     Rejected { code: String },
     /// The money came back after it was paid, with an ISO 20022 return reason `code` (camt.054
-    /// credit with return information). The amount returned is the instructed amount: only
-    /// transfers paid exactly are returned.
-    Returned { code: String },
+    /// credit with return information): `amount` is what came back, all of what was paid or,
+    /// for a partial return, part of it.
+    Returned { code: String, amount: Money },
 }
 
 impl Answer {
@@ -79,7 +79,7 @@ impl Answer {
     /// The reason code of a rejection or a return.
     pub fn reason_code(&self) -> Option<&str> {
         match self {
-            Answer::Rejected { code } | Answer::Returned { code } => Some(code),
+            Answer::Rejected { code } | Answer::Returned { code, .. } => Some(code),
             Answer::Accepted | Answer::Paid { .. } => None,
         }
     }
@@ -94,7 +94,7 @@ impl PlannedAnswer {
             Answer::Paid { bank_reference, .. } => return bank_reference.clone(),
             Answer::Accepted => ('A', ""),
             Answer::Rejected { code } => ('J', code.as_str()),
-            Answer::Returned { code } => ('R', code.as_str()),
+            Answer::Returned { code, .. } => ('R', code.as_str()),
         };
         let key = format!("{}|{}|{letter}|{code}", self.end_to_end_id, self.on_day);
         format!("SBX{letter}{:016X}", fnv64(key.as_bytes()))
@@ -105,7 +105,7 @@ impl PlannedAnswer {
     pub fn moved_amount(&self) -> Option<Money> {
         match &self.answer {
             Answer::Paid { amount, .. } => Some(*amount),
-            Answer::Returned { .. } => Some(self.instructed),
+            Answer::Returned { amount, .. } => Some(*amount),
             Answer::Accepted | Answer::Rejected { .. } => None,
         }
     }
@@ -251,8 +251,16 @@ pub fn plan<S: Into<String>>(
             }
             OutcomeKind::ReturnedAfterPaid => {
                 answers.push(answer(paid, day(paid_after)));
+                // One return in four (the last of the return delays) gives back only half: a
+                // partial return, as banks send for part-collected funds.
+                let back = if returned_after == 5 && paid_amount.amount_minor() >= 2 {
+                    Money::from_minor(paid_amount.amount_minor() / 2, paid_amount.currency())
+                } else {
+                    paid_amount
+                };
                 let returned = Answer::Returned {
                     code: return_code.to_string(),
+                    amount: back,
                 };
                 answers.push(answer(returned, day(paid_after + returned_after)));
             }

@@ -14,8 +14,18 @@ pub(crate) struct Xml<W: Write> {
 impl<W: Write> Xml<W> {
     /// Starts a document: the XML declaration, then the root `<Document xmlns="namespace">`.
     pub(crate) fn document(out: W, namespace: &str) -> io::Result<Self> {
+        Self::start(quick_xml::Writer::new_with_indent(out, b' ', 2), namespace)
+    }
+
+    /// A document on one physical line, as some banks send them (the PostFinance samples): a
+    /// reader that counts lines instead of records would resume such a file wrongly.
+    pub(crate) fn one_line_document(out: W, namespace: &str) -> io::Result<Self> {
+        Self::start(quick_xml::Writer::new(out), namespace)
+    }
+
+    fn start(w: quick_xml::Writer<W>, namespace: &str) -> io::Result<Self> {
         let mut xml = Xml {
-            w: quick_xml::Writer::new_with_indent(out, b' ', 2),
+            w,
             open: Vec::with_capacity(12),
         };
         xml.w

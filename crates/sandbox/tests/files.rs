@@ -75,7 +75,10 @@ fn every_file_validates_against_the_official_schema() {
     // Files without a single answer are valid too.
     let created = file_created_at(submitted());
     let mut empty = Vec::new();
-    assert_eq!(write_pain002(&[], "B-1", created, &mut empty).unwrap(), 0);
+    assert_eq!(
+        write_pain002(&[], "B-1", created, 0, &mut empty).unwrap(),
+        0
+    );
     xmllint(&empty, PAIN002_XSD).unwrap().unwrap();
     let mut empty = Vec::new();
     assert_eq!(write_camt054(&[], ACCOUNT, created, &mut empty).unwrap(), 0);
@@ -127,14 +130,28 @@ fn expected_line(a: &PlannedAnswer) -> Expected {
     )
 }
 
+/// The transaction lines; a group status may only be a rejection of a report whose every
+/// transaction is rejected (it then comes last, after the transactions' own statuses).
 fn read_lines(records: Vec<Result<ResultRecord, disburse_formats::ReadError>>) -> Vec<ResultLine> {
-    records
-        .into_iter()
-        .map(|r| match r {
-            Ok(ResultRecord::Transaction(line)) => line,
-            other => panic!("expected only transaction lines, got {other:?}"),
-        })
-        .collect()
+    let mut lines = Vec::new();
+    let mut group = None;
+    for r in records {
+        match r {
+            Ok(ResultRecord::Transaction(line)) => {
+                assert!(group.is_none(), "the group status comes last");
+                lines.push(line)
+            }
+            Ok(ResultRecord::Group(g)) => {
+                assert_eq!(g.status, BankOutcome::Rejected, "{g:?}");
+                group = Some(g);
+            }
+            other => panic!("expected transaction lines, got {other:?}"),
+        }
+    }
+    if group.is_some() {
+        assert!(lines.iter().all(|l| l.outcome == BankOutcome::Rejected));
+    }
+    lines
 }
 
 #[test]
@@ -165,7 +182,10 @@ fn files_read_back_as_the_plan_through_the_formats_readers() {
                         let (id, outcome, amount, code, reference) = expected_line(a);
                         assert_eq!(line.end_to_end_id.as_deref(), Some(id.as_str()), "{name}");
                         assert_eq!(line.outcome, outcome, "{name} {id}");
-                        assert_eq!(line.amount, amount, "{name} {id}: paid amount only");
+                        // A status report books nothing: InstdAmt echoes the instruction.
+                        let _ = amount;
+                        assert_eq!(line.amount, None, "{name} {id}: a status, not a booking");
+                        assert_eq!(line.instructed_amount, Some(a.instructed), "{name} {id}");
                         assert_eq!(line.reason_code, code, "{name} {id}");
                         assert_eq!(line.bank_reference, reference, "{name} {id}");
                         assert_eq!(
@@ -263,7 +283,17 @@ fn over_and_underpayments_read_back_with_the_amount_really_paid() {
                 read_camt054(&bytes[..]).collect()
             };
             let lines = read_lines(records);
-            assert_eq!(lines[0].amount, Some(*amount), "{kind} {name}");
+            if name.starts_with("pain002") {
+                // The status report echoes what we instructed; only the booking says what moved.
+                assert_eq!(lines[0].amount, None, "{kind} {name}");
+                assert_eq!(
+                    lines[0].instructed_amount,
+                    Some(a.instructed),
+                    "{kind} {name}"
+                );
+            } else {
+                assert_eq!(lines[0].amount, Some(*amount), "{kind} {name}");
+            }
         }
     }
 }
@@ -318,7 +348,7 @@ fn what_a_schema_refuses_is_refused_before_writing() {
     let due: Vec<&PlannedAnswer> = p.answers.iter().collect();
     let created = file_created_at(submitted());
     let mut out = Vec::new();
-    let err = write_pain002(&due, "B-1", created, &mut out).unwrap_err();
+    let err = write_pain002(&due, "B-1", created, due.len(), &mut out).unwrap_err();
     assert!(matches!(err, SandboxError::Invalid { .. }), "{err}");
     assert!(err.to_string().contains("end_to_end_id"), "{err}");
     assert!(out.is_empty(), "nothing written");
@@ -329,7 +359,7 @@ fn what_a_schema_refuses_is_refused_before_writing() {
     let err = write_camt054(&[], "DE89 3704 0044 0532 0130 00", created, &mut out).unwrap_err();
     assert!(err.to_string().contains("not an IBAN"), "{err}");
     assert!(!err.to_string().contains("0532 0130"), "masked: {err}");
-    let err = write_pain002(&[], &"M".repeat(36), created, &mut out).unwrap_err();
+    let err = write_pain002(&[], &"M".repeat(36), created, 0, &mut out).unwrap_err();
     assert!(err.to_string().contains("original_message_id"), "{err}");
     assert!(out.is_empty());
 }
@@ -372,4 +402,70 @@ fn answer_file_reads_the_pain001_written_by_formats() {
     assert!(files
         .iter()
         .any(|(n, _)| n == &format!("pain002-B-77-{}.xml", submitted().format("%Y%m%d"))));
+}
+
+/// The sandbox's statement is a valid camt.053.001.08 (checked by the official XSD where
+/// xmllint is installed) and reads back, through the statement reader, to what was booked: a
+/// batch as one debit, a return, a fee and a stray debit, opening + entries = closing.
+#[test]
+fn statements_validate_and_read_back_to_what_was_booked() {
+    use disburse_formats::statements::{read_statements, EntryKind, StatementRecord};
+    use disburse_sandbox::{write_camt053, Booking};
+    let eur = |minor| Money::from_minor(minor, Currency::Eur);
+    let bookings = [
+        Booking::BatchDebit {
+            message_id: "DSB-sepa-file-00000001".into(),
+            transactions: 3,
+            amount: eur(30_000),
+        },
+        Booking::Return {
+            end_to_end_id: "PO0000000002".into(),
+            code: "AC04".into(),
+            amount: eur(10_000),
+        },
+        Booking::Fee { amount: eur(250) },
+        Booking::Debit {
+            reference: "WHO".into(),
+            amount: eur(12_345),
+        },
+    ];
+    let mut bytes = Vec::new();
+    let closing = write_camt053(
+        ACCOUNT,
+        7,
+        day(2026, 11, 2),
+        day(2026, 11, 3),
+        eur(100_000),
+        &bookings,
+        &mut bytes,
+    )
+    .unwrap();
+    assert_eq!(closing, 100_000 - 30_000 + 10_000 - 250 - 12_345);
+    if let Some(result) = xmllint(&bytes, "camt.053.001.08.xsd") {
+        result.unwrap_or_else(|e| panic!("{e}\n{}", String::from_utf8_lossy(&bytes)));
+    }
+    let records: Vec<StatementRecord> = read_statements(&bytes[..]).map(|r| r.unwrap()).collect();
+    let StatementRecord::Header(h) = &records[0] else {
+        panic!("{records:?}")
+    };
+    assert_eq!(
+        (h.electronic_sequence, h.opening, h.closing),
+        (Some(7), Some(eur(100_000)), Some(eur(closing)))
+    );
+    let kinds: Vec<(EntryKind, i64)> = records[1..]
+        .iter()
+        .map(|r| match r {
+            StatementRecord::Entry(e) => (e.kind, e.amount.amount_minor()),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (EntryKind::Payment, -30_000),
+            (EntryKind::Return, 10_000),
+            (EntryKind::Charges, -250),
+            (EntryKind::Payment, -12_345)
+        ]
+    );
 }

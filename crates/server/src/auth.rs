@@ -38,49 +38,15 @@ pub fn sha256_hex(text: &str) -> String {
 }
 
 /// Issues a new API key for a merchant and returns it; only its hash is kept, so this is the
-/// one time anyone sees it. One audit event records that a key was issued (and its prefix).
+/// one time anyone sees it. It does not expire (see [`crate::credentials`] for expiring keys,
+/// rotation and revocation). One audit event records that a key was issued (and its prefix).
 pub async fn create_api_key(
     engine: &Engine,
     merchant: &MerchantId,
     as_of: DateTime<Utc>,
 ) -> disburse_engine::Result<String> {
-    let key = random_token(API_KEY_PREFIX);
-    let prefix: String = key.chars().take(API_KEY_PREFIX.len() + 8).collect();
-    let at = fmt_time(as_of);
-    let mut tx = engine.db().write().await?;
-    if tx
-        .fetch_optional::<disburse_store::MerchantRow>(
-            "WHERE id = $1",
-            &[disburse_store::Bind::Text(merchant.to_string())],
-        )
-        .await?
-        .is_none()
-    {
-        return Err(EngineError::NotFound {
-            what: "merchant",
-            id: merchant.to_string(),
-        });
-    }
-    sqlx::query(
-        "INSERT INTO api_keys (key_hash, merchant_id, key_prefix, created_at) VALUES ($1, $2, $3, $4)",
-    )
-    .bind(sha256_hex(&key))
-    .bind(merchant.to_string())
-    .bind(prefix.clone())
-    .bind(at.clone())
-    .execute(tx.conn())
-    .await?;
-    tx.audit(NewAuditEvent {
-        at,
-        actor: Actor::system("credentials").as_str().into(),
-        action: "merchant.api_key_issued".into(),
-        subject: format!("merchant:{merchant}"),
-        reason: None,
-        detail: json!({"key_prefix": prefix}),
-    })
-    .await?;
-    tx.commit().await?;
-    Ok(key)
+    crate::credentials::issue_api_key(engine, merchant, None, as_of, &Actor::system("credentials"))
+        .await
 }
 
 async fn hash_password(password: String) -> Result<String, EngineError> {
@@ -155,18 +121,22 @@ pub async fn set_operator_password(
             id: name.to_string(),
         });
     }
-    sqlx::query("DELETE FROM operator_credentials WHERE name = $1")
-        .bind(name.to_string())
-        .execute(tx.conn())
+    // Through the tracked row, so a password hash swapped with SQL alone is found by `audit verify`.
+    let credential = disburse_store::OperatorCredentialRow {
+        name: name.to_string(),
+        password_hash: phc,
+        updated_at: at.clone(),
+    };
+    let existing: Option<disburse_store::OperatorCredentialRow> = tx
+        .fetch_optional(
+            "WHERE name = $1",
+            &[disburse_store::Bind::Text(name.to_string())],
+        )
         .await?;
-    sqlx::query(
-        "INSERT INTO operator_credentials (name, password_hash, updated_at) VALUES ($1, $2, $3)",
-    )
-    .bind(name.to_string())
-    .bind(phc)
-    .bind(at.clone())
-    .execute(tx.conn())
-    .await?;
+    match existing {
+        Some(_) => tx.update(&credential).await?,
+        None => tx.insert(&credential).await?,
+    }
     // A new password ends the operator's open sessions.
     sqlx::query("DELETE FROM operator_sessions WHERE name = $1")
         .bind(name.to_string())
@@ -185,33 +155,207 @@ pub async fn set_operator_password(
     Ok(())
 }
 
-/// A session for an operator whose password matches; `None` otherwise (unknown name or wrong
-/// password, not told apart).
-pub async fn login(
-    engine: &Engine,
+/// How logins are throttled. Defaults: 5 failed logins per name and 20 attempts per client
+/// address per minute, a lockout after 10 consecutive failures, as many password checks at once
+/// as the machine has cores.
+#[derive(Debug, Clone)]
+pub struct LoginLimits {
+    /// Failed logins of one name within `window` before further attempts get 429.
+    pub failures_per_name: u32,
+    /// Login attempts (good or bad) from one client address within `window` before 429.
+    pub attempts_per_address: u32,
+    pub window: std::time::Duration,
+    /// Consecutive failed logins after which the operator is locked out until an admin unlocks it.
+    pub lockout_after: i64,
+    /// Password hashes checked at once; more wait their turn, so logins cannot take every core.
+    pub hashing_concurrency: usize,
+}
+
+impl Default for LoginLimits {
+    fn default() -> Self {
+        LoginLimits {
+            failures_per_name: 5,
+            attempts_per_address: 20,
+            window: std::time::Duration::from_secs(60),
+            lockout_after: 10,
+            hashing_concurrency: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+        }
+    }
+}
+
+/// Fixed-window counters in memory, per key; bounded by pruning expired windows.
+struct Windows<K> {
+    map: std::sync::Mutex<std::collections::HashMap<K, (std::time::Instant, u32)>>,
+}
+
+impl<K> Default for Windows<K> {
+    fn default() -> Self {
+        Windows {
+            map: std::sync::Mutex::new(std::collections::HashMap::new()),
+        }
+    }
+}
+
+/// Counters kept at most: beyond, expired windows are pruned; if none is expired, the oldest go.
+const WINDOWS_MAX: usize = 10_000;
+
+impl<K: std::hash::Hash + Eq + Clone> Windows<K> {
+    /// The count in the current window and the seconds until it ends.
+    fn get(&self, key: &K, window: std::time::Duration) -> (u32, u64) {
+        let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        match map.get(key) {
+            Some((start, n)) if start.elapsed() < window => {
+                (*n, (window - start.elapsed()).as_secs() + 1)
+            }
+            _ => (0, 0),
+        }
+    }
+
+    fn add(&self, key: &K, window: std::time::Duration) -> u32 {
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= WINDOWS_MAX && !map.contains_key(key) {
+            map.retain(|_, (start, _)| start.elapsed() < window);
+            if map.len() >= WINDOWS_MAX {
+                if let Some(oldest) = map
+                    .iter()
+                    .min_by_key(|(_, (s, _))| *s)
+                    .map(|(k, _)| k.clone())
+                {
+                    map.remove(&oldest);
+                }
+            }
+        }
+        let slot = map
+            .entry(key.clone())
+            .or_insert((std::time::Instant::now(), 0));
+        if slot.0.elapsed() >= window {
+            *slot = (std::time::Instant::now(), 0);
+        }
+        slot.1 += 1;
+        slot.1
+    }
+
+    fn clear(&self, key: &K) {
+        self.map
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key);
+    }
+}
+
+/// The login throttle and the bound on concurrent password hashing, shared by the process.
+pub struct LoginGuard {
+    limits: LoginLimits,
+    by_name: Windows<String>,
+    by_address: Windows<std::net::IpAddr>,
+    hashing: tokio::sync::Semaphore,
+}
+
+impl LoginGuard {
+    pub fn new(limits: LoginLimits) -> LoginGuard {
+        LoginGuard {
+            hashing: tokio::sync::Semaphore::new(limits.hashing_concurrency.max(1)),
+            limits,
+            by_name: Windows::default(),
+            by_address: Windows::default(),
+        }
+    }
+}
+
+/// A session handed out by a successful login.
+#[derive(Debug, Clone)]
+pub struct LoggedIn {
+    /// Send as `Authorization: Bearer <token>`; shown once.
+    pub token: String,
+    pub operator: OperatorName,
+    pub role: Role,
+    pub expires_at: DateTime<Utc>,
+}
+
+const REFUSED: &str = "unknown name or wrong password";
+
+/// Logs an operator in, throttled: too many attempts from `address` or failures for `name`
+/// within the window get 429 with `Retry-After` (before any password is checked); an operator
+/// locked out after repeated failures gets 403 until an admin unlocks it; password checks wait
+/// for one of a bounded number of slots; each failed login writes an audit event (naming the
+/// operator only if it exists: a mistyped password in the name field stays out of the trail).
+/// Unknown name and wrong password are not told apart (401).
+pub async fn login_guarded(
+    state: &AppState,
     name: &str,
     password: &str,
-    now: DateTime<Utc>,
-) -> Result<Option<(String, DateTime<Utc>, Role)>, ApiError> {
+    address: Option<std::net::IpAddr>,
+) -> Result<LoggedIn, ApiError> {
+    crate::input::check_text("name", name)?;
+    crate::input::check_text("password", password)?;
+    let guard = state.login_guard();
+    let limits = &guard.limits;
+    if let Some(ip) = address {
+        let attempts = guard.by_address.add(&ip, limits.window);
+        if attempts > limits.attempts_per_address {
+            let (_, wait) = guard.by_address.get(&ip, limits.window);
+            return Err(ApiError::TooManyRequests {
+                detail: format!("too many login attempts from this address; retry in {wait} s"),
+                retry_after_secs: wait,
+            });
+        }
+    }
+    let name_key = name.to_string();
+    let (failures, wait) = guard.by_name.get(&name_key, limits.window);
+    if failures >= limits.failures_per_name {
+        return Err(ApiError::TooManyRequests {
+            detail: format!("too many failed logins for this name; retry in {wait} s"),
+            retry_after_secs: wait,
+        });
+    }
+    let engine = state.engine();
     let row = sqlx::query(
-        "SELECT c.password_hash, o.role FROM operator_credentials c \
-         JOIN operators o ON o.name = c.name WHERE c.name = $1",
+        "SELECT c.password_hash, o.role, l.locked_at FROM operator_credentials c \
+         JOIN operators o ON o.name = c.name \
+         LEFT JOIN operator_lockouts l ON l.name = c.name WHERE c.name = $1",
     )
     .bind(name.to_string())
     .fetch_optional(engine.db().pool())
     .await?;
-    let (phc, role) = match &row {
+    let (phc, role, locked) = match &row {
         Some(r) => (
             Some(r.try_get::<String, _>("password_hash")?),
             Some(r.try_get::<String, _>("role")?),
+            r.try_get::<Option<String>, _>("locked_at")?.is_some(),
         ),
-        None => (None, None),
+        None => (None, None, false),
     };
-    let ok = verify_password(password.to_string(), phc).await;
-    let (true, Some(role)) = (ok, role) else {
-        return Ok(None);
+    if locked {
+        return Err(ApiError::Forbidden(format!(
+            "{name} is locked out after repeated failed logins; an admin must unlock it \
+             (disburse operator unlock {name})"
+        )));
+    }
+    let ok = {
+        let _slot = guard
+            .hashing
+            .acquire()
+            .await
+            .map_err(|_| ApiError::Unavailable("shutting down".into()))?;
+        verify_password(password.to_string(), phc).await
     };
+    let now = Utc::now();
+    let (true, Some(role)) = (ok, role.clone()) else {
+        guard.by_name.add(&name_key, limits.window);
+        let known = role.is_some();
+        record_failure(state, name, known, address, now).await?;
+        tracing::info!(operator.known = known, "operator login refused");
+        return Err(ApiError::Unauthorized(REFUSED.into()));
+    };
+    guard.by_name.clear(&name_key);
     let role = Role::parse(&role).map_err(ApiError::internal)?;
+    let operator = OperatorName::parse(name).map_err(ApiError::internal)?;
+    sqlx::query("DELETE FROM operator_lockouts WHERE name = $1")
+        .bind(name.to_string())
+        .execute(engine.db().pool())
+        .await?;
     let token = random_token(SESSION_TOKEN_PREFIX);
     let expires = now + Duration::hours(SESSION_HOURS);
     sqlx::query("DELETE FROM operator_sessions WHERE expires_at < $1")
@@ -227,7 +371,75 @@ pub async fn login(
     .bind(fmt_time(expires))
     .execute(engine.db().pool())
     .await?;
-    Ok(Some((token, expires, role)))
+    tracing::info!(operator = %operator, "operator logged in");
+    Ok(LoggedIn {
+        token,
+        operator,
+        role,
+        expires_at: expires,
+    })
+}
+
+/// Counts a failed login of a known operator towards its lockout, and writes the audit event.
+async fn record_failure(
+    state: &AppState,
+    name: &str,
+    known: bool,
+    address: Option<std::net::IpAddr>,
+    now: DateTime<Utc>,
+) -> Result<(), ApiError> {
+    let at = fmt_time(now);
+    let mut tx = state.engine().db().write().await?;
+    let mut failures = None;
+    let mut locked = false;
+    if known {
+        let before =
+            sqlx::query("SELECT failures, locked_at FROM operator_lockouts WHERE name = $1")
+                .bind(name.to_string())
+                .fetch_optional(tx.conn())
+                .await?;
+        let n = match &before {
+            Some(r) => r.try_get::<i64, _>("failures")? + 1,
+            None => 1,
+        };
+        locked = n >= state.login_guard().limits.lockout_after;
+        sqlx::query("DELETE FROM operator_lockouts WHERE name = $1")
+            .bind(name.to_string())
+            .execute(tx.conn())
+            .await?;
+        sqlx::query(
+            "INSERT INTO operator_lockouts (name, failures, locked_at, updated_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(name.to_string())
+        .bind(n)
+        .bind(locked.then(|| at.clone()))
+        .bind(at.clone())
+        .execute(tx.conn())
+        .await?;
+        failures = Some(n);
+    }
+    tx.audit(NewAuditEvent {
+        at,
+        actor: Actor::system("login").as_str().into(),
+        action: if locked {
+            "operator.locked_out".into()
+        } else {
+            "operator.login_failed".into()
+        },
+        subject: if known {
+            format!("operator:{name}")
+        } else {
+            "operator:(unknown)".into()
+        },
+        reason: None,
+        detail: json!({"address": address.map(|a| a.to_string()), "consecutive_failures": failures}),
+    })
+    .await?;
+    tx.commit().await?;
+    if locked {
+        tracing::warn!(operator = %name, "operator locked out after repeated failed logins");
+    }
+    Ok(())
 }
 
 pub async fn logout(engine: &Engine, token: &str) -> Result<(), ApiError> {
@@ -318,12 +530,15 @@ pub async fn merchant_auth(State(state): State<AppState>, req: Request, next: Ne
 
 async fn resolve_merchant(state: &AppState, parts: &Parts) -> Result<MerchantId, ApiError> {
     let key = bearer(parts)?;
-    let row =
-        sqlx::query("SELECT merchant_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL")
-            .bind(sha256_hex(&key))
-            .fetch_optional(state.engine().db().pool())
-            .await?
-            .ok_or_else(|| ApiError::Unauthorized("unknown or revoked API key".into()))?;
+    let row = sqlx::query(
+        "SELECT merchant_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL \
+         AND (expires_at IS NULL OR expires_at > $2)",
+    )
+    .bind(sha256_hex(&key))
+    .bind(fmt_time(Utc::now()))
+    .fetch_optional(state.engine().db().pool())
+    .await?
+    .ok_or_else(|| ApiError::Unauthorized("unknown, expired or revoked API key".into()))?;
     let id: String = row.try_get("merchant_id")?;
     MerchantId::parse(&id).map_err(ApiError::internal)
 }
@@ -383,5 +598,22 @@ impl<S: Send + Sync> FromRequestParts<S> for OperatorCaller {
             .ok_or_else(|| {
                 ApiError::Unauthorized("send Authorization: Bearer <session token>".into())
             })
+    }
+}
+
+/// The peer address of the connection, when the server was started with connect info (it is
+/// by [`crate::serve`]); a proxy's forwarding headers are not trusted.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddr(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0.ip()),
+        ))
     }
 }

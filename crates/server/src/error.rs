@@ -49,6 +49,9 @@ pub enum ApiError {
     Conflict(String),
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// The body did not arrive in time.
+    #[error("{0}")]
+    RequestTimeout(String),
     #[error("{0}")]
     UnsupportedMediaType(String),
     /// Well-formed, but a value is not acceptable (a field, or an Idempotency-Key reused).
@@ -59,6 +62,12 @@ pub enum ApiError {
     },
     #[error("{0}")]
     Unavailable(String),
+    /// Too many attempts: try again after this many seconds (`Retry-After`).
+    #[error("{detail}")]
+    TooManyRequests {
+        detail: String,
+        retry_after_secs: u64,
+    },
     /// A fault of ours; the message is logged, never sent.
     #[error("{0}")]
     Internal(String),
@@ -79,6 +88,34 @@ impl ApiError {
         }
     }
 
+    /// The same error with `from` replaced by `to` in its detail: a server-side path (a temporary
+    /// upload file) never reaches the client.
+    pub fn redact(self, from: &str, to: &str) -> ApiError {
+        if from.is_empty() {
+            return self;
+        }
+        let r = |s: String| s.replace(from, to);
+        match self {
+            ApiError::BadRequest { detail, field } => ApiError::BadRequest {
+                detail: r(detail),
+                field,
+            },
+            ApiError::Unprocessable { detail, field } => ApiError::Unprocessable {
+                detail: r(detail),
+                field,
+            },
+            ApiError::Unauthorized(d) => ApiError::Unauthorized(r(d)),
+            ApiError::Forbidden(d) => ApiError::Forbidden(r(d)),
+            ApiError::NotFound(d) => ApiError::NotFound(r(d)),
+            ApiError::NoRoute(d) => ApiError::NoRoute(r(d)),
+            ApiError::Conflict(d) => ApiError::Conflict(r(d)),
+            ApiError::PayloadTooLarge(d) => ApiError::PayloadTooLarge(r(d)),
+            ApiError::UnsupportedMediaType(d) => ApiError::UnsupportedMediaType(r(d)),
+            ApiError::Unavailable(d) => ApiError::Unavailable(r(d)),
+            other => other,
+        }
+    }
+
     pub fn internal(e: impl std::fmt::Display) -> ApiError {
         ApiError::Internal(e.to_string())
     }
@@ -92,9 +129,11 @@ impl ApiError {
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -109,6 +148,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => ("method-not-allowed", "Method not allowed here"),
             ApiError::Conflict(_) => ("conflict", "Refused by a business rule or a conflict"),
             ApiError::PayloadTooLarge(_) => ("payload-too-large", "The request body is too large"),
+            ApiError::RequestTimeout(_) => ("request-timeout", "The request body came too slowly"),
             ApiError::UnsupportedMediaType(_) => {
                 ("unsupported-media-type", "Unsupported content type")
             }
@@ -119,6 +159,7 @@ impl ApiError {
                 ("unprocessable", "The request is not acceptable")
             }
             ApiError::Unavailable(_) => ("unavailable", "Service unavailable"),
+            ApiError::TooManyRequests { .. } => ("too-many-requests", "Too many attempts"),
             ApiError::Internal(_) => ("internal", "Internal error"),
         }
     }
@@ -156,6 +197,15 @@ impl IntoResponse for ApiError {
         response
             .headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if let ApiError::TooManyRequests {
+            retry_after_secs, ..
+        } = &self
+        {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(retry_after_secs.max(&1).to_owned()),
+            );
+        }
         if status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()
@@ -173,7 +223,7 @@ impl From<EngineError> for ApiError {
                 field: Some(field.to_string()),
             },
             EngineError::NotFound { .. } => ApiError::NotFound(e.to_string()),
-            EngineError::Refused(_) => ApiError::Conflict(e.to_string()),
+            EngineError::Refused(_) | EngineError::Busy(_) => ApiError::Conflict(e.to_string()),
             EngineError::Store(store) => store.into(),
             EngineError::Config(_) | EngineError::Key(_) => ApiError::Internal(e.to_string()),
         }

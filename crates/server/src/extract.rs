@@ -31,7 +31,9 @@ fn is_json(content_type: Option<&str>) -> bool {
 
 async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
     Bytes::from_request(req, state).await.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        if crate::http::is_body_timeout(&e.body_text()) {
+            ApiError::RequestTimeout(crate::http::BODY_TIMEOUT_TEXT.into())
+        } else if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::PayloadTooLarge(format!(
                 "the body is larger than {JSON_BODY_MAX_BYTES} bytes"
             ))
@@ -80,18 +82,20 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalJson<T> {
     }
 }
 
-/// Parses JSON strictly: one document, nothing after it, an object (every body of these APIs is
-/// one; serde would otherwise take an array for a struct). Syntax errors are 400; a document of
-/// the wrong shape (wrong type, unknown or missing field) is 422 naming the field.
+/// Parses JSON strictly: one document, nothing after it, no key twice in an object, an object
+/// (every body of these APIs is one; serde would otherwise take an array for a struct). Syntax
+/// errors and repeated keys are 400; a document of the wrong shape (wrong type, unknown or
+/// missing field) or with a string that [`crate::input::check_text`] refuses is 422 naming the
+/// field.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let document: serde_json::Value = serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::bad_request(format!("malformed JSON: {e}"), None))?;
+    let document = crate::input::strict_document(bytes)?;
     if !document.is_object() {
         return Err(ApiError::Unprocessable {
             detail: "the body must be a JSON object".into(),
             field: None,
         });
     }
+    crate::input::check_document(&document)?;
     serde_path_to_error::deserialize(document).map_err(|e| {
         let path = e.path().to_string();
         let message = e.into_inner().to_string();

@@ -7,6 +7,10 @@
 //! before the work; the work itself is idempotent too (an order number is unique per merchant),
 //! so a claim left behind by a crash is taken over after `STALE_AFTER` and the work rerun
 //! answers with what was done.
+//!
+//! Stored answers expire [`RETENTION_HOURS`] after the first request: a key older than that is
+//! a new key. A replay gives the same status, body and `Location`; a secret shown once (a webhook
+//! signing secret) is taken out of the stored answer, so a replay never shows it again.
 
 use std::time::Duration;
 
@@ -33,6 +37,10 @@ const WAIT_MAX: Duration = Duration::from_secs(20);
 const POLL: Duration = Duration::from_millis(25);
 /// A claim older than this without an answer is taken as abandoned (its process died).
 const STALE_AFTER: chrono::Duration = chrono::Duration::seconds(60);
+/// How long a key and its stored answer are kept (documented in the OpenAPI description).
+pub const RETENTION_HOURS: i64 = 24;
+/// Fields of an answer that are shown once and never stored for a replay.
+const SHOWN_ONCE_FIELDS: &[&str] = &["secret"];
 /// Stored answers are small JSON documents; a larger one is not stored (and the claim released).
 const STORED_BODY_MAX_BYTES: usize = 1024 * 1024;
 
@@ -41,6 +49,7 @@ enum Claim {
     Answered {
         status: u16,
         content_type: Option<String>,
+        location: Option<String>,
         body: String,
     },
 }
@@ -95,10 +104,14 @@ async fn handle(state: AppState, req: Request, next: Next) -> Result<Response, A
         .cloned()
         .ok_or_else(|| ApiError::internal("idempotency without a caller"))?;
     let (parts, body) = req.into_parts();
-    let bytes = to_bytes(body, JSON_BODY_MAX_BYTES).await.map_err(|_| {
-        ApiError::PayloadTooLarge(format!(
-            "the body is larger than {JSON_BODY_MAX_BYTES} bytes"
-        ))
+    let bytes = to_bytes(body, JSON_BODY_MAX_BYTES).await.map_err(|e| {
+        if crate::http::is_body_timeout(&format!("{e:?} {e}")) {
+            ApiError::RequestTimeout(crate::http::BODY_TIMEOUT_TEXT.into())
+        } else {
+            ApiError::PayloadTooLarge(format!(
+                "the body is larger than {JSON_BODY_MAX_BYTES} bytes"
+            ))
+        }
     })?;
     let hash = request_hash(&parts.method, parts.uri.path(), &bytes);
     let pool = state.engine().db().pool().clone();
@@ -106,6 +119,7 @@ async fn handle(state: AppState, req: Request, next: Next) -> Result<Response, A
         Claim::Answered {
             status,
             content_type,
+            location,
             body,
         } => {
             let body = state.engine().open_secret(&body)?;
@@ -116,6 +130,9 @@ async fn handle(state: AppState, req: Request, next: Next) -> Result<Response, A
                 .into_response();
             if let Some(ct) = content_type.and_then(|c| HeaderValue::from_str(&c).ok()) {
                 response.headers_mut().insert(header::CONTENT_TYPE, ct);
+            }
+            if let Some(l) = location.and_then(|l| HeaderValue::from_str(&l).ok()) {
+                response.headers_mut().insert(header::LOCATION, l);
             }
             response
                 .headers_mut()
@@ -144,14 +161,19 @@ async fn handle(state: AppState, req: Request, next: Next) -> Result<Response, A
                         .get(header::CONTENT_TYPE)
                         .and_then(|v| v.to_str().ok())
                         .map(str::to_string);
-                    // Sealed: an answer may hold a secret shown once (a webhook signing secret).
-                    let sealed = state.engine().seal_secret(&text);
+                    let location = rparts
+                        .headers
+                        .get(header::LOCATION)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_string);
+                    // Sealed all the same: the stored answer is a merchant's data.
+                    let sealed = state.engine().seal_secret(&without_shown_once(&text));
                     store(
                         &pool,
                         &scope.0,
                         &key,
                         status.as_u16(),
-                        content_type,
+                        (content_type, location),
                         &sealed,
                     )
                     .await?;
@@ -163,6 +185,39 @@ async fn handle(state: AppState, req: Request, next: Next) -> Result<Response, A
     }
 }
 
+/// The answer as stored for replays: a JSON object loses its shown-once fields.
+fn without_shown_once(text: &str) -> String {
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(serde_json::Value::Object(mut map))
+            if SHOWN_ONCE_FIELDS.iter().any(|f| map.contains_key(*f)) =>
+        {
+            for f in SHOWN_ONCE_FIELDS {
+                map.remove(*f);
+            }
+            serde_json::Value::Object(map).to_string()
+        }
+        _ => text.to_string(),
+    }
+}
+
+fn expiry_cutoff(now: chrono::DateTime<Utc>) -> String {
+    fmt_time(now - chrono::Duration::hours(RETENTION_HOURS))
+}
+
+/// Deletes every key older than [`RETENTION_HOURS`]; run by the sweeper worker.
+pub async fn purge_expired(
+    pool: &sqlx::AnyPool,
+    now: chrono::DateTime<Utc>,
+) -> Result<u64, ApiError> {
+    Ok(
+        sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
+            .bind(expiry_cutoff(now))
+            .execute(pool)
+            .await?
+            .rows_affected(),
+    )
+}
+
 async fn claim(
     pool: &sqlx::AnyPool,
     scope: &str,
@@ -172,6 +227,15 @@ async fn claim(
     let started = tokio::time::Instant::now();
     loop {
         let now = Utc::now();
+        // An expired key is a new key: its old answer goes before it is claimed again.
+        sqlx::query(
+            "DELETE FROM idempotency_keys WHERE scope = $1 AND idem_key = $2 AND created_at < $3",
+        )
+        .bind(scope.to_string())
+        .bind(key.to_string())
+        .bind(expiry_cutoff(now))
+        .execute(pool)
+        .await?;
         let inserted = sqlx::query(
             "INSERT INTO idempotency_keys (scope, idem_key, request_hash, status, created_at, updated_at) \
              VALUES ($1, $2, $3, 'in_progress', $4, $4) ON CONFLICT (scope, idem_key) DO NOTHING",
@@ -187,7 +251,7 @@ async fn claim(
             return Ok(Claim::Mine);
         }
         let Some(row) = sqlx::query(
-            "SELECT request_hash, status, response_status, response_type, response_body, updated_at \
+            "SELECT request_hash, status, response_status, response_type, response_location, response_body, updated_at \
              FROM idempotency_keys WHERE scope = $1 AND idem_key = $2",
         )
         .bind(scope.to_string())
@@ -212,6 +276,7 @@ async fn claim(
                     .and_then(|c| u16::try_from(c).ok())
                     .ok_or_else(|| ApiError::internal("stored answer without a status"))?,
                 content_type: row.try_get("response_type")?,
+                location: row.try_get("response_location")?,
                 body: row
                     .try_get::<Option<String>, _>("response_body")?
                     .unwrap_or_default(),
@@ -248,12 +313,12 @@ async fn store(
     scope: &str,
     key: &str,
     status: u16,
-    content_type: Option<String>,
+    (content_type, location): (Option<String>, Option<String>),
     body: &str,
 ) -> Result<(), ApiError> {
     sqlx::query(
         "UPDATE idempotency_keys SET status = 'done', response_status = $1, response_type = $2, \
-         response_body = $3, updated_at = $4 WHERE scope = $5 AND idem_key = $6",
+         response_body = $3, updated_at = $4, response_location = $7 WHERE scope = $5 AND idem_key = $6",
     )
     .bind(i64::from(status))
     .bind(content_type)
@@ -261,6 +326,7 @@ async fn store(
     .bind(fmt_time(Utc::now()))
     .bind(scope.to_string())
     .bind(key.to_string())
+    .bind(location)
     .execute(pool)
     .await?;
     Ok(())

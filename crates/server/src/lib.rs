@@ -8,12 +8,18 @@
 //! of migration `0004_service.sql`.
 
 mod auth;
+mod console;
+pub mod credentials;
 mod error;
 mod extract;
 mod health;
+mod http;
 mod idempotency;
+mod input;
 mod merchant;
 mod ops;
+mod schema;
+pub mod urlguard;
 mod webhooks;
 mod workers;
 
@@ -36,14 +42,20 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-pub use auth::{create_api_key, set_operator_password};
+pub use auth::{create_api_key, login_guarded, set_operator_password, LoggedIn, LoginLimits};
 pub use error::{ApiError, Problem, PROBLEM_JSON};
 pub use extract::JSON_BODY_MAX_BYTES;
 pub use health::Metrics;
-pub use idempotency::REPLAYED_HEADER;
+pub use http::{serve_http, HttpLimits};
+pub use idempotency::{
+    purge_expired as purge_expired_idempotency, REPLAYED_HEADER,
+    RETENTION_HOURS as IDEMPOTENCY_RETENTION_HOURS,
+};
+pub use input::{FIELD_MAX_CHARS, TEXT_MAX_CHARS_DEFAULT};
 pub use webhooks::{
-    signature_header, verify_signature, Dispatcher, DispatcherConfig, Tick, EVENT_ID_HEADER,
-    SIGNATURE_HEADER,
+    dead_letter_summary as webhooks_summary, deliveries as webhook_deliveries, signature_header,
+    verify_signature, DeadLetterSummary, Delivery, Dispatcher, DispatcherConfig, Tick,
+    EVENT_ID_HEADER, SIGNATURE_HEADER,
 };
 pub use workers::{import_inboxes, spawn_workers, submit_batches, InboxOutcome, WorkerSettings};
 
@@ -70,15 +82,78 @@ struct Inner {
     engine: Arc<Engine>,
     metrics: Metrics,
     openapi: OnceLock<String>,
+    login: auth::LoginGuard,
+    settings: ServiceSettings,
+}
+
+/// What an operator configures about the service's defences (README "Security").
+#[derive(Debug, Clone, Default)]
+pub struct ServiceSettings {
+    pub login: LoginLimits,
+    /// Where webhooks may go (registration and delivery).
+    pub webhooks: urlguard::UrlPolicy,
+    /// Timeouts and the connection cap of the listener.
+    pub http: HttpLimits,
+}
+
+impl ServiceSettings {
+    /// The defaults, changed by the environment (README "Security"):
+    /// - `DISBURSE_WEBHOOK_ALLOW_HTTP=true`: accept http webhook URLs (development);
+    /// - `DISBURSE_WEBHOOK_ALLOW_NETS=127.0.0.1/32,::1/128`: networks accepted although private
+    ///   or loopback (development allow-list);
+    /// - `DISBURSE_ALLOW_LOOPBACK_WEBHOOKS=true`: both of the above for the loopback networks.
+    pub fn from_env() -> anyhow::Result<ServiceSettings> {
+        let mut s = ServiceSettings::default();
+        let flag = |name: &str| -> anyhow::Result<bool> {
+            match std::env::var(name) {
+                Err(_) => Ok(false),
+                Ok(v) => match v.trim().to_ascii_lowercase().as_str() {
+                    "1" | "true" | "yes" => Ok(true),
+                    "" | "0" | "false" | "no" => Ok(false),
+                    other => anyhow::bail!("{name}={other:?}: write true or false"),
+                },
+            }
+        };
+        if flag("DISBURSE_ALLOW_LOOPBACK_WEBHOOKS")? {
+            s.webhooks = urlguard::UrlPolicy::loopback_for_development();
+        }
+        if flag("DISBURSE_WEBHOOK_ALLOW_HTTP")? {
+            s.webhooks.allow_http = true;
+        }
+        if let Ok(nets) = std::env::var("DISBURSE_WEBHOOK_ALLOW_NETS") {
+            for n in nets.split(',').filter(|n| !n.trim().is_empty()) {
+                s.webhooks.allowed_nets.push(
+                    urlguard::Net::parse(n)
+                        .map_err(|e| anyhow::anyhow!("DISBURSE_WEBHOOK_ALLOW_NETS: {e}"))?,
+                );
+            }
+        }
+        Ok(s)
+    }
 }
 
 impl AppState {
+    /// The state with the default [`ServiceSettings`].
     pub fn new(engine: Arc<Engine>) -> AppState {
+        AppState::with_settings(engine, ServiceSettings::default())
+    }
+
+    pub fn with_settings(engine: Arc<Engine>, settings: ServiceSettings) -> AppState {
         AppState(Arc::new(Inner {
             engine,
             metrics: Metrics::default(),
             openapi: OnceLock::new(),
+            login: auth::LoginGuard::new(settings.login.clone()),
+            settings,
         }))
+    }
+
+    pub fn settings(&self) -> &ServiceSettings {
+        &self.0.settings
+    }
+
+    pub(crate) fn login_guard(&self) -> &auth::LoginGuard {
+        &self.0.login
     }
 
     pub fn engine(&self) -> &Engine {
@@ -199,6 +274,10 @@ fn api(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(ops::audit_verify))
         .routes(routes!(ops::list_deliveries))
         .routes(routes!(ops::redeliver))
+        .routes(routes!(ops::dead_letters))
+        .routes(routes!(ops::list_sessions))
+        .routes(routes!(ops::revoke_session))
+        .routes(routes!(ops::unlock_operator))
         .route_layer(from_fn_with_state(state.clone(), idempotency::idempotency))
         .route_layer(from_fn_with_state(state.clone(), auth::operator_auth))
         .route_layer(DefaultBodyLimit::max(JSON_BODY_MAX_BYTES))
@@ -224,7 +303,9 @@ fn api(state: &AppState) -> OpenApiRouter<AppState> {
 
 /// The OpenAPI document of every route of [`router`].
 pub fn openapi(state: &AppState) -> utoipa::openapi::OpenApi {
-    api(state).into_openapi()
+    let mut doc = api(state).into_openapi();
+    schema::complete_responses(&mut doc);
+    doc
 }
 
 async fn no_route(req: Request) -> ApiError {
@@ -274,20 +355,38 @@ async fn problem_bodies(req: Request, next: Next) -> Response {
     }
 }
 
+fn request_span(req: &Request) -> tracing::Span {
+    tracing::info_span!(
+        "request",
+        method = %req.method(),
+        path = %req.uri().path(),
+        version = ?req.version(),
+    )
+}
+
 /// The whole HTTP service as one router.
 pub fn router(state: AppState) -> Router {
-    let (routes, doc) = api(&state).split_for_parts();
+    let (routes, mut doc) = api(&state).split_for_parts();
+    schema::complete_responses(&mut doc);
     let text = doc
         .to_pretty_json()
         .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
     let _ = state.0.openapi.set(text);
-    routes
+    let apis = routes
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(from_fn(problem_bodies))
+        .layer(from_fn_with_state(state.clone(), http::body_deadline))
         .layer(from_fn_with_state(state.clone(), health::track))
-        .layer(TraceLayer::new_for_http())
-        .with_state(state)
+        // The span names the method and the path only: a query string may carry a credential
+        // someone put there by mistake, and logs are read by more people than the API.
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .with_state(state.clone());
+    // The operator console (HTML at /console), outside the APIs' problem+json layer.
+    console::router(state.clone())
+        .layer(from_fn_with_state(state, http::body_deadline))
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .merge(apis)
 }
 
 fn init_logging(json: bool) {
@@ -314,17 +413,35 @@ pub async fn serve(
     serve_with(engine, opts, WorkerSettings::default(), shutdown).await
 }
 
-/// [`serve`] with the workers' intervals chosen.
+/// [`serve`] with the workers' intervals chosen; the service's settings from the environment
+/// ([`ServiceSettings::from_env`]).
 pub async fn serve_with(
     engine: Arc<Engine>,
     opts: ServeOptions,
     settings: WorkerSettings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let service = ServiceSettings::from_env()?;
+    serve_configured(engine, opts, settings, service, shutdown).await
+}
+
+/// [`serve`] with everything chosen. The dispatcher takes its URL policy from `service`.
+pub async fn serve_configured(
+    engine: Arc<Engine>,
+    opts: ServeOptions,
+    mut settings: WorkerSettings,
+    service: ServiceSettings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     init_logging(opts.json_logs);
     if !opts.api && !opts.workers {
         anyhow::bail!("nothing to run: enable the API, the workers, or both");
     }
+    // Owner-only before anything is served: the file holds the books and credential hashes.
+    for path in disburse_store::service::restrict_sqlite_files(engine.db()).await? {
+        tracing::info!(file = %path.display(), "database file made owner-only (0600)");
+    }
+    settings.dispatcher.url_policy = service.webhooks.clone();
     let (stop, stopped) = watch::channel(false);
     let stop = Arc::new(stop);
     let on_signal = stop.clone();
@@ -345,12 +462,13 @@ pub async fn serve_with(
                 .with_context(|| format!("listening on {}", opts.listen))?;
             tracing::info!(listen = %listener.local_addr()?, "serving HTTP");
             let mut until = stopped.clone();
-            axum::serve(listener, router(AppState::new(engine.clone())))
-                .with_graceful_shutdown(async move {
-                    let _ = until.wait_for(|s| *s).await;
-                })
-                .await
-                .context("HTTP server")
+            let limits = service.http.clone();
+            let app = router(AppState::with_settings(engine.clone(), service));
+            serve_http(listener, app, limits, async move {
+                let _ = until.wait_for(|s| *s).await;
+            })
+            .await
+            .context("HTTP server")
         }
         .await
     } else {

@@ -16,12 +16,12 @@ use disburse_engine::views_support::natural_sign;
 use disburse_engine::{OrderRef, WithdrawOutcome, WithdrawRequest};
 use disburse_store::{fmt_time, Bind, DiscrepancyRow, OrderRow, OutboxRow, PayoutRow};
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::MerchantCaller;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiJson, ApiQuery, OptionalJson};
+use crate::schema::{CurrencyCode, OrderStateName, PayoutStateName};
 use crate::webhooks;
 use crate::AppState;
 
@@ -35,10 +35,13 @@ pub const PAGE_LIMIT_MAX: i64 = 100;
 /// it and every discrepancy between what was instructed and what a bank moved.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Withdrawal {
+    #[schema(pattern = "^[A-Za-z0-9._/-]{1,35}$")]
     pub order_no: String,
     /// `open`, `paying`, `paid`, `action_required` or `cancelled`.
+    #[schema(value_type = OrderStateName)]
     pub state: String,
     pub amount_minor: i64,
+    #[schema(value_type = CurrencyCode)]
     pub currency: String,
     pub created_at: String,
     pub updated_at: String,
@@ -51,8 +54,10 @@ pub struct Withdrawal {
 pub struct Payout {
     pub payout_no: String,
     /// `pending`, `submitted`, `succeeded`, `failed`, `returned`, `expired` or `cancelled`.
+    #[schema(value_type = PayoutStateName)]
     pub state: String,
     pub amount_minor: i64,
+    #[schema(value_type = CurrencyCode)]
     pub currency: String,
     /// What the bank moved, once it said so.
     pub paid_amount_minor: Option<i64>,
@@ -86,9 +91,12 @@ pub struct Discrepancy {
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct WithdrawalSummary {
+    #[schema(pattern = "^[A-Za-z0-9._/-]{1,35}$")]
     pub order_no: String,
+    #[schema(value_type = OrderStateName)]
     pub state: String,
     pub amount_minor: i64,
+    #[schema(value_type = CurrencyCode)]
     pub currency: String,
     pub created_at: String,
     pub updated_at: String,
@@ -106,17 +114,21 @@ pub struct WithdrawalPage {
 #[serde(deny_unknown_fields)]
 pub struct WithdrawalRequest {
     /// The merchant's own number for the order (letters, digits, `- _ . /`, at most 35).
+    #[schema(pattern = "^[A-Za-z0-9._/-]{1,35}$", min_length = 1, max_length = 35)]
     pub order_no: String,
     /// A positive integer in the currency's minor unit (cents for EUR, yen for JPY).
+    #[schema(minimum = 1)]
     pub amount_minor: i64,
     /// ISO 4217 code, upper case.
+    #[schema(value_type = CurrencyCode)]
     pub currency: String,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CancelRequest {
-    /// Why the order is cancelled; recorded in the audit trail.
+    /// Why the order is cancelled; recorded in the audit trail. No control characters.
+    #[schema(max_length = 500)]
     pub reason: Option<String>,
 }
 
@@ -125,6 +137,7 @@ pub struct CancelRequest {
 #[serde(deny_unknown_fields)]
 pub struct ListWithdrawalsQuery {
     /// Only orders in this state.
+    #[param(value_type = Option<OrderStateName>)]
     pub status: Option<String>,
     /// Only orders created at or after this time (RFC 3339).
     pub created_from: Option<String>,
@@ -133,6 +146,7 @@ pub struct ListWithdrawalsQuery {
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
     /// 1 to 100, default 50.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
 }
 
@@ -143,12 +157,14 @@ pub struct PageQuery {
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
     /// 1 to 100, default 50.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
 }
 
 /// Balances in one currency, each as a non-negative amount in the normal case.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct CurrencyBalance {
+    #[schema(value_type = CurrencyCode)]
     pub currency: String,
     /// What the merchant may withdraw.
     pub available_minor: i64,
@@ -347,7 +363,7 @@ fn with_location(mut response: Response, order_no: &str) -> Response {
 #[utoipa::path(
     post, path = "/v1/withdrawals", tag = "withdrawals",
     request_body = WithdrawalRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe: the same key and body get the same answer")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe: the same key and body get the same answer", pattern = "^[!-~]{1,255}$")),
     responses(
         (status = 201, description = "Created", body = Withdrawal),
         (status = 200, description = "The same order, requested again", body = Withdrawal),
@@ -400,7 +416,7 @@ pub async fn create_withdrawal(
 /// One order with every payout (failed ones too) and its discrepancies.
 #[utoipa::path(
     get, path = "/v1/withdrawals/{order_no}", tag = "withdrawals",
-    params(("order_no" = String, Path, description = "The merchant's order number")),
+    params(("order_no" = String, Path, description = "The merchant's order number", pattern = "^[A-Za-z0-9._/-]{1,35}$")),
     responses(
         (status = 200, body = Withdrawal),
         (status = 401, body = Problem, content_type = "application/problem+json"),
@@ -483,8 +499,8 @@ pub async fn list_withdrawals(
 #[utoipa::path(
     post, path = "/v1/withdrawals/{order_no}/cancel", tag = "withdrawals",
     params(
-        ("order_no" = String, Path, description = "The merchant's order number"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe"),
+        ("order_no" = String, Path, description = "The merchant's order number", pattern = "^[A-Za-z0-9._/-]{1,35}$"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe", pattern = "^[!-~]{1,255}$"),
     ),
     request_body(content = Option<CancelRequest>, description = "Optional: why"),
     responses(
@@ -543,19 +559,10 @@ pub async fn get_balance(
         LedgerAccount::MerchantShortfall(m.clone()),
     ]
     .map(|a| a.to_string());
-    let mut q = sqlx::query(
-        "SELECT account, currency, CAST(SUM(amount_minor) AS BIGINT) AS total FROM journal_lines \
-         WHERE account IN ($1, $2, $3, $4, $5) GROUP BY account, currency ORDER BY currency",
-    );
-    for a in &accounts {
-        q = q.bind(a.clone());
-    }
-    let rows = q.fetch_all(state.engine().db().pool()).await?;
+    // Summed by the store without overflow (store::sums).
+    let rows = state.engine().db().balances_of(&accounts).await?;
     let mut by_currency = std::collections::BTreeMap::<String, CurrencyBalance>::new();
-    for r in rows {
-        let account: String = r.try_get("account")?;
-        let currency: String = r.try_get("currency")?;
-        let total: i64 = r.try_get("total")?;
+    for (account, currency, total) in rows {
         let b = by_currency
             .entry(currency.clone())
             .or_insert_with(|| CurrencyBalance {
@@ -647,7 +654,7 @@ fn parse_bank_account(req: &BankAccountRequest) -> ApiResult<CoreBankAccount> {
 #[utoipa::path(
     put, path = "/v1/bank-account", tag = "merchant",
     request_body = BankAccountRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe", pattern = "^[!-~]{1,255}$")),
     responses(
         (status = 200, body = BankAccount),
         (status = 422, description = "The IBAN, BIC, bank code, number or holder is wrong", body = Problem, content_type = "application/problem+json"),
@@ -725,14 +732,16 @@ pub async fn list_events(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookRequest {
-    /// Where messages are POSTed: an http or https URL.
+    /// Where messages are POSTed: an https URL of a public receiver (no loopback, private,
+    /// link-local or metadata address; http only where development allows it).
+    #[schema(max_length = 2048)]
     pub url: String,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Webhook {
     pub url: String,
-    /// The signing secret: present only in the answer that created it.
+    /// The signing secret: present only in the answer that created it (not in a replay of it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
     pub updated_at: String,
@@ -740,18 +749,20 @@ pub struct Webhook {
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct WebhookSecret {
-    /// The new signing secret, shown this once. Messages are signed with it from now on.
-    pub secret: String,
+    /// The new signing secret, shown this once. Messages are signed with it from now on. Absent
+    /// in an answer replayed for an Idempotency-Key: a secret is never shown twice.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
 }
 
 /// Sets where messages are delivered. The first time, the answer holds the signing secret.
 #[utoipa::path(
     put, path = "/v1/webhook", tag = "webhook",
     request_body = WebhookRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe", pattern = "^[!-~]{1,255}$")),
     responses(
         (status = 200, body = Webhook),
-        (status = 422, description = "Not an http(s) URL", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Not an https URL of a public receiver", body = Problem, content_type = "application/problem+json"),
     ),
     security(("merchant_api_key" = []))
 )]
@@ -760,7 +771,14 @@ pub async fn put_webhook(
     caller: MerchantCaller,
     ApiJson(req): ApiJson<WebhookRequest>,
 ) -> ApiResult<Json<Webhook>> {
-    let set = webhooks::set_webhook(state.engine(), &caller.0, &req.url, Utc::now()).await?;
+    let set = webhooks::set_webhook(
+        state.engine(),
+        &caller.0,
+        &req.url,
+        &state.settings().webhooks,
+        Utc::now(),
+    )
+    .await?;
     Ok(Json(Webhook {
         url: set.url,
         secret: set.new_secret,
@@ -791,7 +809,7 @@ pub async fn get_webhook(
 /// Replaces the signing secret and returns the new one, once.
 #[utoipa::path(
     post, path = "/v1/webhook/rotate-secret", tag = "webhook",
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe: the retry gets the same secret")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe: a retry does not rotate again, and its answer has no secret", pattern = "^[!-~]{1,255}$")),
     responses((status = 200, body = WebhookSecret), (status = 404, description = "No webhook set", body = Problem, content_type = "application/problem+json")),
     security(("merchant_api_key" = []))
 )]
@@ -800,5 +818,7 @@ pub async fn rotate_webhook_secret(
     caller: MerchantCaller,
 ) -> ApiResult<Json<WebhookSecret>> {
     let secret = webhooks::rotate_secret(state.engine(), &caller.0, Utc::now()).await?;
-    Ok(Json(WebhookSecret { secret }))
+    Ok(Json(WebhookSecret {
+        secret: Some(secret),
+    }))
 }

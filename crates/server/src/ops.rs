@@ -9,16 +9,19 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{NaiveDate, Utc};
 use disburse_core::correction::CorrectionKind;
-use disburse_core::{Currency, MerchantId, Money, OrderNo, PayoutNo};
+use disburse_core::correction::Role;
+use disburse_core::{Currency, MerchantId, Money, OperatorName, OrderNo, PayoutNo};
 use disburse_engine::{Actor, CorrectionView, ExceptionItem, Resolution};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::auth::{self, OperatorCaller};
+use crate::auth::{self, ClientAddr, OperatorCaller};
+use crate::credentials::{self, SessionInfo};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiJson, ApiQuery};
 use crate::merchant::{discrepancy_dto, load_withdrawal, Discrepancy, Withdrawal};
-use crate::webhooks::{self, Delivery};
+use crate::schema::{CorrectionStatus, CurrencyCode, DeliveryStatus, RoleName};
+use crate::webhooks::{self, DeadLetterSummary, Delivery};
 use crate::AppState;
 
 // ---------------------------------------------------------------------------------------------
@@ -27,7 +30,9 @@ use crate::AppState;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
+    #[schema(max_length = 64)]
     pub name: String,
+    #[schema(max_length = 1024)]
     pub password: String,
 }
 
@@ -37,6 +42,7 @@ pub struct Session {
     pub token: String,
     pub operator: String,
     /// `viewer`, `operator`, `approver` or `admin`.
+    #[schema(value_type = RoleName)]
     pub role: String,
     pub expires_at: String,
 }
@@ -44,40 +50,37 @@ pub struct Session {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Me {
     pub operator: String,
+    #[schema(value_type = RoleName)]
     pub role: String,
 }
 
-/// Exchanges a name and password for a session token.
+/// Exchanges a name and password for a session token. Throttled per name and per client
+/// address (429 with `Retry-After`); an operator locked out after repeated failures gets 403
+/// until an admin unlocks it.
 #[utoipa::path(
     post, path = "/ops/v1/login", tag = "operators",
     request_body = LoginRequest,
     responses(
         (status = 200, body = Session),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Unknown name or wrong password", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Locked out after repeated failed logins", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is not acceptable", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many attempts; see Retry-After", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn login(
     State(state): State<AppState>,
+    ClientAddr(address): ClientAddr,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> ApiResult<Json<Session>> {
-    if req.name.len() > 64 || req.password.len() > 1024 {
-        return Err(ApiError::Unauthorized(
-            "unknown name or wrong password".into(),
-        ));
-    }
-    let found = auth::login(state.engine(), &req.name, &req.password, Utc::now()).await?;
-    let Some((token, expires, role)) = found else {
-        tracing::info!(operator = %req.name, "operator login refused");
-        return Err(ApiError::Unauthorized(
-            "unknown name or wrong password".into(),
-        ));
-    };
-    tracing::info!(operator = %req.name, "operator logged in");
+    let session = auth::login_guarded(&state, &req.name, &req.password, address).await?;
     Ok(Json(Session {
-        token,
-        operator: req.name,
-        role: role.as_str().into(),
-        expires_at: disburse_store::fmt_time(expires),
+        token: session.token,
+        operator: session.operator.to_string(),
+        role: session.role.as_str().into(),
+        expires_at: disburse_store::fmt_time(session.expires_at),
     }))
 }
 
@@ -165,8 +168,8 @@ pub async fn list_exceptions(
 #[utoipa::path(
     get, path = "/ops/v1/merchants/{merchant}/withdrawals/{order_no}", tag = "exceptions",
     params(
-        ("merchant" = String, Path, description = "Merchant id"),
-        ("order_no" = String, Path, description = "The merchant's order number"),
+        ("merchant" = String, Path, description = "Merchant id", pattern = "^[a-z0-9_-]{1,64}$"),
+        ("order_no" = String, Path, description = "The merchant's order number", pattern = "^[A-Za-z0-9._/-]{1,35}$"),
     ),
     responses((status = 200, body = Withdrawal), (status = 404, body = Problem, content_type = "application/problem+json")),
     security(("operator_session" = []))
@@ -199,6 +202,7 @@ pub struct Correction {
     pub reason: String,
     pub evidence: String,
     /// `proposed`, `applied` or `rejected`.
+    #[schema(value_type = CorrectionStatus)]
     pub status: String,
     pub proposed_by: String,
     pub proposed_at: String,
@@ -236,8 +240,11 @@ fn correction_of(row: disburse_store::CorrectionRow) -> Correction {
 pub enum CorrectionKindRequest {
     /// The bank did pay.
     ConfirmSucceeded {
+        #[schema(minimum = 1)]
         paid_amount_minor: i64,
+        #[schema(value_type = CurrencyCode)]
         currency: String,
+        #[schema(min_length = 1, max_length = 140)]
         bank_reference: String,
         /// YYYY-MM-DD
         value_date: Option<String>,
@@ -246,7 +253,9 @@ pub enum CorrectionKindRequest {
     ConfirmFailed { reason_code: String },
     /// The bank paid another amount than recorded.
     AmendPaidAmount {
+        #[schema(minimum = 1)]
         paid_amount_minor: i64,
+        #[schema(value_type = CurrencyCode)]
         currency: String,
     },
     /// The money came back after it was paid.
@@ -256,17 +265,21 @@ pub enum CorrectionKindRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProposeCorrectionRequest {
+    #[schema(pattern = "^[A-Za-z0-9._/-]{1,35}$")]
     pub payout_no: String,
     pub correction: CorrectionKindRequest,
     /// Why the record is wrong.
+    #[schema(max_length = 500)]
     pub reason: String,
     /// The bank's reference, notice or file that shows it.
+    #[schema(max_length = 500)]
     pub evidence: String,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RejectRequest {
+    #[schema(max_length = 500)]
     pub reason: String,
 }
 
@@ -275,6 +288,7 @@ pub struct RejectRequest {
 #[serde(deny_unknown_fields)]
 pub struct CorrectionsQuery {
     /// `proposed`, `applied` or `rejected`.
+    #[param(value_type = Option<CorrectionStatus>)]
     pub status: Option<String>,
 }
 
@@ -364,7 +378,7 @@ pub async fn list_corrections(
 #[utoipa::path(
     post, path = "/ops/v1/corrections", tag = "corrections",
     request_body = ProposeCorrectionRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe", pattern = "^[!-~]{1,255}$")),
     responses(
         (status = 201, body = Correction),
         (status = 403, description = "A viewer may not propose", body = Problem, content_type = "application/problem+json"),
@@ -401,7 +415,7 @@ pub async fn propose_correction(
     post, path = "/ops/v1/corrections/{id}/approve", tag = "corrections",
     params(
         ("id" = i64, Path, description = "Correction id"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe", pattern = "^[!-~]{1,255}$"),
     ),
     responses(
         (status = 200, body = Correction),
@@ -431,7 +445,7 @@ pub async fn approve_correction(
     request_body = RejectRequest,
     params(
         ("id" = i64, Path, description = "Correction id"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe", pattern = "^[!-~]{1,255}$"),
     ),
     responses(
         (status = 200, body = Correction),
@@ -526,7 +540,7 @@ pub async fn list_discrepancies(
     request_body = ResolveRequest,
     params(
         ("id" = i64, Path, description = "Discrepancy id"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe", pattern = "^[!-~]{1,255}$"),
     ),
     responses(
         (status = 200, body = OpsDiscrepancy),
@@ -646,7 +660,9 @@ fn safe_file_name(name: &str) -> String {
 }
 
 fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
-    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+    if crate::http::is_body_timeout(&format!("{e:?} {}", e.body_text())) {
+        ApiError::RequestTimeout(crate::http::BODY_TIMEOUT_TEXT.into())
+    } else if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::PayloadTooLarge(format!("the upload is too large: {}", e.body_text()))
     } else {
         ApiError::bad_request(
@@ -698,6 +714,7 @@ pub async fn upload_result_file(
             }
             Some("channel") => {
                 let text = field.text().await.map_err(multipart_error)?;
+                crate::input::check_text("channel", &text)?;
                 if !text.trim().is_empty() {
                     channel = Some(text.trim().to_string());
                 }
@@ -723,7 +740,17 @@ pub async fn upload_result_file(
             &Actor::operator(&caller.name),
             &|_, _| {},
         )
-        .await?;
+        .await
+        // The file is named as the operator sent it, never by where we put it.
+        .map_err(|e| {
+            let shown = path.file_name().map(|n| n.to_string_lossy().to_string());
+            ApiError::from(e)
+                .redact(
+                    &path.display().to_string(),
+                    shown.as_deref().unwrap_or("upload"),
+                )
+                .redact(&dir.path().display().to_string(), "")
+        })?;
     tracing::info!(operator = %caller.name, file.name = %summary.file_name, file.sha256 = %summary.sha256,
         applied = summary.applied, exceptions = summary.exceptions, "result file imported");
     Ok(Json(summary.into()))
@@ -850,9 +877,12 @@ pub async fn audit_verify(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DeliveriesQuery {
-    /// `dead` (default), `pending`, `delivered` or `unrouted` (no webhook set yet).
+    /// `dead` (default), `held` (waiting behind a dead letter of their order), `pending`,
+    /// `delivered` or `unrouted` (no webhook set yet).
+    #[param(value_type = Option<DeliveryStatus>)]
     pub status: Option<String>,
     /// 1 to 500, default 100.
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
 }
 
@@ -869,9 +899,9 @@ pub async fn list_deliveries(
     ApiQuery(q): ApiQuery<DeliveriesQuery>,
 ) -> ApiResult<Json<Vec<Delivery>>> {
     let status = q.status.unwrap_or_else(|| "dead".into());
-    if !["dead", "pending", "delivered", "unrouted"].contains(&status.as_str()) {
+    if !webhooks::DELIVERY_STATUSES.contains(&status.as_str()) {
         return Err(ApiError::bad_request(
-            "status must be dead, pending, delivered or unrouted",
+            "status must be dead, held, pending, delivered or unrouted",
             Some("status"),
         ));
     }
@@ -898,7 +928,7 @@ pub struct Redelivery {
     post, path = "/ops/v1/webhooks/deliveries/{outbox_id}/redeliver", tag = "webhooks",
     params(
         ("outbox_id" = i64, Path, description = "The message id"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe", pattern = "^[!-~]{1,255}$"),
     ),
     responses(
         (status = 202, body = Redelivery),
@@ -922,4 +952,125 @@ pub async fn redeliver(
             status: "pending".into(),
         }),
     ))
+}
+
+/// How many messages are dead and how many wait behind them.
+#[utoipa::path(
+    get, path = "/ops/v1/webhooks/dead-letters", tag = "webhooks",
+    responses(
+        (status = 200, body = DeadLetterSummary),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("operator_session" = []))
+)]
+pub async fn dead_letters(
+    State(state): State<AppState>,
+    _caller: OperatorCaller,
+) -> ApiResult<Json<DeadLetterSummary>> {
+    Ok(Json(webhooks::dead_letter_summary(state.engine()).await?))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sessions and lockouts (admins)
+
+/// Open operator sessions (admins only); tokens are never shown, only an id to revoke by.
+#[utoipa::path(
+    get, path = "/ops/v1/sessions", tag = "operators",
+    responses(
+        (status = 200, body = [SessionInfo]),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Admins only", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("operator_session" = []))
+)]
+pub async fn list_sessions(
+    State(state): State<AppState>,
+    caller: OperatorCaller,
+) -> ApiResult<Json<Vec<SessionInfo>>> {
+    caller.require(caller.role == Role::Admin, "list sessions")?;
+    Ok(Json(
+        credentials::list_sessions(state.engine(), None, Utc::now()).await?,
+    ))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Revoked {
+    pub revoked: u64,
+}
+
+/// Ends a session at once (admins only).
+#[utoipa::path(
+    post, path = "/ops/v1/sessions/{id}/revoke", tag = "operators",
+    params(
+        ("id" = String, Path, description = "The session id from GET /ops/v1/sessions", pattern = "^[0-9a-f]{16}$"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe", pattern = "^[!-~]{1,255}$"),
+    ),
+    responses(
+        (status = 200, body = Revoked),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Admins only", body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("operator_session" = []))
+)]
+pub async fn revoke_session(
+    State(state): State<AppState>,
+    caller: OperatorCaller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Revoked>> {
+    caller.require(caller.role == Role::Admin, "revoke sessions")?;
+    if id.len() != credentials::SESSION_ID_HEX || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(ApiError::NotFound(format!("no session {id:?}")));
+    }
+    let revoked = credentials::revoke_sessions(
+        state.engine(),
+        &credentials::SessionTarget::Id(id),
+        Utc::now(),
+        &Actor::operator(&caller.name),
+    )
+    .await?;
+    Ok(Json(Revoked { revoked }))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Unlocked {
+    pub operator: String,
+    /// The operator was locked out (false: it only had failed logins counted, or none).
+    pub was_locked: bool,
+}
+
+/// Lifts an operator's lockout after repeated failed logins (admins only).
+#[utoipa::path(
+    post, path = "/ops/v1/operators/{name}/unlock", tag = "operators",
+    params(
+        ("name" = String, Path, description = "The operator"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe", pattern = "^[!-~]{1,255}$"),
+    ),
+    responses(
+        (status = 200, body = Unlocked),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Admins only", body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("operator_session" = []))
+)]
+pub async fn unlock_operator(
+    State(state): State<AppState>,
+    caller: OperatorCaller,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Unlocked>> {
+    caller.require(caller.role == Role::Admin, "unlock operators")?;
+    let operator = OperatorName::parse(&name)
+        .map_err(|_| ApiError::NotFound(format!("no operator {name:?}")))?;
+    let was_locked = credentials::unlock_operator(
+        state.engine(),
+        &operator,
+        Utc::now(),
+        &Actor::operator(&caller.name),
+    )
+    .await?;
+    Ok(Json(Unlocked {
+        operator: operator.to_string(),
+        was_locked,
+    }))
 }

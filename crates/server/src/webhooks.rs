@@ -29,11 +29,11 @@ use utoipa::ToSchema;
 
 use crate::auth::random_token;
 use crate::error::{ApiError, ApiResult};
+use crate::urlguard::{GuardedResolver, HostResolver, SystemResolver, UrlPolicy};
 
 pub const SIGNATURE_HEADER: &str = "Disburse-Signature";
 pub const EVENT_ID_HEADER: &str = "Disburse-Event-Id";
 pub const SECRET_PREFIX: &str = "whsec_";
-const URL_MAX_LEN: usize = 2048;
 const ERROR_TEXT_MAX: usize = 500;
 
 // ---------------------------------------------------------------------------------------------
@@ -98,27 +98,9 @@ pub struct WebhookSet {
     pub updated_at: String,
 }
 
-pub fn validate_url(text: &str) -> ApiResult<String> {
-    if text.len() > URL_MAX_LEN {
-        return Err(ApiError::invalid(
-            "url",
-            format!("at most {URL_MAX_LEN} characters"),
-        ));
-    }
-    let url = reqwest::Url::parse(text).map_err(|e| ApiError::invalid("url", e))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(ApiError::invalid("url", "must be an http or https URL"));
-    }
-    if url.host_str().is_none_or(str::is_empty) {
-        return Err(ApiError::invalid("url", "must name a host"));
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(ApiError::invalid(
-            "url",
-            "must not carry credentials; messages are signed instead",
-        ));
-    }
-    Ok(url.to_string())
+/// The URL a merchant registers, checked by the guard (see [`crate::urlguard`]); normalized.
+pub fn validate_url(text: &str, policy: &UrlPolicy) -> ApiResult<String> {
+    policy.check_url(text).map(|u| u.to_string())
 }
 
 pub async fn webhook_of(engine: &Engine, merchant: &str) -> ApiResult<Option<WebhookConfig>> {
@@ -140,36 +122,37 @@ pub async fn set_webhook(
     engine: &Engine,
     merchant: &MerchantId,
     url: &str,
+    policy: &UrlPolicy,
     now: DateTime<Utc>,
 ) -> ApiResult<WebhookSet> {
-    let url = validate_url(url)?;
+    let url = validate_url(url, policy)?;
     let at = fmt_time(now);
     let mut tx = engine.db().write().await?;
-    let existing = sqlx::query("SELECT url FROM merchant_webhooks WHERE merchant_id = $1")
-        .bind(merchant.to_string())
-        .fetch_optional(tx.conn())
-        .await?;
-    let new_secret = if existing.is_some() {
-        sqlx::query(
-            "UPDATE merchant_webhooks SET url = $1, updated_at = $2 WHERE merchant_id = $3",
+    // Through the tracked row, so an endpoint or secret changed with SQL alone is found by
+    // `audit verify`.
+    let existing: Option<disburse_store::MerchantWebhookRow> = tx
+        .fetch_optional(
+            "WHERE merchant_id = $1",
+            &[disburse_store::Bind::Text(merchant.to_string())],
         )
-        .bind(url.clone())
-        .bind(at.clone())
-        .bind(merchant.to_string())
-        .execute(tx.conn())
+        .await?;
+    let new_secret = if let Some(current) = &existing {
+        tx.update(&disburse_store::MerchantWebhookRow {
+            url: url.clone(),
+            updated_at: at.clone(),
+            ..current.clone()
+        })
         .await?;
         None
     } else {
         let secret = random_token(SECRET_PREFIX);
-        sqlx::query(
-            "INSERT INTO merchant_webhooks (merchant_id, url, secret, updated_at) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(merchant.to_string())
-        .bind(url.clone())
-        // Kept sealed: the service must sign with it, so it is encrypted, not hashed.
-        .bind(engine.seal_secret(&secret))
-        .bind(at.clone())
-        .execute(tx.conn())
+        tx.insert(&disburse_store::MerchantWebhookRow {
+            merchant_id: merchant.to_string(),
+            url: url.clone(),
+            // Kept sealed: the service must sign with it, so it is encrypted, not hashed.
+            secret: engine.seal_secret(&secret),
+            updated_at: at.clone(),
+        })
         .await?;
         // Messages that waited for a webhook go out now, oldest first.
         sqlx::query(
@@ -182,7 +165,7 @@ pub async fn set_webhook(
         .await?;
         Some(secret)
     };
-    let before: Option<String> = existing.map(|r| r.try_get("url")).transpose()?;
+    let before: Option<String> = existing.map(|r| r.url);
     tx.audit(NewAuditEvent {
         at: at.clone(),
         actor: Actor::system(&format!("api:{merchant}")).as_str().into(),
@@ -209,16 +192,21 @@ pub async fn rotate_secret(
     let secret = random_token(SECRET_PREFIX);
     let at = fmt_time(now);
     let mut tx = engine.db().write().await?;
-    let changed = sqlx::query(
-        "UPDATE merchant_webhooks SET secret = $1, updated_at = $2 WHERE merchant_id = $3",
-    )
-    .bind(engine.seal_secret(&secret))
-    .bind(at.clone())
-    .bind(merchant.to_string())
-    .execute(tx.conn())
-    .await?
-    .rows_affected();
-    if changed == 0 {
+    let current: Option<disburse_store::MerchantWebhookRow> = tx
+        .fetch_optional(
+            "WHERE merchant_id = $1",
+            &[disburse_store::Bind::Text(merchant.to_string())],
+        )
+        .await?;
+    if let Some(current) = current {
+        // Through the tracked row, so a secret swapped with SQL alone is found by `audit verify`.
+        tx.update(&disburse_store::MerchantWebhookRow {
+            secret: engine.seal_secret(&secret),
+            updated_at: at.clone(),
+            ..current
+        })
+        .await?;
+    } else {
         tx.rollback().await?;
         return Err(ApiError::NotFound(
             "no webhook is set; PUT /v1/webhook first".into(),
@@ -247,7 +235,9 @@ pub struct Delivery {
     pub merchant: String,
     pub topic: String,
     pub order_no: Option<String>,
-    /// `pending`, `delivered`, `dead`, or `unrouted` (the merchant has no webhook yet).
+    /// `pending`, `delivered`, `dead`, `unrouted` (the merchant has no webhook yet), or `held`
+    /// (pending, but an earlier message of its order is dead, so it waits behind it).
+    #[schema(value_type = crate::schema::DeliveryStatus)]
     pub status: String,
     pub attempts: i64,
     pub next_attempt_at: String,
@@ -256,35 +246,98 @@ pub struct Delivery {
     pub last_status: Option<i64>,
     pub delivered_at: Option<String>,
     pub updated_at: String,
+    /// For a dead letter: how many later messages of its order wait behind it.
+    pub held_behind: i64,
+    /// For a held message: the dead letter it waits behind.
+    pub blocked_by: Option<i64>,
 }
 
+/// The statuses [`deliveries`] lists.
+pub const DELIVERY_STATUSES: &[&str] = &["dead", "held", "pending", "delivered", "unrouted"];
+
+/// Messages held behind a dead letter: pending, with an earlier message of the same order dead.
+const HELD: &str = "d.status = 'pending' AND EXISTS (SELECT 1 FROM webhook_deliveries e \
+    WHERE e.merchant_id = d.merchant_id AND e.order_key = d.order_key \
+    AND e.outbox_id < d.outbox_id AND e.status = 'dead')";
+
 pub async fn deliveries(engine: &Engine, status: &str, limit: i64) -> ApiResult<Vec<Delivery>> {
-    let rows = sqlx::query(&format!(
+    let filter = match status {
+        "held" => HELD.to_string(),
+        // Pending means "will be tried": the held ones are listed as held, not here.
+        "pending" => format!("NOT ({HELD}) AND d.status = 'pending'"),
+        _ => "d.status = $1".to_string(),
+    };
+    let sql = format!(
         "SELECT d.outbox_id, d.merchant_id, o.topic, d.order_key, d.status, d.attempts, \
-         d.next_attempt_at, d.last_error, d.last_status, d.delivered_at, d.updated_at \
+         d.next_attempt_at, d.last_error, d.last_status, d.delivered_at, d.updated_at, \
+         (SELECT COUNT(*) FROM webhook_deliveries h WHERE d.status = 'dead' \
+            AND h.merchant_id = d.merchant_id AND h.order_key = d.order_key \
+            AND h.outbox_id > d.outbox_id AND h.status = 'pending') AS held_behind, \
+         (SELECT MAX(b.outbox_id) FROM webhook_deliveries b WHERE d.status = 'pending' \
+            AND b.merchant_id = d.merchant_id AND b.order_key = d.order_key \
+            AND b.outbox_id < d.outbox_id AND b.status = 'dead') AS blocked_by \
          FROM webhook_deliveries d JOIN outbox o ON o.id = d.outbox_id \
-         WHERE d.status = $1 ORDER BY d.outbox_id LIMIT {limit}"
-    ))
-    .bind(status.to_string())
-    .fetch_all(engine.db().pool())
-    .await?;
+         WHERE {filter} ORDER BY d.outbox_id LIMIT {limit}"
+    );
+    let mut query = sqlx::query(&sql);
+    if filter.contains("$1") {
+        query = query.bind(status.to_string());
+    }
+    let rows = query.fetch_all(engine.db().pool()).await?;
     rows.iter()
         .map(|r| {
+            let blocked_by: Option<i64> = r.try_get("blocked_by")?;
+            let stored: String = r.try_get("status")?;
             Ok(Delivery {
                 outbox_id: r.try_get("outbox_id")?,
                 merchant: r.try_get("merchant_id")?,
                 topic: r.try_get("topic")?,
                 order_no: r.try_get("order_key")?,
-                status: r.try_get("status")?,
+                status: if blocked_by.is_some() {
+                    "held".into()
+                } else {
+                    stored
+                },
                 attempts: r.try_get("attempts")?,
                 next_attempt_at: r.try_get("next_attempt_at")?,
                 last_error: r.try_get("last_error")?,
                 last_status: r.try_get("last_status")?,
                 delivered_at: r.try_get("delivered_at")?,
                 updated_at: r.try_get("updated_at")?,
+                held_behind: r.try_get("held_behind")?,
+                blocked_by,
             })
         })
         .collect()
+}
+
+/// How many messages wait behind dead letters, in all.
+pub async fn held_count(engine: &Engine) -> ApiResult<i64> {
+    let row = sqlx::query(&format!(
+        "SELECT COUNT(*) AS n FROM webhook_deliveries d WHERE {HELD}"
+    ))
+    .fetch_one(engine.db().pool())
+    .await?;
+    Ok(row.try_get("n")?)
+}
+
+/// Dead letters and what they hold, as the ops API and the CLI show them.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DeadLetterSummary {
+    /// Messages that gave up after their last attempt.
+    pub dead: i64,
+    /// Later messages of the same orders, waiting behind them (not tried until redelivery).
+    pub held: i64,
+}
+
+pub async fn dead_letter_summary(engine: &Engine) -> ApiResult<DeadLetterSummary> {
+    let row = sqlx::query("SELECT COUNT(*) AS n FROM webhook_deliveries WHERE status = 'dead'")
+        .fetch_one(engine.db().pool())
+        .await?;
+    Ok(DeadLetterSummary {
+        dead: row.try_get("n")?,
+        held: held_count(engine).await?,
+    })
 }
 
 /// Puts a message back in the queue with a fresh series of attempts (dead or delivered alike).
@@ -347,6 +400,8 @@ pub struct DispatcherConfig {
     /// How long a claim is held; a dispatcher that dies lets it run out and another resends.
     pub lease: Duration,
     pub request_timeout: Duration,
+    /// Where messages may go; checked again at every delivery, after resolution.
+    pub url_policy: UrlPolicy,
 }
 
 impl Default for DispatcherConfig {
@@ -359,6 +414,7 @@ impl Default for DispatcherConfig {
             backoff_max: Duration::from_secs(3600),
             lease: Duration::from_secs(60),
             request_timeout: Duration::from_secs(10),
+            url_policy: UrlPolicy::default(),
         }
     }
 }
@@ -376,6 +432,7 @@ pub struct Tick {
 pub struct Dispatcher {
     engine: Arc<Engine>,
     client: reqwest::Client,
+    resolver: GuardedResolver,
     config: DispatcherConfig,
     owner: String,
 }
@@ -411,14 +468,29 @@ fn truncate(text: &str) -> String {
 
 impl Dispatcher {
     pub fn new(engine: Arc<Engine>, config: DispatcherConfig) -> anyhow::Result<Dispatcher> {
+        Dispatcher::with_resolver(engine, config, Arc::new(SystemResolver))
+    }
+
+    /// A dispatcher that resolves names with `resolver` (tests give a fixed table).
+    pub fn with_resolver(
+        engine: Arc<Engine>,
+        config: DispatcherConfig,
+        resolver: Arc<dyn HostResolver>,
+    ) -> anyhow::Result<Dispatcher> {
+        let resolver = GuardedResolver::new(resolver, config.url_policy.clone());
         let client = reqwest::Client::builder()
             .timeout(config.request_timeout)
+            // The client connects only to addresses the guard checked: no redirect to elsewhere,
+            // no proxy from the environment, names resolved by the guarded resolver.
             .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .dns_resolver(Arc::new(resolver.clone()))
             .user_agent(concat!("disburse-webhooks/", env!("CARGO_PKG_VERSION")))
             .build()?;
         Ok(Dispatcher {
             engine,
             client,
+            resolver,
             config,
             owner: random_token("dispatcher_").chars().take(27).collect(),
         })
@@ -426,6 +498,11 @@ impl Dispatcher {
 
     fn pool(&self) -> &sqlx::AnyPool {
         self.engine.db().pool()
+    }
+
+    /// Addresses the guard has let the HTTP client connect to, in all: a refusal adds none.
+    pub fn connection_attempts(&self) -> u64 {
+        self.resolver.addresses_handed_out()
     }
 
     /// Copies new outbox messages into the delivery queue, in outbox order.
@@ -551,7 +628,13 @@ impl Dispatcher {
             .collect()
     }
 
-    async fn send(client: reqwest::Client, c: &Claimed) -> Outcome {
+    async fn send(client: reqwest::Client, guard: GuardedResolver, c: &Claimed) -> Outcome {
+        if let Err(refused) = guard.check_delivery(&c.url) {
+            return Outcome::Failed {
+                status: None,
+                error: truncate(&refused),
+            };
+        }
         let data: serde_json::Value =
             serde_json::from_str(&c.payload).unwrap_or(serde_json::Value::Null);
         let body = serde_json::to_vec(&json!({
@@ -672,8 +755,9 @@ impl Dispatcher {
         let mut sends = tokio::task::JoinSet::new();
         for c in claimed {
             let client = self.client.clone();
+            let guard = self.resolver.clone();
             sends.spawn(async move {
-                let outcome = Dispatcher::send(client, &c).await;
+                let outcome = Dispatcher::send(client, guard, &c).await;
                 (c, outcome)
             });
         }
@@ -769,15 +853,18 @@ mod tests {
 
     #[test]
     fn urls_are_checked() {
-        assert!(validate_url("https://shop.example/hooks").is_ok());
-        assert!(validate_url("http://127.0.0.1:8080/x").is_ok());
+        let strict = UrlPolicy::default();
+        assert!(validate_url("https://shop.example/hooks", &strict).is_ok());
+        assert!(validate_url("http://127.0.0.1:8080/x", &strict).is_err());
+        let dev = UrlPolicy::loopback_for_development();
+        assert!(validate_url("http://127.0.0.1:8080/x", &dev).is_ok());
         for bad in [
             "ftp://x",
             "not a url",
             "https://user:pw@x.example/",
             "mailto:a@b",
         ] {
-            assert!(validate_url(bad).is_err(), "{bad}");
+            assert!(validate_url(bad, &dev).is_err(), "{bad}");
         }
     }
 

@@ -98,6 +98,17 @@ pub fn spawn_workers(
         move || {
             let e = e.clone();
             async move {
+                // Stored idempotent answers past their retention go with each sweep.
+                match crate::idempotency::purge_expired(e.db().pool(), Utc::now()).await {
+                    Ok(n) if n > 0 => tracing::info!(
+                        worker = "sweeper",
+                        idempotency_keys.expired = n,
+                        "expired idempotency keys removed"
+                    ),
+                    Ok(_) => {}
+                    Err(err) => tracing::warn!(worker = "sweeper", error = %err,
+                        "removing expired idempotency keys failed"),
+                }
                 match e.sweep(Utc::now(), &Actor::system("sweeper")).await {
                     Ok(r) if !r.expired.is_empty() || !r.presumed_succeeded.is_empty() => {
                         tracing::info!(
@@ -322,40 +333,49 @@ pub async fn import_inboxes(
     all
 }
 
-/// One round of the batch submitter: every file channel's pending payouts become files in its
-/// `outbox_dir`. A file that cannot be written after its batch committed is logged; the batch can
-/// be downloaded again, byte for byte (`GET /ops/v1/batches/{id}/file`).
+/// One round of the batch submitter: batches whose file never reached the disk (a crash between
+/// commit and write) are written again from their stored bytes, then every file channel's pending
+/// payouts become files in its `outbox_dir`, each written atomically (temporary name, fsync,
+/// rename) and recorded as written. A file that cannot be written stays listed as unwritten
+/// (`batch list`, the exceptions queue, `disburse_exceptions{kind="batch_file_not_written"}`) and
+/// is tried again next round.
 pub async fn submit_batches(engine: &Engine, batches_max: usize) -> Vec<(BatchSummary, PathBuf)> {
     let mut made = Vec::new();
     let actor = Actor::system("batcher");
+    match engine.export_unwritten_batches(Utc::now(), &actor).await {
+        Ok(outcomes) => {
+            for (batch, written) in outcomes {
+                match written {
+                    Ok(path) => {
+                        tracing::warn!(worker = "batches", batch.id = batch.batch_id, file.name = %path.display(),
+                            "batch file that never reached the disk written again from its stored bytes");
+                        made.push((batch, path));
+                    }
+                    Err(e) => {
+                        tracing::error!(worker = "batches", batch.id = batch.batch_id, error = %e, "batch file still not written")
+                    }
+                }
+            }
+        }
+        Err(e) => tracing::warn!(worker = "batches", error = %e, "unwritten batches not checked"),
+    }
     for channel in &engine.config().channels {
         if channel.kind.sends_immediately() {
             continue;
         }
         for _ in 0..batches_max {
             match engine
-                .create_batch(channel.id.as_str(), Utc::now(), &actor)
+                .create_batch_file(channel.id.as_str(), None, Utc::now(), &actor)
                 .await
             {
-                Ok(Some((batch, bytes))) => {
-                    let path = channel.outbox_dir.join(&batch.file_name);
-                    let written = std::fs::create_dir_all(&channel.outbox_dir)
-                        .and_then(|_| std::fs::write(&path, &bytes));
-                    match written {
-                        Ok(()) => {
-                            tracing::info!(worker = "batches", channel = %channel.id, batch.id = batch.batch_id,
-                            payouts = batch.payout_count, file.name = %path.display(), "batch file written")
-                        }
-                        Err(e) => {
-                            tracing::error!(worker = "batches", channel = %channel.id, batch.id = batch.batch_id,
-                            file.name = %path.display(), error = %e, "batch made but its file not written; export it again")
-                        }
-                    }
+                Ok(Some((batch, path))) => {
+                    tracing::info!(worker = "batches", channel = %channel.id, batch.id = batch.batch_id,
+                    payouts = batch.payout_count, file.name = %path.display(), "batch file written");
                     made.push((batch, path));
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    tracing::warn!(worker = "batches", channel = %channel.id, error = %e, "batch not made");
+                    tracing::warn!(worker = "batches", channel = %channel.id, error = %e, "batch not made or its file not written");
                     break;
                 }
             }

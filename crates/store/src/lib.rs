@@ -5,7 +5,11 @@
 //! [`WriteTx`], which records the digest of each row written and appends the hash-chained audit
 //! event in the same transaction.
 
+mod claims;
+mod plans;
 pub mod rows;
+pub mod service;
+mod sums;
 pub mod testing;
 mod tx;
 mod verify;
@@ -17,14 +21,21 @@ use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor, Row};
 
+pub use claims::Claim;
+pub use plans::QueryPlan;
 pub use rows::*;
 pub use tx::{NewAuditEvent, WriteTx};
-pub use verify::{verify_audit, LedgerCheck, TamperFinding};
+pub use verify::{LedgerCheck, TamperFinding};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database error: {0}")]
     Sql(#[from] sqlx::Error),
+    #[error(
+        "no audit chain key: set DISBURSE_CHAIN_KEY or --chain-key-file (or let the engine derive \
+         it from the account key)"
+    )]
+    NoChainKey,
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("database URL {0:?} is neither sqlite: nor postgres:")]
@@ -58,6 +69,9 @@ pub enum Backend {
 pub struct Db {
     pool: AnyPool,
     backend: Backend,
+    /// Hashes the audit chain; never stored in the database. Without it nothing can be written
+    /// or verified.
+    chain_key: Option<disburse_core::crypto::ChainKey>,
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -110,7 +124,29 @@ impl Db {
             .connect_with(options)
             .await?;
         MIGRATOR.run(&pool).await?;
-        Ok(Db { pool, backend })
+        let db = Db {
+            pool,
+            backend,
+            chain_key: None,
+        };
+        // Whatever command creates the SQLite file (`init`, `demo`, `serve`), it and its WAL hold
+        // the books: owner-only from the start.
+        service::restrict_sqlite_files(&db).await?;
+        Ok(db)
+    }
+
+    /// The key the audit chain is hashed with (see `disburse_core::crypto::ChainKey`).
+    pub fn with_chain_key(mut self, key: disburse_core::crypto::ChainKey) -> Db {
+        self.chain_key = Some(key);
+        self
+    }
+
+    pub fn has_chain_key(&self) -> bool {
+        self.chain_key.is_some()
+    }
+
+    pub(crate) fn chain_key(&self) -> Result<&disburse_core::crypto::ChainKey> {
+        self.chain_key.as_ref().ok_or(StoreError::NoChainKey)
     }
 
     pub fn backend(&self) -> Backend {
@@ -127,7 +163,7 @@ impl Db {
 
     /// Starts a write transaction. It takes the audit head first, which serializes writers.
     pub async fn write(&self) -> Result<WriteTx<'static>> {
-        WriteTx::begin(&self.pool).await
+        WriteTx::begin(&self.pool, self.backend, self.chain_key()?.clone()).await
     }
 
     pub async fn fetch_all<T: Tracked>(&self, where_sql: &str, binds: &[Bind]) -> Result<Vec<T>> {
@@ -261,36 +297,59 @@ impl Db {
             .collect()
     }
 
-    /// Balance of one account in one currency (debit positive).
+    /// Balance of one account in one currency (debit positive), summed without overflow.
     pub async fn balance(&self, account: &str, currency: &str) -> Result<i64> {
-        let row = sqlx::query(
-            "SELECT CAST(COALESCE(SUM(amount_minor), 0) AS BIGINT) AS total FROM journal_lines \
-             WHERE account = $1 AND currency = $2",
-        )
+        let row = sqlx::query(&format!(
+            "SELECT {} FROM journal_lines WHERE account = $1 AND currency = $2",
+            sums::split_sum("amount_minor")
+        ))
         .bind(account.to_string())
         .bind(currency.to_string())
         .fetch_one(&self.pool)
         .await?;
-        Ok(row.try_get("total")?)
+        sums::to_minor(sums::read_split_sum(&row)?, account)
     }
 
     /// Every non-zero balance: (account, currency, debit-positive minor units).
     pub async fn balances(&self) -> Result<Vec<(String, String, i64)>> {
-        let rows = sqlx::query(
-            "SELECT account, currency, CAST(SUM(amount_minor) AS BIGINT) AS total \
-             FROM journal_lines GROUP BY account, currency HAVING SUM(amount_minor) <> 0 ORDER BY account, currency",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok((
-                    r.try_get("account")?,
-                    r.try_get("currency")?,
-                    r.try_get("total")?,
-                ))
-            })
-            .collect()
+        self.balances_where("", &[]).await
+    }
+
+    /// The non-zero balances of the given accounts, in every currency.
+    pub async fn balances_of(&self, accounts: &[String]) -> Result<Vec<(String, String, i64)>> {
+        if accounts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let placeholders: Vec<String> = (1..=accounts.len()).map(|i| format!("${i}")).collect();
+        let condition = format!("WHERE account IN ({})", placeholders.join(", "));
+        self.balances_where(&condition, accounts).await
+    }
+
+    async fn balances_where(
+        &self,
+        condition: &str,
+        binds: &[String],
+    ) -> Result<Vec<(String, String, i64)>> {
+        let sql = format!(
+            "SELECT account, currency, {} FROM journal_lines {condition} \
+             GROUP BY account, currency ORDER BY account, currency",
+            sums::split_sum("amount_minor")
+        );
+        let mut query = sqlx::query(&sql);
+        for b in binds {
+            query = query.bind(b.clone());
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let account: String = r.try_get("account")?;
+            let total = sums::read_split_sum(r)?;
+            if total != 0 {
+                let total = sums::to_minor(total, &account)?;
+                out.push((account, r.try_get("currency")?, total));
+            }
+        }
+        Ok(out)
     }
 
     /// Journals that do not sum to zero per currency, and the total per currency.
@@ -298,8 +357,42 @@ impl Db {
         verify::ledger_check(&self.pool).await
     }
 
+    /// Walks the keyed chain and compares every tracked row with it (see `verify.rs`).
     pub async fn verify_audit(&self) -> Result<Vec<TamperFinding>> {
-        verify_audit(&self.pool).await
+        verify::verify_audit(&self.pool, self.backend, self.chain_key()?, None).await
+    }
+
+    /// [`Db::verify_audit`], and also that the chain still holds the anchor's event with the
+    /// anchor's hash and has not become shorter than it.
+    pub async fn verify_audit_against(
+        &self,
+        anchor: &disburse_core::audit::Anchor,
+    ) -> Result<Vec<TamperFinding>> {
+        verify::verify_audit(&self.pool, self.backend, self.chain_key()?, Some(anchor)).await
+    }
+
+    /// Reads an anchor file's text and checks its signature under this database's chain key.
+    pub fn read_anchor(
+        &self,
+        text: &str,
+    ) -> Result<std::result::Result<disburse_core::audit::Anchor, disburse_core::audit::AnchorError>>
+    {
+        Ok(disburse_core::audit::Anchor::read(text, self.chain_key()?))
+    }
+
+    /// Cuts a signed checkpoint of the head, after verifying the chain in the same snapshot:
+    /// an anchor is only cut on a chain that verifies (the findings are returned otherwise).
+    pub async fn cut_anchor(
+        &self,
+        cut_at: DateTime<Utc>,
+    ) -> Result<std::result::Result<disburse_core::audit::Anchor, Vec<TamperFinding>>> {
+        verify::cut_anchor(
+            &self.pool,
+            self.backend,
+            self.chain_key()?,
+            &fmt_time(cut_at),
+        )
+        .await
     }
 
     /// Runs one statement of raw SQL: for tests that tamper with the records on purpose.

@@ -152,7 +152,8 @@ pub async fn withdraw(e: &Engine, merchant: &str, no: &str, amount: &str) {
 
 pub fn paid(amount: &str) -> BankResult {
     BankResult::Paid {
-        amount: eur(amount),
+        amount: Some(eur(amount)),
+        instructed: None,
         reference: Some("BANKREF-1".into()),
         value_date: None,
     }
@@ -162,6 +163,7 @@ pub fn rejected(code: &str) -> BankResult {
     BankResult::Rejected {
         reason_code: code.into(),
         reason_text: Some("account closed".into()),
+        instructed: None,
     }
 }
 

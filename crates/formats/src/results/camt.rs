@@ -185,8 +185,10 @@ impl CamtReader {
 }
 
 impl Transaction {
+    /// The amount booked for this transaction: `Amt` (.04, .08) or `AmtDtls/TxAmt/Amt` (.02).
+    /// `AmtDtls/InstdAmt` is what was instructed, not what moved, so it never counts.
     fn has_own_amount(&self) -> bool {
-        self.amount.is_some() || self.tx_amount.is_some() || self.instructed_amount.is_some()
+        self.amount.is_some() || self.tx_amount.is_some()
     }
 }
 
@@ -198,12 +200,7 @@ fn finish(
     entry_amount_applies: bool,
 ) -> Result<ResultRecord, LineError> {
     let line = tx.map_or(entry.line, |t| t.line);
-    let own_amount = tx.and_then(|t| {
-        t.amount
-            .as_ref()
-            .or(t.tx_amount.as_ref())
-            .or(t.instructed_amount.as_ref())
-    });
+    let own_amount = tx.and_then(|t| t.amount.as_ref().or(t.tx_amount.as_ref()));
     let amount = match own_amount.or(if entry_amount_applies {
         entry.amount.as_ref()
     } else {
@@ -211,6 +208,13 @@ fn finish(
     }) {
         Some((text, ccy)) => Some(
             money_from_code(text, ccy.as_deref()).map_err(|m| LineError::new(line, "amount", m))?,
+        ),
+        None => None,
+    };
+    let instructed_amount = match tx.and_then(|t| t.instructed_amount.as_ref()) {
+        Some((text, ccy)) => Some(
+            money_from_code(text, ccy.as_deref())
+                .map_err(|m| LineError::new(line, "instructed_amount", m))?,
         ),
         None => None,
     };
@@ -243,6 +247,7 @@ fn finish(
         outcome,
         bank_status: entry.status.clone(),
         amount,
+        instructed_amount,
         value_date,
         reason_code: reason.code,
         reason_text: reason.text,
@@ -270,9 +275,10 @@ fn outcome(
 ) -> BankOutcome {
     let info = |s: &str| BankOutcome::Informational(s.to_string());
     match status {
-        Some("PDNG") => return BankOutcome::Pending,
+        // FUTR (.08): booked in the future; not yet moved.
+        Some("PDNG") | Some("FUTR") => return BankOutcome::Pending,
         None | Some("BOOK") | Some("INFO") => {}
-        Some(other) => return BankOutcome::Informational(format!("entry status {other}")),
+        Some(other) => return BankOutcome::Unrecognised(format!("entry status {other:?}")),
     }
     let return_code = codes.iter().any(|c| c.subfamily.as_deref() == Some("RRTN"));
     match direction {
@@ -405,8 +411,12 @@ mod tests {
             false,
             false,
             &none,
-            info("entry status FUTR"),
+            BankOutcome::Pending,
         );
+        assert!(matches!(
+            outcome(Some("BOKD"), Some("DBIT"), false, false, [&none, &none]),
+            BankOutcome::Unrecognised(_)
+        ));
         let acmt = Codes {
             domain: Some("ACMT".into()),
             ..Codes::default()

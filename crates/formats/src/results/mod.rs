@@ -45,21 +45,31 @@ pub enum BankOutcome {
     /// A verification-of-payee answer (RCVC, RVMC, RVNM, RVNA): says whether the name matches the
     /// account. Never a payment result.
     PayeeVerification(String),
-    /// Anything else (a credit that is not a return, charges, an unknown status code...). Never
-    /// a payment result; the text says what it was.
+    /// Something that is not about a payout's money (a credit that is not a return, charges, a
+    /// group status such as PART). Never a payment result; the text says what it was.
     Informational(String),
+    /// A status this reader does not know (`ACSX`), none at all, or one we never expect for a
+    /// credit transfer we sent (CANC): a person must look. Never counted as "unchanged".
+    Unrecognised(String),
 }
 
 impl BankOutcome {
     /// Maps an ISO 20022 status code (TxSts, PmtInfSts, GrpSts) to an outcome.
     pub fn from_status_code(code: &str) -> BankOutcome {
         match code {
-            "ACCP" | "ACTC" | "ACSP" | "ACWC" | "ACFC" | "ACWP" | "RCVD" => BankOutcome::Accepted,
+            "ACCP" | "ACTC" | "ACSP" | "ACWC" | "ACFC" | "ACWP" | "RCVD" | "ACIS" | "ACPD"
+            | "PRES" => BankOutcome::Accepted,
             "ACSC" | "ACCC" => BankOutcome::Paid,
             "RJCT" => BankOutcome::Rejected,
-            "PDNG" => BankOutcome::Pending,
+            // BLCK: the bank holds the money, neither released nor returned: still in progress.
+            "PDNG" | "BLCK" => BankOutcome::Pending,
             "RCVC" | "RVMC" | "RVNM" | "RVNA" => BankOutcome::PayeeVerification(code.to_string()),
-            other => BankOutcome::Informational(format!("status {other}")),
+            // Partially accepted: a group status, the transactions say which.
+            "PART" | "PATC" => BankOutcome::Informational(format!("status {code}")),
+            "CANC" => BankOutcome::Unrecognised(
+                "status CANC (cancelled), but we never asked to cancel".to_string(),
+            ),
+            other => BankOutcome::Unrecognised(format!("unknown status {:?}", other)),
         }
     }
 
@@ -82,6 +92,7 @@ impl fmt::Display for BankOutcome {
             BankOutcome::Pending => f.write_str("pending"),
             BankOutcome::PayeeVerification(code) => write!(f, "payee verification {code}"),
             BankOutcome::Informational(what) => write!(f, "informational: {what}"),
+            BankOutcome::Unrecognised(what) => write!(f, "unrecognised: {what}"),
         }
     }
 }
@@ -98,7 +109,14 @@ pub struct ResultLine {
     pub outcome: BankOutcome,
     /// The raw status as the bank wrote it (`ACSC`, `RJCT`, `BOOK`, `成功`...), for the record.
     pub bank_status: Option<String>,
+    /// What the bank moved: the booked amount of a camt entry or transaction, or a CSV profile's
+    /// amount column. `None` when the file does not say (a pain.002 never does: it reports a
+    /// status, not a booking).
     pub amount: Option<Money>,
+    /// The amount we instructed, as the bank echoes it back (pain.002 `OrgnlTxRef/Amt/InstdAmt`,
+    /// camt `AmtDtls/InstdAmt`). Only for checking the answer is about our payout; never the
+    /// amount paid.
+    pub instructed_amount: Option<Money>,
     pub value_date: Option<NaiveDate>,
     pub reason_code: Option<String>,
     pub reason_text: Option<String>,
@@ -107,7 +125,9 @@ pub struct ResultLine {
 }
 
 /// A status for a whole message (GrpSts) or one payment-information block (PmtInfSts without
-/// transaction statuses): the caller applies it to every payout of that batch.
+/// transaction statuses). The most specific status wins: a group status is yielded after every
+/// transaction of the file, and applies only to the payouts of that batch that no transaction
+/// status has settled.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupStatus {
     pub line: u64,
@@ -203,6 +223,7 @@ const SIX_PREFIX: &str = "http://www.six-interbank-clearing.com/";
 /// whole file if shorter): the root namespace of XML, or [`Detected::Csv`] for anything that does
 /// not start with `<`. A pain.001, an unknown namespace or version and an empty file are errors.
 pub fn detect(head: &[u8]) -> Result<Detected, FormatError> {
+    crate::xml::refuse_utf16(head)?;
     let body = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head);
     let Some(first) = body.iter().position(|b| !b.is_ascii_whitespace()) else {
         return Err(FormatError::new(1, FormatErrorKind::Empty));
@@ -510,6 +531,15 @@ mod tests {
             assert!(!outcome.is_payment_result());
         }
         check("PART", BankOutcome::Informational("status PART".into()));
+        for code in ["ACSX", "", "\0", "acsc"] {
+            assert!(
+                matches!(
+                    BankOutcome::from_status_code(code),
+                    BankOutcome::Unrecognised(_)
+                ),
+                "{code:?}"
+            );
+        }
     }
 
     #[test]

@@ -67,6 +67,8 @@ pub(crate) struct Pain002Reader {
     original_message_id: Option<String>,
     /// The group status, kept after its block ends: a transaction without TxSts inherits it.
     group_status: Option<(String, Reason)>,
+    /// The group status record, yielded at the end of the document (see [`GroupStatus`]).
+    group_record: Option<GroupStatus>,
     group: Option<Group>,
     payment: Option<Payment>,
     tx: Option<Transaction>,
@@ -109,6 +111,14 @@ impl Pain002Reader {
     }
 
     pub(crate) fn end<R: BufRead>(&mut self, cursor: &Cursor<R>, out: &mut Out) {
+        if cursor.depth() == 1 {
+            // The end of the document: every transaction status has been yielded, so the group
+            // status comes last and only reaches payouts none of them settled.
+            if let Some(group) = self.group_record.take() {
+                out.push_back(Ok(ResultRecord::Group(group)));
+            }
+            return;
+        }
         let text = cursor.text();
         if let Some(tx) = &mut self.tx {
             let rel = cursor.relative(tx.base);
@@ -167,7 +177,7 @@ impl Pain002Reader {
                     let g = self.group.take().expect("checked above");
                     if let Some(code) = g.status.code {
                         self.group_status = Some((code.clone(), g.status.reason.clone()));
-                        out.push_back(Ok(ResultRecord::Group(GroupStatus {
+                        self.group_record = Some(GroupStatus {
                             line: g.line,
                             original_message_id: self.original_message_id.clone(),
                             original_payment_information_id: None,
@@ -175,7 +185,7 @@ impl Pain002Reader {
                             bank_status: code,
                             reason_code: g.status.reason.code,
                             reason_text: g.status.reason.text,
-                        })));
+                        });
                     }
                 }
                 "OrgnlMsgId" => self.original_message_id = meaningful(text),
@@ -206,9 +216,11 @@ impl Pain002Reader {
         };
         let outcome = match &code {
             Some(code) => BankOutcome::from_status_code(code),
-            None => BankOutcome::Informational("no status given".into()),
+            None => BankOutcome::Unrecognised(
+                "no TxSts, and no payment-information or group status to inherit".into(),
+            ),
         };
-        let amount = match &tx.amount {
+        let instructed_amount = match &tx.amount {
             Some((text, ccy)) => Some(
                 money_from_code(text, ccy.as_deref())
                     .map_err(|m| LineError::new(line, "amount", m))?,
@@ -227,7 +239,9 @@ impl Pain002Reader {
             bank_reference: tx.acct_svcr_ref.or(tx.clr_sys_ref),
             outcome,
             bank_status: code,
-            amount,
+            // A status report says what the bank decided, not what it booked.
+            amount: None,
+            instructed_amount,
             value_date,
             reason_code: reason.code,
             reason_text: reason.text,

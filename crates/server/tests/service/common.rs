@@ -22,13 +22,17 @@ use serde_json::Value;
 #[macro_export]
 macro_rules! both_backends {
     ($name:ident, $body:expr) => {
+        $crate::both_backends!($name, $crate::common::test_settings(), $body);
+    };
+    ($name:ident, $settings:expr, $body:expr) => {
         mod $name {
             use super::*;
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                let app = $crate::common::spawn_app(
+                let app = $crate::common::spawn_app_with(
                     disburse_store::testing::TestBackend::Sqlite,
                     stringify!($name),
+                    $settings,
                 )
                 .await
                 .expect("sqlite is always there");
@@ -36,9 +40,10 @@ macro_rules! both_backends {
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                if let Some(app) = $crate::common::spawn_app(
+                if let Some(app) = $crate::common::spawn_app_with(
                     disburse_store::testing::TestBackend::Postgres,
                     stringify!($name),
+                    $settings,
                 )
                 .await
                 {
@@ -82,6 +87,24 @@ pub fn config_in(dir: &std::path::Path) -> Config {
 }
 
 pub async fn spawn_app(backend: TestBackend, name: &str) -> Option<TestApp> {
+    spawn_app_with(backend, name, test_settings()).await
+}
+
+/// The settings of the test service: the defaults, plus the development allow-list that lets
+/// webhooks reach the tests' own loopback receivers over http.
+pub fn test_settings() -> disburse_server::ServiceSettings {
+    disburse_server::ServiceSettings {
+        webhooks: disburse_server::urlguard::UrlPolicy::loopback_for_development(),
+        ..disburse_server::ServiceSettings::default()
+    }
+}
+
+/// The service with these settings on a fresh database.
+pub async fn spawn_app_with(
+    backend: TestBackend,
+    name: &str,
+    settings: disburse_server::ServiceSettings,
+) -> Option<TestApp> {
     let db = TestDb::fresh(backend, name).await?;
     let key = AccountKey::generate();
     let dir = disburse_store::testing::temp_dir();
@@ -92,9 +115,12 @@ pub async fn spawn_app(backend: TestBackend, name: &str) -> Option<TestApp> {
     ));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let app = disburse_server::router(AppState::new(engine.clone()));
+    let limits = settings.http.clone();
+    let app = disburse_server::router(AppState::with_settings(engine.clone(), settings));
     let server = tokio::spawn(async move {
-        axum::serve(listener, app).await.expect("server runs");
+        disburse_server::serve_http(listener, app, limits, std::future::pending())
+            .await
+            .expect("server runs");
     });
     Some(TestApp {
         base: format!("http://{addr}"),
@@ -371,19 +397,20 @@ impl Receiver {
     }
 }
 
-/// A fast dispatcher for tests: short backoff and lease.
+/// A fast dispatcher for tests: short backoff and lease, the loopback allow-list.
 pub fn quick_dispatcher(engine: Arc<Engine>, attempts_max: i64) -> disburse_server::Dispatcher {
-    disburse_server::Dispatcher::new(
-        engine,
-        disburse_server::DispatcherConfig {
-            poll_interval: std::time::Duration::from_millis(20),
-            claim_batch_max: 8,
-            attempts_max,
-            backoff_base: std::time::Duration::from_millis(50),
-            backoff_max: std::time::Duration::from_millis(200),
-            lease: std::time::Duration::from_secs(30),
-            request_timeout: std::time::Duration::from_secs(5),
-        },
-    )
-    .unwrap()
+    disburse_server::Dispatcher::new(engine, quick_dispatcher_config(attempts_max)).unwrap()
+}
+
+pub fn quick_dispatcher_config(attempts_max: i64) -> disburse_server::DispatcherConfig {
+    disburse_server::DispatcherConfig {
+        poll_interval: std::time::Duration::from_millis(20),
+        claim_batch_max: 8,
+        attempts_max,
+        backoff_base: std::time::Duration::from_millis(50),
+        backoff_max: std::time::Duration::from_millis(200),
+        lease: std::time::Duration::from_secs(30),
+        request_timeout: std::time::Duration::from_secs(5),
+        url_policy: disburse_server::urlguard::UrlPolicy::loopback_for_development(),
+    }
 }

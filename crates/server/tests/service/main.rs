@@ -2,6 +2,7 @@
 //! SQLite and (when a server answers) PostgreSQL.
 
 mod common;
+mod hardening;
 mod merchant_api;
 mod ops_api;
 mod service;

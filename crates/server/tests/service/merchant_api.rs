@@ -66,6 +66,7 @@ both_backends!(
             &BankResult::Rejected {
                 reason_code: "AC04".into(),
                 reason_text: Some("account closed".into()),
+                instructed: None,
             },
             &ResultSource::Manual {
                 evidence: "bank notice".into(),

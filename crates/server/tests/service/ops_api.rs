@@ -45,6 +45,7 @@ fn rejected() -> BankResult {
     BankResult::Rejected {
         reason_code: "AC04".into(),
         reason_text: Some("account closed".into()),
+        instructed: None,
     }
 }
 
@@ -273,7 +274,8 @@ both_backends!(
             &app,
             "W1",
             BankResult::Paid {
-                amount: eur(9_000),
+                amount: Some(eur(9_000)),
+                instructed: None,
                 reference: Some("BANK-1".into()),
                 value_date: None,
             },

@@ -85,6 +85,10 @@ const EXPECTED: &[(&str, &str)] = &[
     ("get", "/ops/v1/audit/verify"),
     ("get", "/ops/v1/webhooks/deliveries"),
     ("post", "/ops/v1/webhooks/deliveries/{outbox_id}/redeliver"),
+    ("get", "/ops/v1/webhooks/dead-letters"),
+    ("get", "/ops/v1/sessions"),
+    ("post", "/ops/v1/sessions/{id}/revoke"),
+    ("post", "/ops/v1/operators/{name}/unlock"),
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
@@ -132,6 +136,7 @@ both_backends!(
                 .replace("{order_no}", "W1")
                 .replace("{merchant}", "acme")
                 .replace("{outbox_id}", "1")
+                .replace("{name}", "ada")
                 .replace("{id}", "1");
             let a = app
                 .send(

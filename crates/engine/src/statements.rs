@@ -1,0 +1,973 @@
+//! Bank statements in, and the three-way reconciliation of payouts × bank results × statements
+//! (DESIGN §8.3).
+//!
+//! A result file says what a bank *decided*; its statement says what money *left our account*.
+//! Importing a statement checks it against the previous one of the same account (continuity),
+//! matches every entry (to a payout, to a whole batch booked as one debit, to a fee) and raises
+//! what a machine cannot decide: a debit with no payout, a debit for a payout we hold failed, a
+//! broken sequence. Fees are booked to the channel's fees account, never to a payout.
+//!
+//! The match of one entry is a pure decision ([`match_entry`]) over facts the importer loads.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::BufReader;
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use disburse_core::ledger::{Journal, JournalKind, LedgerAccount};
+use disburse_core::{ChannelId, Currency, Money, OperatorName};
+use disburse_formats::statements::{
+    read_statements, EntryKind, StatementEntry, StatementHeader, StatementRecord,
+};
+use disburse_store::{
+    fmt_date, fmt_time, parse_time, BatchRow, Bind, ExceptionRow, NewAuditEvent, PayoutRow,
+    StatementEntryRow, StatementRow, WriteTx,
+};
+use serde::Serialize;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::{write_journal, Actor, Engine, EngineError, Result};
+
+/// What importing one statement did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct StatementSummary {
+    pub statement: i64,
+    pub file_name: String,
+    pub channel: String,
+    pub already_imported: bool,
+    pub entries: u64,
+    /// Entries by match status: matched, suggested, unmatched, fee, not_ours.
+    pub by_status: BTreeMap<String, u64>,
+    /// Exceptions raised: (kind, reason).
+    pub exceptions: Vec<(String, String)>,
+}
+
+/// How an entry was matched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryMatch {
+    /// matched | suggested | unmatched | fee | not_ours
+    pub status: &'static str,
+    pub rule: Option<&'static str>,
+    pub payout_no: Option<String>,
+    pub batch_id: Option<i64>,
+    pub note: String,
+    /// An exception for a person: (kind, what it asks).
+    pub exception: Option<(&'static str, String)>,
+}
+
+/// What the importer knows about an entry's possible counterparts.
+#[derive(Debug, Clone, Default)]
+pub struct EntryFacts {
+    /// The payout its end-to-end id names: (payout number, state, paid or instructed minor units).
+    pub by_end_to_end_id: Option<(String, String, i64)>,
+    /// What came back of that payout while it stayed succeeded (partial returns).
+    pub end_to_end_returned_minor: i64,
+    /// The payout whose bank reference it carries.
+    pub by_reference: Option<(String, String, i64)>,
+    /// The batch its `Btch` MsgId or PmtInfId names: (id, control sum).
+    pub by_batch_id: Option<(i64, i64)>,
+    /// What our books hold paid for that batch's payouts (a bank books what it moved, which may
+    /// differ from the control sum when some transfers were rejected or paid another amount).
+    pub batch_paid_minor: Option<i64>,
+    /// The only batch of the channel whose control sum is the debit: (id, control sum).
+    pub by_control_sum: Option<(i64, i64)>,
+}
+
+fn outcome(status: &'static str, rule: Option<&'static str>, note: String) -> EntryMatch {
+    EntryMatch {
+        status,
+        rule,
+        payout_no: None,
+        batch_id: None,
+        note,
+        exception: None,
+    }
+}
+
+/// Decides the match of one entry. Strong rules (end-to-end id, the batch's own id, the bank's
+/// reference) match; a weaker one (a control sum alone, an amount that differs) is only
+/// *suggested*, for a person to confirm. Money that left with nothing of ours behind it is the
+/// most serious exception there is.
+pub fn match_entry(entry: &StatementEntry, facts: &EntryFacts) -> EntryMatch {
+    let moved = -entry.amount.amount_minor();
+    let ccy = entry.amount.currency();
+    if !entry.booked {
+        return outcome(
+            "not_ours",
+            None,
+            "not booked (pending or informational)".into(),
+        );
+    }
+    match entry.kind {
+        EntryKind::Charges => {
+            return outcome("fee", Some("bank_transaction_code"), "bank charges".into())
+        }
+        EntryKind::Return => {
+            if let Some((no, state, _)) = &facts.by_end_to_end_id {
+                let mut m = if state == "returned" {
+                    outcome("matched", Some("end_to_end_id"), format!("return of {no}"))
+                } else if facts.end_to_end_returned_minor == entry.amount.amount_minor() {
+                    outcome(
+                        "matched",
+                        Some("end_to_end_id"),
+                        format!("partial return of {no}"),
+                    )
+                } else {
+                    outcome(
+                        "suggested",
+                        Some("end_to_end_id"),
+                        format!("a return of {no}, which we hold {state}: record the return"),
+                    )
+                };
+                m.payout_no = Some(no.clone());
+                return m;
+            }
+            return outcome(
+                "unmatched",
+                None,
+                "a return credit for no payout of ours".into(),
+            );
+        }
+        EntryKind::Other if entry.amount.amount_minor() > 0 => {
+            return outcome("not_ours", None, "a credit that is not a payout's".into())
+        }
+        EntryKind::Other | EntryKind::Payment => {}
+    }
+    let single = |rule: &'static str, (no, state, minor): &(String, String, i64)| {
+        let mut m = match state.as_str() {
+            "succeeded" if *minor == moved => {
+                outcome("matched", Some(rule), format!("payout {no}"))
+            }
+            "succeeded" => outcome(
+                "suggested",
+                Some(rule),
+                format!(
+                    "payout {no} is recorded paid {}, the statement debits {}",
+                    minor_text(*minor, ccy),
+                    minor_text(moved, ccy)
+                ),
+            ),
+            "failed" | "returned" | "cancelled" => {
+                let mut m = outcome(
+                    "unmatched",
+                    Some(rule),
+                    format!("payout {no} is {state}, but the statement debits it"),
+                );
+                m.exception = Some((
+                    "debit_for_failed_payout",
+                    format!(
+                        "the bank debited {} for payout {no}, which we hold {state}: ask the bank; \
+                         if it paid, correct the payout (confirm-succeeded)",
+                        minor_text(moved, ccy)
+                    ),
+                ));
+                m
+            }
+            _ => outcome(
+                "suggested",
+                Some(rule),
+                format!("payout {no} is {state}: the statement says the money left"),
+            ),
+        };
+        m.payout_no = Some(no.clone());
+        m
+    };
+    if let Some(p) = &facts.by_end_to_end_id {
+        return single("end_to_end_id", p);
+    }
+    if let Some((id, sum)) = facts.by_batch_id {
+        let mut m = if sum == moved {
+            outcome(
+                "matched",
+                Some("batch_id"),
+                format!("batch {id} booked as one debit"),
+            )
+        } else if facts.batch_paid_minor == Some(moved) {
+            outcome(
+                "matched",
+                Some("batch_id"),
+                format!("batch {id} booked as one debit of what it paid"),
+            )
+        } else {
+            outcome(
+                "suggested",
+                Some("batch_id"),
+                format!(
+                    "batch {id} (control sum {}) booked as {}",
+                    minor_text(sum, ccy),
+                    minor_text(moved, ccy)
+                ),
+            )
+        };
+        m.batch_id = Some(id);
+        return m;
+    }
+    if let Some(p) = &facts.by_reference {
+        return single("bank_reference", p);
+    }
+    if let Some((id, _)) = facts.by_control_sum {
+        let mut m = outcome(
+            "suggested",
+            Some("control_sum"),
+            format!("the debit equals the control sum of batch {id}; no reference says so"),
+        );
+        m.batch_id = Some(id);
+        return m;
+    }
+    let mut m = outcome(
+        "unmatched",
+        None,
+        "money left with no instruction of ours".into(),
+    );
+    m.exception = Some((
+        "unexplained_debit",
+        format!(
+            "the bank debited {} (reference {}) and no payout or batch of ours explains it: \
+             ask the bank at once",
+            minor_text(moved, ccy),
+            entry.bank_reference.as_deref().unwrap_or("none")
+        ),
+    ));
+    m
+}
+
+fn minor_text(minor: i64, currency: Currency) -> String {
+    Money::from_minor(minor, currency).to_decimal_string()
+}
+
+/// The day's reconciliation of one channel.
+#[derive(Debug, Clone, Serialize)]
+pub struct Reconciliation {
+    pub channel: String,
+    pub as_of: String,
+    pub currency: Option<String>,
+    pub statements: Vec<StatementLine>,
+    pub matched: u64,
+    pub matched_minor: i64,
+    pub fees_minor: i64,
+    pub suggested: Vec<EntryLine>,
+    pub unmatched: Vec<EntryLine>,
+    /// Succeeded payouts no statement shows leaving, older than the grace period.
+    pub not_on_any_statement: Vec<PayoutLine>,
+    /// Open exceptions about statements (continuity, unexplained debits...).
+    pub open_exceptions: Vec<(String, String)>,
+    pub books_vs_bank: Option<BooksVsBank>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StatementLine {
+    pub statement: i64,
+    pub electronic_sequence: Option<i64>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub opening_minor: i64,
+    pub closing_minor: i64,
+    pub entries: i64,
+    pub file_name: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EntryLine {
+    pub entry: i64,
+    pub statement: i64,
+    pub line: i64,
+    pub amount_minor: i64,
+    pub note: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PayoutLine {
+    pub payout_no: String,
+    pub paid_minor: i64,
+    pub succeeded_at: String,
+}
+
+/// The channel's bank account in our books against the statements.
+#[derive(Debug, Clone, Serialize)]
+pub struct BooksVsBank {
+    /// Latest closing − first opening balance: what the statements show moved.
+    pub bank_movement_minor: i64,
+    /// The channel's bank account in our ledger (payouts, fees): what we recorded moved.
+    pub books_movement_minor: i64,
+    pub difference_minor: i64,
+    /// Part of the difference: statement entries our books do not hold (unmatched, suggested,
+    /// not ours).
+    pub explained_by_statement_only_minor: i64,
+    /// Part of the difference: payouts our books hold paid that no statement shows yet.
+    pub explained_by_books_only_minor: i64,
+    /// What is left: zero when every difference is explained.
+    pub unexplained_minor: i64,
+}
+
+/// Succeeded payouts on no statement after this many business days (Monday to Friday) are listed.
+pub const NOT_ON_STATEMENT_AFTER_DAYS: i64 = 3;
+
+/// Business days (Monday to Friday) after `from` up to and including `to`.
+pub fn business_days_between(from: chrono::NaiveDate, to: chrono::NaiveDate) -> i64 {
+    use chrono::Datelike;
+    let mut n = 0;
+    let mut d = from;
+    while d < to {
+        d = d.succ_opt().unwrap_or(to);
+        if d.weekday().number_from_monday() <= 5 {
+            n += 1;
+        }
+    }
+    n
+}
+
+impl Engine {
+    /// Imports one camt.053 statement of a channel's account. `channel` may be left out when the
+    /// statement's account is the debtor account of exactly one channel.
+    pub async fn import_statement(
+        &self,
+        path: &Path,
+        channel: Option<&str>,
+        as_of: DateTime<Utc>,
+        actor: &Actor,
+    ) -> Result<StatementSummary> {
+        let file_name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_else(|| path.display().to_string());
+        let file_err = |e: &dyn std::fmt::Display| {
+            EngineError::invalid("file", format!("{}: {e}", path.display()))
+        };
+        let bytes_sha = {
+            let bytes = std::fs::read(path).map_err(|e| file_err(&e))?;
+            hex::encode(Sha256::digest(&bytes))
+        };
+        // Pass 1: the whole statement must read, and hold exactly one statement.
+        let open = || -> Result<_> {
+            let file = File::open(path).map_err(|e| file_err(&e))?;
+            Ok(read_statements(BufReader::with_capacity(256 * 1024, file)))
+        };
+        let mut header: Option<StatementHeader> = None;
+        let mut count = 0u64;
+        let mut sums: BTreeMap<Currency, i64> = BTreeMap::new();
+        for item in open()? {
+            match item.map_err(|e| file_err(&e))? {
+                StatementRecord::Header(h) => {
+                    if header.is_some() {
+                        return Err(file_err(&format!(
+                            "line {}: a second statement in one file; import each statement \
+                             from its own file",
+                            h.line
+                        )));
+                    }
+                    header = Some(h);
+                }
+                StatementRecord::Entry(e) => {
+                    count += 1;
+                    if e.booked {
+                        let s = sums.entry(e.amount.currency()).or_default();
+                        *s = s.checked_add(e.amount.amount_minor()).ok_or_else(|| {
+                            file_err(&format!("line {}: the entries' sum overflows", e.line))
+                        })?;
+                    }
+                }
+            }
+        }
+        let header = header.ok_or_else(|| file_err(&"no statement (Stmt) in the file"))?;
+        let line = header.line;
+        let account = header.account.clone().ok_or_else(|| {
+            file_err(&format!(
+                "line {line}: the statement names no account (Acct/Id)"
+            ))
+        })?;
+        let (opening, closing) = match (header.opening, header.closing) {
+            (Some(o), Some(c)) => (o, c),
+            _ => {
+                return Err(file_err(&format!(
+                    "line {line}: a statement needs its booked opening (OPBD or PRCD) and closing (CLBD) balance"
+                )))
+            }
+        };
+        let digest = account_digest(&account);
+        let channel = match channel {
+            Some(c) => self.config.channel(c)?,
+            None => {
+                let mut found = self
+                    .config
+                    .channels
+                    .iter()
+                    .filter(|c| account_digest(&c.debtor.iban) == digest);
+                match (found.next(), found.next()) {
+                    (Some(c), None) => c,
+                    _ => {
+                        return Err(EngineError::invalid(
+                            "channel",
+                            format!(
+                                "{file_name}: account ****{} is the account of no single channel; name it with --channel",
+                                last4(&account)
+                            ),
+                        ))
+                    }
+                }
+            }
+        };
+        let mut summary = StatementSummary {
+            file_name: file_name.clone(),
+            channel: channel.id.to_string(),
+            ..Default::default()
+        };
+
+        let mut tx = self.db.write().await?;
+        let existing: Option<StatementRow> = tx
+            .fetch_optional(
+                "WHERE channel_id = $6 AND (sha256 = $1 OR (account_digest = $2 \
+                 AND electronic_sequence = $3 AND COALESCE(from_date, '') = $4 \
+                 AND COALESCE(to_date, '') = $5))",
+                &[
+                    Bind::Text(bytes_sha.clone()),
+                    Bind::Text(digest.clone()),
+                    // A statement without a sequence number is the same only by its bytes.
+                    Bind::Int(header.electronic_sequence.map_or(-1, |s| s as i64)),
+                    Bind::Text(header.from.map(fmt_date).unwrap_or_default()),
+                    Bind::Text(header.to.map(fmt_date).unwrap_or_default()),
+                    Bind::Text(channel.id.to_string()),
+                ],
+            )
+            .await?;
+        if let Some(s) = existing {
+            tx.rollback().await?;
+            summary.statement = s.id;
+            summary.already_imported = true;
+            summary.entries = s.entries as u64;
+            return Ok(summary);
+        }
+        let at = fmt_time(as_of);
+        let row = StatementRow {
+            id: tx.next_id("statement").await?,
+            channel_id: channel.id.to_string(),
+            account_digest: digest.clone(),
+            account_last4: last4(&account),
+            statement_id: header.statement_id.clone(),
+            message_id: header.message_id.clone(),
+            electronic_sequence: header.electronic_sequence.map(|s| s as i64),
+            legal_sequence: header.legal_sequence.map(|s| s as i64),
+            from_date: header.from.map(fmt_date),
+            to_date: header.to.map(fmt_date),
+            currency: opening.currency().code().to_string(),
+            opening_minor: opening.amount_minor(),
+            closing_minor: closing.amount_minor(),
+            entries: count as i64,
+            file_name: file_name.clone(),
+            sha256: bytes_sha.clone(),
+            imported_at: at.clone(),
+        };
+        summary.statement = row.id;
+        summary.entries = count;
+        let here = |l: u64| format!("{file_name} line {l}");
+        let mut raise: Vec<(&'static str, String, u64, Option<String>)> = Vec::new();
+
+        // Continuity with the previous statement of the same account.
+        let previous: Option<StatementRow> = tx
+            .fetch_optional(
+                "WHERE account_digest = $1 AND electronic_sequence < $2 AND channel_id = $3 \
+                 ORDER BY electronic_sequence DESC LIMIT 1",
+                &[
+                    Bind::Text(digest.clone()),
+                    Bind::Int(row.electronic_sequence.unwrap_or(i64::MAX)),
+                    Bind::Text(channel.id.to_string()),
+                ],
+            )
+            .await?;
+        if let Some(prev) = &previous {
+            if prev.closing_minor != row.opening_minor || prev.currency != row.currency {
+                raise.push(("statement_break", format!(
+                    "{}: opening balance {} {} is not the closing balance {} {} of the previous statement {} ({}): a statement is missing or wrong",
+                    here(line), minor_text(row.opening_minor, opening.currency()), row.currency, minor_text(prev.closing_minor, opening.currency()), prev.currency,
+                    prev.electronic_sequence.unwrap_or_default(), prev.file_name
+                ), line, None));
+            }
+            if let (Some(p), Some(n)) = (prev.electronic_sequence, row.electronic_sequence) {
+                if n != p + 1 {
+                    raise.push(("statement_gap", format!(
+                        "{}: statement {n} follows statement {p} ({}): statements {}..{} are missing",
+                        here(line), prev.file_name, p + 1, n - 1
+                    ), line, None));
+                }
+            }
+        }
+        let own_sum = sums.get(&opening.currency()).copied().unwrap_or(0);
+        if row.opening_minor.checked_add(own_sum) != Some(row.closing_minor) {
+            raise.push(("statement_unbalanced", format!(
+                "{}: opening {} + entries {} is not the closing balance {} {}: the statement does not add up",
+                here(line), minor_text(row.opening_minor, opening.currency()), minor_text(own_sum, opening.currency()), minor_text(row.closing_minor, opening.currency()), row.currency
+            ), line, None));
+        }
+        tx.insert(&row).await?;
+
+        // Pass 2: match and store every entry.
+        let channel_id =
+            ChannelId::parse(&channel.id.to_string()).map_err(crate::payouts::corrupt)?;
+        let mut fees: BTreeMap<Currency, i64> = BTreeMap::new();
+        for item in open()? {
+            let StatementRecord::Entry(e) = item.map_err(|e| file_err(&e))? else {
+                continue;
+            };
+            let m = if e.amount.currency() != opening.currency() {
+                let mut m = outcome(
+                    "unmatched",
+                    None,
+                    format!(
+                        "an entry in {} on a {} account",
+                        e.amount.currency(),
+                        row.currency
+                    ),
+                );
+                m.exception = Some((
+                    "statement_entry_currency",
+                    format!(
+                        "the entry is in {}, the account in {}: ask the bank",
+                        e.amount.currency(),
+                        row.currency
+                    ),
+                ));
+                m
+            } else {
+                let facts = self
+                    .entry_facts(&mut tx, &e, &channel.id.to_string())
+                    .await?;
+                match_entry(&e, &facts)
+            };
+            if m.status == "fee" {
+                let f = fees.entry(e.amount.currency()).or_default();
+                *f = f.saturating_add(-e.amount.amount_minor());
+            }
+            if let Some((kind, what)) = &m.exception {
+                raise.push((
+                    kind,
+                    format!("{}: {what}", here(e.line)),
+                    e.line,
+                    m.payout_no.clone(),
+                ));
+            }
+            *summary.by_status.entry(m.status.to_string()).or_default() += 1;
+            let entry_row = StatementEntryRow {
+                id: tx.next_id("statement_entry").await?,
+                statement_id: row.id,
+                line: e.line as i64,
+                amount_minor: e.amount.amount_minor(),
+                currency: e.amount.currency().code().to_string(),
+                kind: e.kind.as_str().to_string(),
+                booking_date: e.booking_date.map(fmt_date),
+                bank_reference: e.bank_reference.clone(),
+                end_to_end_id: e.end_to_end_id.clone(),
+                batch_reference: e
+                    .batch
+                    .as_ref()
+                    .and_then(|b| b.payment_information_id.clone().or(b.message_id.clone())),
+                match_status: m.status.to_string(),
+                match_rule: m.rule.map(str::to_string),
+                payout_no: m.payout_no.clone(),
+                batch_id: m.batch_id,
+                note: m.note.clone(),
+                decided_by: None,
+                decided_at: None,
+            };
+            tx.insert(&entry_row).await?;
+        }
+        // The bank's charges: an expense of the channel, never part of a payout's amount.
+        let mut fee_journals = Vec::new();
+        for (currency, minor) in &fees {
+            if *minor > 0 {
+                let j = Journal::transfer(
+                    JournalKind::BankFees,
+                    LedgerAccount::ChannelFees(channel_id.clone()),
+                    LedgerAccount::ChannelBank(channel_id.clone()),
+                    Money::from_minor(*minor, *currency),
+                )
+                .map_err(|e| EngineError::Refused(e.to_string()))?;
+                fee_journals.push(write_journal(&mut tx, &j, None, None, None, &at).await?);
+            }
+        }
+        for (kind, reason, line, payout_no) in &raise {
+            let ex = ExceptionRow {
+                id: tx.next_id("exception").await?,
+                kind: kind.to_string(),
+                status: "open".into(),
+                payout_no: payout_no.clone(),
+                merchant_id: None,
+                amount_minor: None,
+                currency: Some(row.currency.clone()),
+                bank_file_id: None,
+                line: Some(*line as i64),
+                reason: reason.clone(),
+                detail: json!({"statement": row.id, "file": file_name, "line": line}).to_string(),
+                created_at: at.clone(),
+                resolved_at: None,
+                resolved_by: None,
+            };
+            tx.insert(&ex).await?;
+            summary.exceptions.push((kind.to_string(), reason.clone()));
+        }
+        tx.audit(NewAuditEvent {
+            at,
+            actor: actor.as_str().into(),
+            action: "statement.imported".into(),
+            subject: format!("statement:{}", row.id),
+            reason: None,
+            detail: json!({"file": file_name, "sha256": bytes_sha, "channel": row.channel_id,
+                "account": format!("****{}", row.account_last4), "sequence": row.electronic_sequence,
+                "entries": count, "by_status": summary.by_status, "fee_journals": fee_journals,
+                "exceptions": summary.exceptions.len()}),
+        })
+        .await?;
+        tx.commit().await?;
+        Ok(summary)
+    }
+
+    async fn entry_facts(
+        &self,
+        tx: &mut WriteTx<'_>,
+        e: &StatementEntry,
+        channel: &str,
+    ) -> Result<EntryFacts> {
+        let lite = |p: PayoutRow| {
+            let minor = p.paid_amount_minor.unwrap_or(p.amount_minor);
+            (p.payout_no, p.state, minor)
+        };
+        let mut facts = EntryFacts::default();
+        if let Some(id) = &e.end_to_end_id {
+            let p: Option<PayoutRow> = tx
+                .fetch_optional(
+                    "WHERE payout_no = $1 AND channel_id = $2",
+                    &[Bind::Text(id.clone()), Bind::Text(channel.into())],
+                )
+                .await?;
+            facts.end_to_end_returned_minor = p.as_ref().map_or(0, |p| p.returned_minor);
+            facts.by_end_to_end_id = p.map(lite);
+        }
+        if let Some(b) = &e.batch {
+            for id in [&b.message_id, &b.payment_information_id]
+                .into_iter()
+                .flatten()
+            {
+                let batch: Option<BatchRow> = tx
+                    .fetch_optional(
+                        "WHERE message_id = $1 AND channel_id = $2",
+                        &[Bind::Text(id.clone()), Bind::Text(channel.into())],
+                    )
+                    .await?;
+                if let Some(batch) = batch {
+                    facts.by_batch_id = Some((batch.id, batch.control_sum_minor));
+                    let payouts: Vec<PayoutRow> = tx
+                        .fetch_all("WHERE batch_id = $1", &[Bind::Int(batch.id)])
+                        .await?;
+                    facts.batch_paid_minor = Some(
+                        payouts
+                            .iter()
+                            // The bank debited what it paid, including what came back later.
+                            .filter_map(|p| p.paid_amount_minor.map(|m| m + p.returned_minor))
+                            .fold(0i64, i64::saturating_add),
+                    );
+                    break;
+                }
+            }
+        }
+        if let Some(reference) = &e.bank_reference {
+            let mut found: Vec<PayoutRow> = tx
+                .fetch_all(
+                    "WHERE bank_reference = $1 AND channel_id = $2 LIMIT 2",
+                    &[Bind::Text(reference.clone()), Bind::Text(channel.into())],
+                )
+                .await?;
+            if found.len() == 1 {
+                facts.by_reference = found.pop().map(lite);
+            }
+        }
+        if e.amount.amount_minor() < 0 && facts.by_batch_id.is_none() && e.transactions != 1 {
+            let mut found: Vec<BatchRow> = tx
+                .fetch_all(
+                    "WHERE channel_id = $1 AND control_sum_minor = $2 AND currency = $3 LIMIT 2",
+                    &[
+                        Bind::Text(channel.into()),
+                        Bind::Int(-e.amount.amount_minor()),
+                        Bind::Text(e.amount.currency().code().into()),
+                    ],
+                )
+                .await?;
+            if found.len() == 1 {
+                let b = found.pop().expect("one");
+                facts.by_control_sum = Some((b.id, b.control_sum_minor));
+            }
+        }
+        Ok(facts)
+    }
+
+    /// A person confirms a suggested match, or rejects it (then a debit is unexplained).
+    pub async fn decide_statement_entry(
+        &self,
+        entry: i64,
+        confirm: bool,
+        why: &str,
+        as_of: DateTime<Utc>,
+        who: &OperatorName,
+    ) -> Result<StatementEntryRow> {
+        if why.trim().is_empty() {
+            return Err(EngineError::invalid("why", "say why"));
+        }
+        let mut tx = self.db.write().await?;
+        let role = Self::operator_role(&mut tx, who).await?;
+        disburse_core::correction::check_may_propose(
+            who.as_str(),
+            role,
+            "decide statement matches",
+        )
+        .map_err(|e| EngineError::Refused(e.to_string()))?;
+        let mut row: StatementEntryRow = tx
+            .fetch_optional("WHERE id = $1", &[Bind::Int(entry)])
+            .await?
+            .ok_or_else(|| EngineError::NotFound {
+                what: "statement entry",
+                id: entry.to_string(),
+            })?;
+        if row.match_status != "suggested" {
+            return Err(EngineError::Refused(format!(
+                "entry {entry} is {}; only suggested matches are confirmed or rejected",
+                row.match_status
+            )));
+        }
+        let at = fmt_time(as_of);
+        let before = row.match_status.clone();
+        row.match_status = if confirm { "matched" } else { "unmatched" }.into();
+        row.decided_by = Some(who.to_string());
+        row.decided_at = Some(at.clone());
+        tx.update(&row).await?;
+        if !confirm && row.amount_minor < 0 {
+            let ex = ExceptionRow {
+                id: tx.next_id("exception").await?,
+                kind: "unexplained_debit".into(),
+                status: "open".into(),
+                payout_no: None,
+                merchant_id: None,
+                amount_minor: Some(-row.amount_minor),
+                currency: Some(row.currency.clone()),
+                bank_file_id: None,
+                line: Some(row.line),
+                reason: format!(
+                    "statement entry {entry} (line {}): {who} rejected the suggested match ({}): ask the bank",
+                    row.line, row.note
+                ),
+                detail: json!({"statement_entry": entry}).to_string(),
+                created_at: at.clone(),
+                resolved_at: None,
+                resolved_by: None,
+            };
+            tx.insert(&ex).await?;
+        }
+        tx.audit(NewAuditEvent {
+            at,
+            actor: Actor::operator(who).as_str().into(),
+            action: if confirm { "statement_entry.confirmed" } else { "statement_entry.rejected" }.into(),
+            subject: format!("statement_entry:{entry}"),
+            reason: Some(why.to_string()),
+            detail: json!({"before": before, "after": row.match_status, "rule": row.match_rule, "payout_no": row.payout_no, "batch_id": row.batch_id}),
+        })
+        .await?;
+        tx.commit().await?;
+        Ok(row)
+    }
+
+    /// The reconciliation of a channel's statements with our payouts and books, as of a time.
+    pub async fn reconcile(&self, channel: &str, as_of: DateTime<Utc>) -> Result<Reconciliation> {
+        let channel = self.config.channel(channel)?.id.to_string();
+        let statements: Vec<StatementRow> = self
+            .db
+            .fetch_all(
+                "WHERE channel_id = $1 ORDER BY electronic_sequence, id",
+                &[Bind::Text(channel.clone())],
+            )
+            .await?;
+        let ids: Vec<i64> = statements.iter().map(|s| s.id).collect();
+        let mut entries: Vec<StatementEntryRow> = Vec::new();
+        for id in &ids {
+            entries.extend(
+                self.db
+                    .fetch_all::<StatementEntryRow>(
+                        "WHERE statement_id = $1 ORDER BY id",
+                        &[Bind::Int(*id)],
+                    )
+                    .await?,
+            );
+        }
+        let line = |e: &StatementEntryRow| EntryLine {
+            entry: e.id,
+            statement: e.statement_id,
+            line: e.line,
+            amount_minor: e.amount_minor,
+            note: e.note.clone(),
+        };
+        let matched: Vec<&StatementEntryRow> = entries
+            .iter()
+            .filter(|e| e.match_status == "matched")
+            .collect();
+        let fees_minor: i64 = entries
+            .iter()
+            .filter(|e| e.match_status == "fee")
+            .map(|e| -e.amount_minor)
+            .sum();
+        // Which payouts a statement shows leaving: directly, or in a batch booked as one debit.
+        let mut on_statement: std::collections::HashSet<String> = matched
+            .iter()
+            .filter(|e| e.amount_minor < 0)
+            .filter_map(|e| e.payout_no.clone())
+            .collect();
+        let batches: Vec<i64> = matched.iter().filter_map(|e| e.batch_id).collect();
+        for b in batches {
+            for p in self
+                .db
+                .fetch_all::<PayoutRow>("WHERE batch_id = $1", &[Bind::Int(b)])
+                .await?
+            {
+                on_statement.insert(p.payout_no);
+            }
+        }
+        let succeeded: Vec<PayoutRow> = self
+            .db
+            .fetch_all(
+                "WHERE channel_id = $1 AND state = 'succeeded' ORDER BY id",
+                &[Bind::Text(channel.clone())],
+            )
+            .await?;
+
+        let mut books_only_minor = 0i64;
+        let mut not_on_any_statement = Vec::new();
+        for p in &succeeded {
+            if on_statement.contains(&p.payout_no) {
+                continue;
+            }
+            let paid = p.paid_amount_minor.unwrap_or(p.amount_minor);
+            books_only_minor = books_only_minor.saturating_add(paid);
+            let at = p.succeeded_at.clone().unwrap_or_default();
+            let due = parse_time(&at).is_ok_and(|t| {
+                business_days_between(t.date_naive(), as_of.date_naive())
+                    >= NOT_ON_STATEMENT_AFTER_DAYS
+            });
+            if due {
+                not_on_any_statement.push(PayoutLine {
+                    payout_no: p.payout_no.clone(),
+                    paid_minor: paid,
+                    succeeded_at: at,
+                });
+            }
+        }
+        let currency = statements.first().map(|s| s.currency.clone());
+        let books_vs_bank = match (statements.first(), statements.last(), &currency) {
+            (Some(first), Some(last), Some(ccy)) => {
+                let bank_movement = last.closing_minor - first.opening_minor;
+                let books = self
+                    .db
+                    .balance(
+                        &LedgerAccount::ChannelBank(
+                            ChannelId::parse(&channel).map_err(crate::payouts::corrupt)?,
+                        )
+                        .to_string(),
+                        ccy,
+                    )
+                    .await?;
+                let statement_only: i64 = entries
+                    .iter()
+                    .filter(|e| {
+                        matches!(
+                            e.match_status.as_str(),
+                            "unmatched" | "suggested" | "not_ours"
+                        )
+                    })
+                    .filter(|e| e.currency == *ccy)
+                    .map(|e| e.amount_minor)
+                    .sum();
+                // Books hold those payouts as money out (negative); the bank does not yet.
+                let difference = bank_movement - books;
+                let explained = statement_only + books_only_minor;
+                Some(BooksVsBank {
+                    bank_movement_minor: bank_movement,
+                    books_movement_minor: books,
+                    difference_minor: difference,
+                    explained_by_statement_only_minor: statement_only,
+                    explained_by_books_only_minor: books_only_minor,
+                    unexplained_minor: difference - explained,
+                })
+            }
+            _ => None,
+        };
+        let open: Vec<ExceptionRow> = self
+            .db
+            .fetch_all(
+                "WHERE status = 'open' AND kind IN ('statement_break', 'statement_gap', \
+                 'statement_unbalanced', 'statement_entry_currency', 'unexplained_debit', \
+                 'debit_for_failed_payout') ORDER BY id",
+                &[],
+            )
+            .await?;
+        Ok(Reconciliation {
+            channel,
+            as_of: fmt_time(as_of),
+            currency,
+            statements: statements
+                .iter()
+                .map(|s| StatementLine {
+                    statement: s.id,
+                    electronic_sequence: s.electronic_sequence,
+                    from: s.from_date.clone(),
+                    to: s.to_date.clone(),
+                    opening_minor: s.opening_minor,
+                    closing_minor: s.closing_minor,
+                    entries: s.entries,
+                    file_name: s.file_name.clone(),
+                })
+                .collect(),
+            matched: matched.len() as u64,
+            matched_minor: matched.iter().map(|e| e.amount_minor).sum(),
+            fees_minor,
+            suggested: entries
+                .iter()
+                .filter(|e| e.match_status == "suggested")
+                .map(line)
+                .collect(),
+            unmatched: entries
+                .iter()
+                .filter(|e| e.match_status == "unmatched")
+                .map(line)
+                .collect(),
+            not_on_any_statement,
+            open_exceptions: open.into_iter().map(|e| (e.kind, e.reason)).collect(),
+            books_vs_bank,
+        })
+    }
+}
+
+/// Our own account identifies a statement's account; it is kept as a digest, never in clear.
+fn account_digest(account: &str) -> String {
+    let normalized: String = account
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .map(|c| c.to_ascii_uppercase())
+        .collect();
+    hex::encode(Sha256::digest(normalized.as_bytes()))
+}
+
+fn last4(account: &str) -> String {
+    let chars: Vec<char> = account.chars().filter(|c| !c.is_whitespace()).collect();
+    chars[chars.len().saturating_sub(4)..].iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::NaiveDate;
+
+    #[test]
+    fn business_days_skip_weekends() {
+        let d = |m, day| NaiveDate::from_ymd_opt(2026, m, day).unwrap();
+        // Friday 2026-11-06 → Monday 11-09 is one business day; → Wednesday 11-11 three.
+        assert_eq!(business_days_between(d(11, 6), d(11, 9)), 1);
+        assert_eq!(business_days_between(d(11, 6), d(11, 11)), 3);
+        assert_eq!(business_days_between(d(11, 9), d(11, 9)), 0);
+        assert_eq!(business_days_between(d(11, 7), d(11, 8)), 0, "a weekend");
+    }
+}
