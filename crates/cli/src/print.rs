@@ -153,6 +153,13 @@ pub fn ledger_check(c: &LedgerCheck) -> String {
             "journal {j} does not balance in {ccy}: off by {off} minor units"
         );
     }
+    for off in &c.balance_rows_off {
+        let _ = writeln!(
+            s,
+            "balance row {} {} reads {} but its lines sum to {}",
+            off.account, off.currency, off.row_minor, off.lines_minor
+        );
+    }
     for (ccy, total) in &c.totals {
         let _ = writeln!(
             s,

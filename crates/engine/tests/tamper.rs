@@ -5,7 +5,8 @@
 mod common;
 
 use common::*;
-use disburse_core::PayoutNo;
+use disburse_core::{OrderNo, PayoutNo};
+use disburse_engine::WithdrawRequest;
 use disburse_store::testing::TestBackend;
 use disburse_store::{Bind, JournalLineRow, JournalRow};
 
@@ -175,7 +176,15 @@ const TAMPERINGS: &[Tampering] = &[
               ({new_line_1}, {journal}, 'merchant:acme:available', 'EUR', -100000), \
               ({new_line_2}, {journal}, 'platform:EUR:collections', 'EUR', 100000)",
         first_finding: "journal_lines row {new_line_1} was inserted behind the system's back",
-        books_still_balance: true,
+        // Every journal balances, but the balance rows no longer are the sum of the lines.
+        books_still_balance: false,
+    },
+    Tampering {
+        name: "raise a merchant's balance row",
+        sql: "UPDATE account_balances SET balance_minor = balance_minor - 100000 \
+              WHERE account = 'merchant:acme:available' AND currency = 'EUR'",
+        first_finding: "the balance of merchant:acme:available in EUR reads",
+        books_still_balance: false,
     },
     Tampering {
         name: "update an audit event's actor",
@@ -330,9 +339,16 @@ both_backends!(
             assert_eq!(db.execute_raw(&history.fill(change)).await.unwrap(), 1);
             let findings = db.verify_audit().await.unwrap();
             let expected = history.fill(finding);
+            // A changed line also leaves its account's balance row off the lines' sum.
+            let others_are_balance_rows = findings
+                .iter()
+                .skip(1)
+                .all(|f| f.what.starts_with("the balance of "));
             assert!(
-                findings.len() == 1 && findings[0].what.contains(&expected),
-                "after {change:?}: expected only {expected:?}, got {findings:?}"
+                !findings.is_empty()
+                    && findings[0].what.contains(&expected)
+                    && others_are_balance_rows,
+                "after {change:?}: expected {expected:?} (and balance rows), got {findings:?}"
             );
             assert_eq!(db.execute_raw(&history.fill(restore)).await.unwrap(), 1);
             let findings = db.verify_audit().await.unwrap();
@@ -385,5 +401,61 @@ both_backends!(
             alarms.first()
         );
         assert_books_and_audit(&app.engine).await;
+    }
+);
+
+both_backends!(
+    a_withdrawal_trusts_the_balance_row_and_a_changed_row_is_found,
+    |app: App| async move {
+        // The hot path reads one balance row, never the account's history: a row lowered behind
+        // the system's back is what the next withdrawal sees, and verify and the ledger check
+        // both name it.
+        let e = &app.engine;
+        funded_merchant(e, "acme", "100.00").await;
+        let db = e.db();
+        assert_eq!(
+            db.balance("merchant:acme:available", "EUR").await.unwrap(),
+            -10000
+        );
+        assert!(db.verify_audit().await.unwrap().is_empty());
+        assert_eq!(
+            db.execute_raw(
+                "UPDATE account_balances SET balance_minor = -500 \
+                 WHERE account = 'merchant:acme:available' AND currency = 'EUR'"
+            )
+            .await
+            .unwrap(),
+            1
+        );
+        let refused = e
+            .withdraw(
+                &WithdrawRequest {
+                    merchant: m("acme"),
+                    order_no: OrderNo::parse("W1").unwrap(),
+                    amount: eur("10.00"),
+                },
+                t0(),
+                &ops(),
+            )
+            .await;
+        assert!(refused.is_err(), "5.00 available by the row: {refused:?}");
+        let findings = db.verify_audit().await.unwrap();
+        assert!(
+            findings.iter().any(|f| f.what.contains(
+                "the balance of merchant:acme:available in EUR reads -500 but its journal lines sum to -10000"
+            )),
+            "{findings:?}"
+        );
+        let books = db.ledger_check().await.unwrap();
+        assert!(!books.is_ok());
+        assert_eq!(
+            books.balance_rows_off,
+            vec![disburse_store::BalanceRowOff {
+                account: "merchant:acme:available".into(),
+                currency: "EUR".into(),
+                row_minor: -500,
+                lines_minor: -10000,
+            }]
+        );
     }
 );

@@ -12,6 +12,12 @@ use disburse_store::{
 };
 use sqlx::Row;
 
+/// What a forger with SQL access does after changing journal lines: restates every balance row
+/// as the sum of its lines, so the books agree with the forgery (only the chain can tell).
+const RESTATE_BALANCES: &str = "UPDATE account_balances SET balance_minor = (SELECT \
+    COALESCE(SUM(l.amount_minor), 0) FROM journal_lines l WHERE l.account = account_balances.account \
+    AND l.currency = account_balances.currency)";
+
 /// The engine of `app` with every channel's outbox in `dir`.
 async fn engine_with_outbox(app: &App, dir: &std::path::Path) -> Engine {
     let mut config = Config::builtin();
@@ -250,6 +256,7 @@ both_backends!(
         )
         .await
         .unwrap();
+        db.execute_raw(RESTATE_BALANCES).await.unwrap();
         // The forger writes the digests the real code would have written.
         let digests = serde_json::to_string(&[
             disburse_core::audit::row_digest(
@@ -383,6 +390,7 @@ both_backends!(
             .await
             .unwrap();
         }
+        db.execute_raw(RESTATE_BALANCES).await.unwrap();
         db.execute_raw(&format!(
             "UPDATE audit_head SET seq = {}, hash = {} WHERE id = 1",
             keep.seq,

@@ -25,7 +25,7 @@ pub use claims::Claim;
 pub use plans::QueryPlan;
 pub use rows::*;
 pub use tx::{NewAuditEvent, WriteTx};
-pub use verify::{LedgerCheck, TamperFinding};
+pub use verify::{BalanceRowOff, LedgerCheck, TamperFinding};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -297,17 +297,19 @@ impl Db {
             .collect()
     }
 
-    /// Balance of one account in one currency (debit positive), summed without overflow.
+    /// Balance of one account in one currency (debit positive): its row in `account_balances`.
     pub async fn balance(&self, account: &str, currency: &str) -> Result<i64> {
-        let row = sqlx::query(&format!(
-            "SELECT {} FROM journal_lines WHERE account = $1 AND currency = $2",
-            sums::split_sum("amount_minor")
-        ))
+        let row = sqlx::query(
+            "SELECT balance_minor FROM account_balances WHERE account = $1 AND currency = $2",
+        )
         .bind(account.to_string())
         .bind(currency.to_string())
-        .fetch_one(&self.pool)
+        .fetch_optional(&self.pool)
         .await?;
-        sums::to_minor(sums::read_split_sum(&row)?, account)
+        Ok(match row {
+            Some(r) => r.try_get("balance_minor")?,
+            None => 0,
+        })
     }
 
     /// Every non-zero balance: (account, currency, debit-positive minor units).
@@ -321,7 +323,7 @@ impl Db {
             return Ok(Vec::new());
         }
         let placeholders: Vec<String> = (1..=accounts.len()).map(|i| format!("${i}")).collect();
-        let condition = format!("WHERE account IN ({})", placeholders.join(", "));
+        let condition = format!("AND account IN ({})", placeholders.join(", "));
         self.balances_where(&condition, accounts).await
     }
 
@@ -331,9 +333,8 @@ impl Db {
         binds: &[String],
     ) -> Result<Vec<(String, String, i64)>> {
         let sql = format!(
-            "SELECT account, currency, {} FROM journal_lines {condition} \
-             GROUP BY account, currency ORDER BY account, currency",
-            sums::split_sum("amount_minor")
+            "SELECT account, currency, balance_minor FROM account_balances \
+             WHERE balance_minor <> 0 {condition} ORDER BY account, currency"
         );
         let mut query = sqlx::query(&sql);
         for b in binds {
@@ -342,12 +343,11 @@ impl Db {
         let rows = query.fetch_all(&self.pool).await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in &rows {
-            let account: String = r.try_get("account")?;
-            let total = sums::read_split_sum(r)?;
-            if total != 0 {
-                let total = sums::to_minor(total, &account)?;
-                out.push((account, r.try_get("currency")?, total));
-            }
+            out.push((
+                r.try_get("account")?,
+                r.try_get("currency")?,
+                r.try_get("balance_minor")?,
+            ));
         }
         Ok(out)
     }

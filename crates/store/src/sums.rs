@@ -1,7 +1,8 @@
-//! Sums of money that cannot overflow.
+//! Sums of money that cannot overflow: what `ledger check` and `audit verify` add up over the
+//! journal lines (balances themselves are rows, kept with checked arithmetic by `WriteTx`).
 //!
 //! SQLite's `SUM` of integers fails with "integer overflow" past `i64`, and a total computed in
-//! `i64` anywhere else would too. Every balance is therefore summed in two halves, the quotient
+//! `i64` anywhere else would too. Every such sum is therefore taken in two halves, the quotient
 //! and the remainder of each amount by 2^32: each row adds less than 2^32 to either half, so
 //! neither half can overflow before four billion rows. The halves are combined exactly in `i128`;
 //! a total that does not fit in `i64` minor units is reported as what it is, never wrapped.
@@ -9,7 +10,7 @@
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use crate::{Result, StoreError};
+use crate::Result;
 
 const HALF: i128 = 1 << 32;
 
@@ -26,15 +27,6 @@ pub(crate) fn read_split_sum(row: &AnyRow) -> Result<i128> {
     let hi: i64 = row.try_get("hi")?;
     let lo: i64 = row.try_get("lo")?;
     Ok(i128::from(hi) * HALF + i128::from(lo))
-}
-
-/// A total as `i64` minor units, or a clear error naming what it is the total of.
-pub(crate) fn to_minor(total: i128, what: &str) -> Result<i64> {
-    i64::try_from(total).map_err(|_| {
-        StoreError::Corrupt(format!(
-            "the total of {what} is {total} minor units, beyond what an amount can hold"
-        ))
-    })
 }
 
 #[cfg(test)]

@@ -58,6 +58,18 @@ pub struct WriteTx<'c> {
     /// written as multi-row INSERTs: nothing in a transaction reads them back before a flush, and
     /// one statement per table per flush instead of one per row is most of an import's cost.
     appends: Vec<(&'static str, String, Vec<Bind>)>,
+    /// Balances (`account_balances`) of the accounts this transaction read or posted to, as they
+    /// stand with every journal line staged so far; the changed ones are written at the next
+    /// flush, beside the lines.
+    balances: HashMap<(String, String), Balance>,
+}
+
+/// One account's balance in one currency, as the transaction holds it.
+#[derive(Debug, Clone, Copy)]
+struct Balance {
+    minor: i64,
+    /// Changed since read: written at the next flush.
+    changed: bool,
 }
 
 /// Tables written only by appending; their rows are buffered until a read needs them or commit.
@@ -159,6 +171,7 @@ impl WriteTx<'static> {
             cache: HashMap::new(),
             payout_ids: HashMap::new(),
             deferred: BTreeMap::new(),
+            balances: HashMap::new(),
             statements: 1,
             placeholders: Placeholders::of(backend),
         })
@@ -238,6 +251,10 @@ impl<'c> WriteTx<'c> {
             params.join(", ")
         );
         let binds = typed_binds(&cols, T::INT_COLUMNS_HINT);
+        if let Some(line) = (row as &dyn AnyType).downcast_ref::<JournalLineRow>() {
+            self.post(&line.account, &line.currency, line.amount_minor)
+                .await?;
+        }
         if APPEND_ONLY.contains(&T::TABLE) {
             self.append(
                 T::TABLE,
@@ -269,10 +286,63 @@ impl<'c> WriteTx<'c> {
         Ok(())
     }
 
-    /// Writes everything buffered: deferred updates, then appended rows.
+    /// Writes everything buffered: deferred updates, then appended rows and the balances they
+    /// moved.
     pub async fn flush(&mut self) -> Result<()> {
         self.flush_updates().await?;
-        self.flush_appends().await
+        self.flush_appends().await?;
+        self.flush_balances().await
+    }
+
+    /// Adds a journal line's amount to its account's balance. A balance that would leave what
+    /// an `i64` of minor units holds refuses the whole transaction: bounds on every amount that
+    /// enters make this unreachable by the rules, so reaching it means input nobody checked.
+    async fn post(&mut self, account: &str, currency: &str, amount_minor: i64) -> Result<()> {
+        let current = self.balance(account, currency).await?;
+        let minor = current.checked_add(amount_minor).ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "posting {amount_minor} {currency} minor units to {account} (balance {current}) \
+                 goes beyond what an amount can hold"
+            ))
+        })?;
+        self.balances.insert(
+            (account.to_string(), currency.to_string()),
+            Balance {
+                minor,
+                changed: true,
+            },
+        );
+        Ok(())
+    }
+
+    /// Writes the balances changed since the last flush: one multi-row upsert per run of rows.
+    async fn flush_balances(&mut self) -> Result<()> {
+        let mut changed: Vec<(String, String, i64)> = Vec::new();
+        for ((account, currency), b) in self.balances.iter_mut() {
+            if b.changed {
+                changed.push((account.clone(), currency.clone(), b.minor));
+                b.changed = false;
+            }
+        }
+        // A fixed order: two transactions never write the same rows in different orders.
+        changed.sort();
+        for group in changed.chunks(APPEND_ROWS_MAX) {
+            let mut sql = String::from(
+                "INSERT INTO account_balances (account, currency, balance_minor) VALUES ",
+            );
+            let mut binds = Vec::with_capacity(3 * group.len());
+            for (r, (account, currency, minor)) in group.iter().enumerate() {
+                push_placeholders(self.placeholders, &mut sql, r, 3);
+                binds.push(Bind::Text(account.clone()));
+                binds.push(Bind::Text(currency.clone()));
+                binds.push(Bind::Int(*minor));
+            }
+            sql.push_str(
+                " ON CONFLICT (account, currency) DO UPDATE SET balance_minor = excluded.balance_minor",
+            );
+            self.exec(&sql, &binds).await?;
+        }
+        Ok(())
     }
 
     /// Writes the deferred updates: per table, one `UPDATE … FROM (VALUES …)` per run of rows,
@@ -616,18 +686,33 @@ impl<'c> WriteTx<'c> {
             .next())
     }
 
+    /// The balance of an account in a currency (debit positive), with every line this
+    /// transaction has staged: one row read, never a sum over the account's history.
     pub async fn balance(&mut self, account: &str, currency: &str) -> Result<i64> {
-        self.flush_for("journal_lines", "").await?;
+        let key = (account.to_string(), currency.to_string());
+        if let Some(b) = self.balances.get(&key) {
+            return Ok(b.minor);
+        }
         self.statements += 1;
-        let row = sqlx::query(&format!(
-            "SELECT {} FROM journal_lines WHERE account = $1 AND currency = $2",
-            crate::sums::split_sum("amount_minor")
-        ))
+        let row = sqlx::query(
+            "SELECT balance_minor FROM account_balances WHERE account = $1 AND currency = $2",
+        )
         .bind(account.to_string())
         .bind(currency.to_string())
-        .fetch_one(&mut *self.tx)
+        .fetch_optional(&mut *self.tx)
         .await?;
-        crate::sums::to_minor(crate::sums::read_split_sum(&row)?, account)
+        let minor = match row {
+            Some(r) => r.try_get("balance_minor")?,
+            None => 0,
+        };
+        self.balances.insert(
+            key,
+            Balance {
+                minor,
+                changed: false,
+            },
+        );
+        Ok(minor)
     }
 }
 
@@ -643,6 +728,9 @@ impl<'c> WriteTx<'c> {
         }
         if APPEND_ONLY.iter().any(|t| names(t)) {
             self.flush_appends().await?;
+        }
+        if names("account_balances") {
+            self.flush_balances().await?;
         }
         Ok(())
     }

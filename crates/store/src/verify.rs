@@ -247,6 +247,18 @@ async fn verify_in(
             what: format!("{table} row {key} (written by audit event {seq}) was deleted"),
         });
     }
+    // Balance rows are not in the chain: they are a function of the lines, which are. A row
+    // that is not that function was written behind the system's back (and a withdrawal would
+    // have trusted it).
+    for off in balance_rows_off(conn).await? {
+        findings.push(TamperFinding {
+            what: format!(
+                "the balance of {} in {} reads {} but its journal lines sum to {}: the balance \
+                 row was changed behind the system's back",
+                off.account, off.currency, off.row_minor, off.lines_minor
+            ),
+        });
+    }
     Ok((findings, head))
 }
 
@@ -293,12 +305,74 @@ pub struct LedgerCheck {
     pub unbalanced: Vec<(i64, String, i64)>,
     /// Sum of all balances per currency; zero when the books are right.
     pub totals: BTreeMap<String, i64>,
+    /// Balance rows that are not the sum of their account's journal lines.
+    pub balance_rows_off: Vec<BalanceRowOff>,
+}
+
+/// An `account_balances` row that disagrees with the journal lines of its account (a missing
+/// row reads as 0; a row with no lines is compared with 0).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BalanceRowOff {
+    pub account: String,
+    pub currency: String,
+    /// What the row says (0 when there is no row).
+    pub row_minor: i64,
+    /// What the lines sum to (pinned at the edge of `i64` if beyond it).
+    pub lines_minor: i64,
 }
 
 impl LedgerCheck {
     pub fn is_ok(&self) -> bool {
-        self.unbalanced.is_empty() && self.totals.values().all(|v| *v == 0)
+        self.unbalanced.is_empty()
+            && self.totals.values().all(|v| *v == 0)
+            && self.balance_rows_off.is_empty()
     }
+}
+
+/// Every balance row compared with the sum of its account's lines, both ways.
+pub(crate) async fn balance_rows_off(conn: &mut AnyConnection) -> Result<Vec<BalanceRowOff>> {
+    let sums = sqlx::query(&format!(
+        "SELECT account, currency, {} FROM journal_lines GROUP BY account, currency",
+        crate::sums::split_sum("amount_minor")
+    ))
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut by_lines: BTreeMap<(String, String), i128> = BTreeMap::new();
+    for r in &sums {
+        by_lines.insert(
+            (r.try_get("account")?, r.try_get("currency")?),
+            crate::sums::read_split_sum(r)?,
+        );
+    }
+    let rows = sqlx::query("SELECT account, currency, balance_minor FROM account_balances")
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut off = Vec::new();
+    for r in &rows {
+        let key: (String, String) = (r.try_get("account")?, r.try_get("currency")?);
+        let row_minor: i64 = r.try_get("balance_minor")?;
+        let lines = by_lines.remove(&key).unwrap_or(0);
+        if i128::from(row_minor) != lines {
+            off.push(BalanceRowOff {
+                account: key.0,
+                currency: key.1,
+                row_minor,
+                lines_minor: saturate(lines),
+            });
+        }
+    }
+    for ((account, currency), lines) in by_lines {
+        if lines != 0 {
+            off.push(BalanceRowOff {
+                account,
+                currency,
+                row_minor: 0,
+                lines_minor: saturate(lines),
+            });
+        }
+    }
+    off.sort_by(|a, b| (&a.account, &a.currency).cmp(&(&b.account, &b.currency)));
+    Ok(off)
 }
 
 pub(crate) async fn ledger_check(pool: &AnyPool) -> Result<LedgerCheck> {
@@ -334,7 +408,12 @@ pub(crate) async fn ledger_check(pool: &AnyPool) -> Result<LedgerCheck> {
             saturate(crate::sums::read_split_sum(r)?),
         );
     }
-    Ok(LedgerCheck { unbalanced, totals })
+    let balance_rows_off = balance_rows_off(&mut *pool.acquire().await?).await?;
+    Ok(LedgerCheck {
+        unbalanced,
+        totals,
+        balance_rows_off,
+    })
 }
 
 /// A total for a report of what is wrong: exact when it fits, else pinned at the edge (it is
