@@ -162,7 +162,15 @@ fn seed(dir: &Path) {
         ],
     );
     run(dir, &["results", "import", &example("2-camt054-paid.xml")]);
+    // A batch whose result file the browser uploads, previews and applies.
+    run(dir, &["withdraw", "acme", "W3", "100.00", "EUR"]);
+    run(dir, &["payout", "create", "W3"]);
+    run(dir, &["batch", "create", "--channel", "sepa-file"]);
 }
+
+/// The payout and message of the batch the browser answers with an uploaded result file.
+const UPLOAD_PAYOUT: &str = "PO0000000004";
+const UPLOAD_MESSAGE: &str = "DSB-sepa-file-00000003";
 
 fn free_port() -> SocketAddr {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
@@ -232,6 +240,8 @@ fn console_in_a_real_browser() {
             shots.to_string_lossy().into_owned(),
             PASSWORD.to_string(),
             "PO0000000003".to_string(),
+            UPLOAD_PAYOUT.to_string(),
+            UPLOAD_MESSAGE.to_string(),
         ])
         .output()
         .expect("run the browser scenario");
@@ -245,6 +255,10 @@ fn console_in_a_real_browser() {
     assert!(stdout.contains("console browser scenario OK"), "{stdout}");
     for page in [
         "login",
+        "overview",
+        "batches",
+        "upload-preview",
+        "batches-imported",
         "exceptions",
         "order-before",
         "corrections-maker",

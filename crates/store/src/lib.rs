@@ -248,6 +248,60 @@ impl Db {
             .await
     }
 
+    /// Payouts in any of these states, oldest first (the console's money in transit).
+    pub async fn payouts_in_states(&self, states: &[&str]) -> Result<Vec<PayoutRow>> {
+        let mut out = Vec::new();
+        for state in states {
+            out.extend(self.payouts_in_state(state).await?);
+        }
+        out.sort_by_key(|p| p.id);
+        Ok(out)
+    }
+
+    /// The result file imported last for a channel, if any.
+    pub async fn last_bank_file_of_channel(&self, channel_id: &str) -> Result<Option<BankFileRow>> {
+        self.fetch_optional(
+            "WHERE channel_id = $1 ORDER BY id DESC LIMIT 1",
+            &[Bind::Text(channel_id.into())],
+        )
+        .await
+    }
+
+    /// Every merchant, by id.
+    pub async fn merchants(&self) -> Result<Vec<MerchantRow>> {
+        self.fetch_all("ORDER BY id", &[]).await
+    }
+
+    /// The result file imported last without naming its channel (XML files need none), if any.
+    pub async fn last_bank_file_without_channel(&self) -> Result<Option<BankFileRow>> {
+        self.fetch_optional("WHERE channel_id IS NULL ORDER BY id DESC LIMIT 1", &[])
+            .await
+    }
+
+    /// Result files whose import started at or after `since` (a stored timestamp), in order.
+    pub async fn bank_files_started_since(&self, since: &str) -> Result<Vec<BankFileRow>> {
+        self.fetch_all(
+            "WHERE started_at >= $1 ORDER BY id",
+            &[Bind::Text(since.into())],
+        )
+        .await
+    }
+
+    /// Batches made at or after `since` (a stored timestamp), in order.
+    pub async fn batches_created_since(&self, since: &str) -> Result<Vec<BatchRow>> {
+        self.fetch_all(
+            "WHERE created_at >= $1 ORDER BY id",
+            &[Bind::Text(since.into())],
+        )
+        .await
+    }
+
+    /// Where and when a batch's file was written, if it was.
+    pub async fn batch_file_write(&self, batch_id: i64) -> Result<Option<BatchFileWriteRow>> {
+        self.fetch_optional("WHERE batch_id = $1", &[Bind::Int(batch_id)])
+            .await
+    }
+
     pub async fn journals_of_order(
         &self,
         order_id: i64,
