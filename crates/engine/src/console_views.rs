@@ -4,11 +4,11 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use disburse_store::{fmt_time, parse_time, OutboxRow, PayoutRow};
+use disburse_store::{fmt_time, parse_time, AuditFilter, OutboxRow, PayoutRow};
 use serde::Serialize;
 
 use crate::payouts::corrupt;
-use crate::views::{MessageView, MoneyView};
+use crate::views::{natural_sign, AuditView, BalanceView, MessageView, MoneyView};
 use crate::{BatchSummary, Engine, FileWritten, Result};
 
 /// A payout's order, for search by payout number and for the currency of a correction's amount.
@@ -403,6 +403,108 @@ impl Engine {
         }
         Ok(out)
     }
+}
+
+/// One currency's trial balance: every account's balance summed, debits and credits apart
+/// (stored sums are debit-positive); `net` is zero when the books are right.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrialBalance {
+    pub currency: String,
+    pub debits: MoneyView,
+    pub credits: MoneyView,
+    pub net: MoneyView,
+}
+
+/// The ledger as the console shows it: each account's balance as people read it, and the trial
+/// balance per currency.
+#[derive(Debug, Serialize)]
+pub struct LedgerView {
+    pub balances: Vec<BalanceView>,
+    pub trial: Vec<TrialBalance>,
+}
+
+/// What `verify` found: the audit chain against every tracked row, and the books.
+#[derive(Debug, Serialize)]
+pub struct BooksCheck {
+    pub audit_findings: Vec<String>,
+    pub ledger_ok: bool,
+    pub unbalanced_journals: Vec<i64>,
+    pub totals: Vec<MoneyView>,
+}
+
+impl BooksCheck {
+    pub fn is_ok(&self) -> bool {
+        self.audit_findings.is_empty() && self.ledger_ok
+    }
+}
+
+impl Engine {
+    /// Audit events matching the filter, newest first.
+    pub async fn audit_log(&self, filter: &AuditFilter) -> Result<Vec<AuditView>> {
+        Ok(self
+            .db
+            .audit_events_filtered(filter)
+            .await?
+            .into_iter()
+            .map(AuditView::from)
+            .collect())
+    }
+
+    pub async fn ledger_view(&self) -> Result<LedgerView> {
+        let mut sums: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+        let mut balances = Vec::new();
+        for (account, currency, total) in self.db.balances().await? {
+            let entry = sums.entry(currency.clone()).or_default();
+            if total >= 0 {
+                entry.0 = add_checked(entry.0, total)?;
+            } else {
+                entry.1 = add_checked(
+                    entry.1,
+                    total
+                        .checked_neg()
+                        .ok_or_else(|| corrupt("balance overflow"))?,
+                )?;
+            }
+            balances.push(BalanceView {
+                amount: MoneyView::new(natural_sign(&account, total), &currency),
+                account,
+            });
+        }
+        let mut trial = Vec::new();
+        for (currency, (debits, credits)) in sums {
+            let net = debits
+                .checked_sub(credits)
+                .ok_or_else(|| corrupt("trial balance overflow"))?;
+            trial.push(TrialBalance {
+                debits: MoneyView::new(debits, &currency),
+                credits: MoneyView::new(credits, &currency),
+                net: MoneyView::new(net, &currency),
+                currency,
+            });
+        }
+        Ok(LedgerView { balances, trial })
+    }
+
+    /// `verify`: walks the audit chain, checks every tracked row against it, checks the books.
+    pub async fn verify_books(&self) -> Result<BooksCheck> {
+        let findings = self.db.verify_audit().await?;
+        let ledger = self.db.ledger_check().await?;
+        Ok(BooksCheck {
+            audit_findings: findings.into_iter().map(|f| f.what).collect(),
+            ledger_ok: ledger.is_ok(),
+            unbalanced_journals: ledger.unbalanced.iter().map(|(id, _, _)| *id).collect(),
+            totals: ledger
+                .totals
+                .iter()
+                .map(|(c, v)| MoneyView::new(*v, c))
+                .collect(),
+        })
+    }
+}
+
+/// A list as a spreadsheet-safe CSV file (cells that could start a formula neutralised).
+pub fn csv_export(headers: &[&str], rows: &[Vec<String>]) -> Result<Vec<u8>> {
+    disburse_formats::write_export(headers, rows).map_err(corrupt)
 }
 
 #[cfg(test)]

@@ -1309,3 +1309,139 @@ both_backends!(
         assert!(section(&after.body, "id=\"account-status\"", "</b>").contains("ok"));
     }
 );
+
+both_backends!(
+    audit_log_filters_exports_safely_and_verify_runs_from_the_page,
+    |app: TestApp| async move {
+        people(&app, &[("vera", Role::Viewer), ("olga", Role::Operator)]).await;
+        let key = app.merchant("acme", 100_000).await;
+        app.withdraw(&key, "W1", 20_000).await;
+        let payout = failed_payout(&app, "W1", "MS03").await;
+        // A reason a spreadsheet would run as a formula.
+        let evil = "=HYPERLINK(\"http://evil.example\",\"x\")";
+        let mut olga = Browser::new(&app);
+        olga.sign_in("olga").await;
+        let csrf = olga.csrf().await;
+        let proposed = olga
+            .post(
+                "/console/corrections",
+                &[
+                    ("csrf", &csrf),
+                    ("payout_no", &payout),
+                    ("kind", "cancel_order"),
+                    ("reason", evil),
+                    ("evidence", "@SUM(1)"),
+                ],
+            )
+            .await;
+        assert_eq!(proposed.status, 303, "{}", proposed.body);
+
+        let mut vera = Browser::new(&app);
+        vera.sign_in("vera").await;
+        let rows = |p: &Page| p.body.matches("<tr data-seq=").count();
+        let all = vera.get("/console/audit").await;
+        assert_eq!(all.status, 200, "{}", all.body);
+        assert!(rows(&all) > 3);
+        let by_action = vera.get("/console/audit?action=correction.").await;
+        assert_eq!(rows(&by_action), 1, "{}", by_action.body);
+        assert!(by_action.body.contains("correction.proposed"));
+        let by_actor = vera.get("/console/audit?actor=operator%3Aolga").await;
+        assert!(rows(&by_actor) >= 1);
+        assert!(
+            section(&by_actor.body, "id=\"audit\"", "</table>")
+                .matches("<td>operator:olga</td>")
+                .count()
+                == rows(&by_actor)
+        );
+        let by_subject = vera
+            .get(&format!("/console/audit?subject=payout%3A{payout}"))
+            .await;
+        assert!(
+            rows(&by_subject) >= 2,
+            "created and failed: {}",
+            by_subject.body
+        );
+        let today = Utc::now().date_naive();
+        let (yesterday, tomorrow) = (today.pred_opt().unwrap(), today.succ_opt().unwrap());
+        let in_range = vera
+            .get(&format!(
+                "/console/audit?action=correction.&from={today}&to={today}"
+            ))
+            .await;
+        assert_eq!(rows(&in_range), 1);
+        let later = vera.get(&format!("/console/audit?from={tomorrow}")).await;
+        assert_eq!(rows(&later), 0);
+        let earlier = vera.get(&format!("/console/audit?to={yesterday}")).await;
+        assert_eq!(rows(&earlier), 0);
+        let bad = vera.get("/console/audit?from=yesterday").await;
+        assert_eq!(bad.status, 422);
+        assert!(
+            bad.body
+                .contains("from: &quot;yesterday&quot; is not a date"),
+            "{}",
+            bad.body
+        );
+
+        // The export: the same filter, the formula neutralised.
+        let csv = vera.get("/console/audit.csv?action=correction.").await;
+        assert_eq!(csv.status, 200);
+        assert!(csv
+            .body
+            .starts_with("seq,at,actor,action,subject,reason,detail\r\n"));
+        assert_eq!(csv.body.lines().count(), 2, "{}", csv.body);
+        assert!(
+            csv.body
+                .contains("\"'=HYPERLINK(\"\"http://evil.example\"\",\"\"x\"\")\""),
+            "{}",
+            csv.body
+        );
+        assert!(!csv.body.contains(",=HYPERLINK") && !csv.body.contains(",\"=HYPERLINK"));
+
+        // verify from the page: a form with the session's token; then a row changed behind the
+        // chain's back is found.
+        let without = vera.post("/console/audit/verify", &[]).await;
+        assert_eq!(without.status, 403);
+        let vcsrf = vera.csrf().await;
+        let ok = vera
+            .post("/console/audit/verify", &[("csrf", &vcsrf)])
+            .await;
+        assert_eq!(ok.status, 200, "{}", ok.body);
+        assert!(
+            ok.body.contains("id=\"verify-result\" data-ok=\"true\""),
+            "{}",
+            ok.body
+        );
+        app.engine
+            .db()
+            .execute_raw("UPDATE payouts SET amount_minor = 1 WHERE id = 1")
+            .await
+            .unwrap();
+        let tampered = vera
+            .post("/console/audit/verify", &[("csrf", &vcsrf)])
+            .await;
+        assert!(
+            tampered
+                .body
+                .contains("id=\"verify-result\" data-ok=\"false\""),
+            "{}",
+            tampered.body
+        );
+        assert!(tampered.body.contains("payouts"), "{}", tampered.body);
+
+        // The ledger: balances and the trial balance per currency, which nets to zero.
+        let ledger = vera.get("/console/ledger").await;
+        assert_eq!(ledger.status, 200);
+        let eur = section(&ledger.body, "data-currency=\"EUR\"", "</tr>");
+        assert!(eur.contains("<b>0.00 EUR</b>"), "{eur}");
+        assert!(
+            !eur.contains("<td class=\"num\">0.00 EUR</td><td class=\"num\">0.00 EUR</td>"),
+            "{eur}"
+        );
+        assert!(ledger.body.contains("merchant:acme:"));
+        let balances = vera.get("/console/ledger.csv").await;
+        assert!(balances
+            .body
+            .starts_with("account,amount_minor,currency,amount\r\n"));
+        assert!(balances.body.contains("merchant:acme:"));
+    }
+);

@@ -319,6 +319,48 @@ impl Db {
         Ok(out)
     }
 
+    /// Audit events matching a filter, newest first, at most `filter.limit`.
+    pub async fn audit_events_filtered(&self, filter: &AuditFilter) -> Result<Vec<AuditEventRow>> {
+        let mut conditions = Vec::new();
+        let mut binds = Vec::new();
+        let mut add = |sql: &str, value: &Option<String>| {
+            if let Some(v) = value {
+                binds.push(v.clone());
+                conditions.push(sql.replace('?', &format!("${}", binds.len())));
+            }
+        };
+        add("actor = ?", &filter.actor);
+        // Prefixes: `payout.` finds every payout action, `payout:PO…` one payout.
+        add(
+            "action LIKE ? ESCAPE '!'",
+            &filter.action.as_deref().map(like_prefix),
+        );
+        add(
+            "subject LIKE ? ESCAPE '!'",
+            &filter.subject.as_deref().map(like_prefix),
+        );
+        add("at >= ?", &filter.from);
+        add("at < ?", &filter.to);
+        let where_sql = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conditions.join(" AND "))
+        };
+        let sql = format!(
+            "{} {where_sql} ORDER BY seq DESC LIMIT {}",
+            AuditEventRow::SELECT,
+            filter.limit.clamp(1, 10_000)
+        );
+        let mut q = sqlx::query(&sql);
+        for b in binds {
+            q = q.bind(b);
+        }
+        let rows = q.fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| AuditEventRow::from_row(r).map_err(StoreError::from))
+            .collect()
+    }
+
     pub async fn audit_events_of(&self, subjects: &[String]) -> Result<Vec<AuditEventRow>> {
         let mut out = Vec::new();
         for subject in subjects {
@@ -497,6 +539,31 @@ pub(crate) fn bind_all<'q>(
 }
 
 /// Times are stored as RFC 3339 UTC with microseconds: sortable text that round-trips exactly.
+/// Which audit events to read: each given part must match (actor exactly; action and subject by
+/// prefix; `from` inclusive, `to` exclusive, as stored timestamps).
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    pub subject: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub limit: i64,
+}
+
+/// A LIKE pattern matching text that starts with `prefix` (its `%`, `_` and `!` escaped).
+fn like_prefix(prefix: &str) -> String {
+    let mut out = String::with_capacity(prefix.len() + 1);
+    for c in prefix.chars() {
+        if matches!(c, '%' | '_' | '!') {
+            out.push('!');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
 pub fn fmt_time(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
 }

@@ -10,6 +10,7 @@
 //! by the engine; every form that changes something carries the session's CSRF token, checked on
 //! the server (403 without it).
 
+mod audit;
 mod files;
 mod i18n;
 mod merchants;
@@ -68,6 +69,11 @@ pub fn router(state: AppState) -> Router {
         .route("/console/batches/{id}/file", get(files::batch_file))
         .route("/console/batches/{id}/sheet", get(files::batch_sheet))
         .route("/console/files/apply", post(files::apply))
+        .route("/console/audit", get(audit::audit))
+        .route("/console/audit.csv", get(audit::audit_csv))
+        .route("/console/audit/verify", post(audit::verify))
+        .route("/console/ledger", get(audit::ledger))
+        .route("/console/ledger.csv", get(audit::ledger_csv))
         .route("/console/merchants", get(merchants::list))
         .route("/console/merchants/{id}", get(merchants::one))
         .route(

@@ -63,6 +63,8 @@ pub(super) fn layout(
                             a href="/console/discrepancies" { (tr(lang, T::Discrepancies)) }
                             a href="/console/batches" { (tr(lang, T::BatchesAndFiles)) }
                             a href="/console/merchants" { (tr(lang, T::Merchants)) }
+                            a href="/console/audit" { (tr(lang, T::Audit)) }
+                            a href="/console/ledger" { (tr(lang, T::Ledger)) }
                         }
                         span.who {
                             (tr(lang, T::SignedInAs)) " " b { (s.name.as_str()) } " (" (s.role.as_str()) ")"
