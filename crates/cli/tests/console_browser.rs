@@ -162,8 +162,24 @@ fn seed(dir: &Path) {
         ],
     );
     run(dir, &["results", "import", &example("2-camt054-paid.xml")]);
-    // A batch whose result file the browser uploads, previews and applies.
-    run(dir, &["withdraw", "acme", "W3", "100.00", "EUR"]);
+    // A batch whose result file the browser uploads, previews and applies (another merchant:
+    // acme's account waits for a fix after situation 2's AC01).
+    run(dir, &["merchant", "add", "beta", "--name", "Beta GmbH"]);
+    run(
+        dir,
+        &[
+            "merchant",
+            "account",
+            "set",
+            "beta",
+            "--holder",
+            "Beta GmbH",
+            "--iban",
+            "DE89370400440532013000",
+        ],
+    );
+    run(dir, &["fund", "beta", "500.00", "EUR"]);
+    run(dir, &["withdraw", "beta", "W3", "100.00", "EUR"]);
     run(dir, &["payout", "create", "W3"]);
     run(dir, &["batch", "create", "--channel", "sepa-file"]);
 }
