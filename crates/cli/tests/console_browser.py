@@ -241,6 +241,22 @@ with sync_playwright() as p:
     maker.click("header a.lang")
     expect(maker.locator("h1")).to_have_text("Exceptions")
 
+    # Merchants: the account masked; audit: verify from the page; the ledger nets to zero.
+    maker.goto(f"{BASE}/console/merchants/acme")
+    expect(maker.locator("#account")).to_contain_text("****2051")
+    assert "DE02120300000000202051" not in maker.content(), "a full account number on a page"
+    shot(maker, "merchant")
+    maker.goto(f"{BASE}/console/audit")
+    maker.click("#verify")
+    expect(maker.locator("#verify-result")).to_have_attribute("data-ok", "true")
+    shot(maker, "audit-verified")
+    maker.goto(f"{BASE}/console/ledger")
+    expect(maker.locator("#trial tr[data-currency=EUR]")).to_contain_text("0.00 EUR")
+    shot(maker, "ledger")
+    maker.goto(f"{BASE}/console/discrepancies")
+    expect(maker.locator("h1")).to_have_text("Discrepancies")
+    shot(maker, "discrepancies")
+
     # Sign-out ends the session: the next page asks to sign in again.
     maker.click("header form.inline button")
     expect(maker).to_have_url(re.compile(r"/console/login$"))
