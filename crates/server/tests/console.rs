@@ -476,6 +476,28 @@ both_backends!(exceptions_filter_and_page, |app: TestApp| async move {
     assert_eq!(rows(&other), 0);
     let acme = b.get("/console/exceptions?merchant=acme&page=2").await;
     assert_eq!(rows(&acme), 2);
+    // The filtered list exports whole (not a page), as CSV.
+    assert!(kind
+        .body
+        .contains("href=\"/console/exceptions.csv?kind=payout_failed&amp;merchant=\""));
+    let csv = b
+        .get("/console/exceptions.csv?kind=payout_failed&merchant=acme")
+        .await;
+    assert_eq!(csv.status, 200);
+    let lines: Vec<&str> = csv.body.lines().collect();
+    assert_eq!(lines.len(), 28, "a header and 27 items: {}", csv.body);
+    assert!(
+        lines[0].starts_with("id,kind,age_hours,amount_minor,currency,merchant,order_no,payout_no")
+    );
+    assert!(
+        lines[1..]
+            .iter()
+            .all(|l| l.contains(",payout_failed,") && l.contains(",1000,EUR,acme,")),
+        "{}",
+        csv.body
+    );
+    let none = b.get("/console/exceptions.csv?merchant=zeta").await;
+    assert_eq!(none.body.lines().count(), 1);
     // Each item links to its order and says what it needs.
     assert!(first.body.contains("href=\"/console/orders/acme/W1\""));
     assert!(first.body.contains("pay again"));

@@ -88,7 +88,7 @@ fn query_string(t: &Typed) -> String {
     )
 }
 
-fn csv_response(name: &str, bytes: Vec<u8>) -> Response {
+pub(super) fn csv_response(name: &str, bytes: Vec<u8>) -> Response {
     let mut r = (StatusCode::OK, bytes).into_response();
     let h = r.headers_mut();
     h.insert(

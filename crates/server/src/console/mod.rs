@@ -55,6 +55,7 @@ pub fn router(state: AppState) -> Router {
         .route("/console/login", get(login_form).post(login))
         .route("/console/logout", post(logout))
         .route("/console/exceptions", get(exceptions))
+        .route("/console/exceptions.csv", get(exceptions_csv))
         .route("/console/search", get(search))
         .route("/console/orders/{merchant}/{order_no}", get(order))
         .route("/console/corrections", get(corrections).post(propose))
@@ -315,6 +316,84 @@ async fn logout(State(state): State<AppState>, headers: HeaderMap, form: Posted)
     )
 }
 
+/// Every kind in the queue, and the items the query's `kind` and `merchant` keep.
+async fn filtered_exceptions(
+    state: &AppState,
+    q: &HashMap<String, String>,
+) -> Result<(Vec<String>, Vec<disburse_engine::ExceptionItem>), ApiError> {
+    let items = state
+        .engine()
+        .exceptions(Utc::now())
+        .await
+        .map_err(ApiError::from)?;
+    let mut kinds: Vec<String> = items.iter().map(|i| i.kind.clone()).collect();
+    kinds.sort();
+    kinds.dedup();
+    let kind = q.get("kind").map(|k| k.trim()).unwrap_or("");
+    let merchant = q.get("merchant").map(|m| m.trim()).unwrap_or("");
+    let filtered = items
+        .into_iter()
+        .filter(|i| kind.is_empty() || i.kind == kind)
+        .filter(|i| merchant.is_empty() || i.merchant.as_deref() == Some(merchant))
+        .collect();
+    Ok((kinds, filtered))
+}
+
+/// The filtered queue, all of it, as CSV (formula cells neutralised).
+async fn exceptions_csv(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let lang = Lang::of(&headers);
+    let signed = match signed_in(&state, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let items = match filtered_exceptions(&state, &q).await {
+        Ok((_, items)) => items,
+        Err(e) => return api_problem(lang, Some(&signed), e),
+    };
+    let rows: Vec<Vec<String>> = items
+        .into_iter()
+        .map(|i| {
+            vec![
+                i.id,
+                i.kind,
+                i.age_hours.to_string(),
+                i.amount
+                    .as_ref()
+                    .map(|a| a.amount_minor.to_string())
+                    .unwrap_or_default(),
+                i.amount.map(|a| a.currency).unwrap_or_default(),
+                i.merchant.unwrap_or_default(),
+                i.order_no.unwrap_or_default(),
+                i.payout_no.unwrap_or_default(),
+                i.reason,
+                i.action,
+                i.source.unwrap_or_default(),
+            ]
+        })
+        .collect();
+    let headers_row = [
+        "id",
+        "kind",
+        "age_hours",
+        "amount_minor",
+        "currency",
+        "merchant",
+        "order_no",
+        "payout_no",
+        "reason",
+        "needs",
+        "source",
+    ];
+    match disburse_engine::csv_export(&headers_row, &rows) {
+        Ok(bytes) => audit::csv_response("exceptions.csv", bytes),
+        Err(e) => api_problem(lang, Some(&signed), e.into()),
+    }
+}
+
 /// The exceptions queue, filtered by kind and merchant, a page at a time.
 async fn exceptions(
     State(state): State<AppState>,
@@ -326,20 +405,12 @@ async fn exceptions(
         Ok(s) => s,
         Err(r) => return r,
     };
-    let items = match state.engine().exceptions(Utc::now()).await {
-        Ok(i) => i,
-        Err(e) => return api_problem(lang, Some(&signed), e.into()),
+    let (kinds, filtered) = match filtered_exceptions(&state, &q).await {
+        Ok(v) => v,
+        Err(e) => return api_problem(lang, Some(&signed), e),
     };
-    let mut kinds: Vec<String> = items.iter().map(|i| i.kind.clone()).collect();
-    kinds.sort();
-    kinds.dedup();
     let kind = q.get("kind").map(|k| k.trim()).unwrap_or("");
     let merchant = q.get("merchant").map(|m| m.trim()).unwrap_or("");
-    let filtered: Vec<_> = items
-        .into_iter()
-        .filter(|i| kind.is_empty() || i.kind == kind)
-        .filter(|i| merchant.is_empty() || i.merchant.as_deref() == Some(merchant))
-        .collect();
     let pages_total = filtered.len().div_ceil(PAGE_SIZE).max(1);
     let page = q
         .get("page")

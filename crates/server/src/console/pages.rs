@@ -170,6 +170,7 @@ pub fn exceptions(lang: Lang, signed: &Signed, p: &ExceptionsPage) -> Markup {
                 }
                 label { (tr(lang, T::Merchant)) input name="merchant" value=(p.merchant); }
                 button type="submit" { (tr(lang, T::Filter)) }
+                a.button id="export" href={ "/console/exceptions.csv?kind=" (enc(&p.kind)) "&merchant=" (enc(&p.merchant)) } { (tr(lang, T::ExportCsv)) }
             }
             @if p.items.is_empty() {
                 p { (tr(lang, T::NoExceptions)) }
