@@ -1,17 +1,21 @@
 """The operator console in a real browser (Debian's chromium driven by playwright).
 
-Started by console_browser.rs with: BASE_URL SCREENSHOT_DIR PASSWORD PAYOUT_NO
+Started by console_browser.rs with: BASE_URL SCREENSHOT_DIR PASSWORD PAYOUT_NO UPLOAD_PAYOUT_NO
+UPLOAD_MESSAGE_ID
 A maker (olga, operator, English) and a checker (bert, approver, Chinese) play a correction in two
 browser contexts; a viewer is refused; a form without its CSRF token is refused; no page logs a
-console error. Screenshots of each page go to SCREENSHOT_DIR. Exit 0 when every check holds.
+console error; the overview draws its charts; a result file is uploaded, previewed (nothing
+changes) and applied. Screenshots of each page go to SCREENSHOT_DIR. Exit 0 when every check holds.
 """
 
+import os
 import re
 import sys
+import tempfile
 
 from playwright.sync_api import expect, sync_playwright
 
-BASE, SHOTS, PASSWORD, PAYOUT = sys.argv[1:5]
+BASE, SHOTS, PASSWORD, PAYOUT, UPLOAD_PAYOUT, UPLOAD_MESSAGE = sys.argv[1:7]
 errors = []
 # While a step provokes a refusal on purpose, its one 403 is expected (and checked by the step).
 expecting_refusal = [False]
@@ -91,7 +95,54 @@ with sync_playwright() as p:
     cookie = next(c for c in maker_ctx.cookies() if c["name"] == "disburse_console")
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict", cookie
 
+    # The overview: money in transit and exceptions, charts drawn by the server.
+    maker.goto(f"{BASE}/console")
+    expect(maker.locator("h1")).to_have_text("Overview")
+    expect(maker.locator("#transit tr[data-channel=sepa-file]")).to_contain_text("100.00 EUR")
+    expect(maker.locator("svg#chart-transit-EUR rect[data-age]")).not_to_have_count(0)
+    expect(maker.locator("svg#chart-exceptions")).to_have_count(1)
+    # The walkthrough imports its XML files without naming a channel: shown beside the channels.
+    expect(maker.locator("#lag tr[data-channel='']")).to_contain_text("2-camt054-paid.xml")
+    expect(maker.locator("#lag tr[data-channel=sepa-file]")).to_contain_text("1")
+    shot(maker, "overview")
+
+    # Batches and files: upload the bank's answer, see exactly what it would change, apply it.
+    maker.goto(f"{BASE}/console/batches")
+    expect(maker.locator("#batches tr[data-batch='3']")).to_contain_text(UPLOAD_MESSAGE)
+    shot(maker, "batches")
+    report = os.path.join(tempfile.mkdtemp(), "3-pain002-paid.xml")
+    with open(report, "w", encoding="utf-8") as f:
+        f.write(f"""<?xml version="1.0" encoding="UTF-8"?>
+<Document xmlns="urn:iso:std:iso:20022:tech:xsd:pain.002.001.10">
+  <CstmrPmtStsRpt>
+    <GrpHdr><MsgId>BANK-STS-3</MsgId><CreDtTm>2026-11-05T10:00:00</CreDtTm></GrpHdr>
+    <OrgnlGrpInfAndSts><OrgnlMsgId>{UPLOAD_MESSAGE}</OrgnlMsgId><OrgnlMsgNmId>pain.001.001.09</OrgnlMsgNmId></OrgnlGrpInfAndSts>
+    <OrgnlPmtInfAndSts><OrgnlPmtInfId>{UPLOAD_MESSAGE}</OrgnlPmtInfId>
+      <TxInfAndSts><OrgnlEndToEndId>{UPLOAD_PAYOUT}</OrgnlEndToEndId><TxSts>ACSC</TxSts></TxInfAndSts>
+    </OrgnlPmtInfAndSts>
+  </CstmrPmtStsRpt>
+</Document>
+""")
+    maker.set_input_files("input[name=file]", report)
+    maker.click("#upload ~ form.card button[type=submit]")
+    expect(maker.locator("h1")).to_have_text("Preview of a result file")
+    change = maker.locator(f"#preview-changes tr[data-subject='payout:{UPLOAD_PAYOUT}']")
+    expect(change).to_contain_text("submitted → succeeded")
+    shot(maker, "upload-preview")
+    # Nothing changed yet (seen from another tab of the same person).
+    other = maker_ctx.new_page()
+    watch(other, "olga (second tab)")
+    other.goto(f"{BASE}/console/search?q={UPLOAD_PAYOUT}")
+    expect(other.locator(f"#payouts tr#{UPLOAD_PAYOUT} .state")).to_have_text("submitted")
+    other.close()
+    maker.click("#apply")
+    expect(maker.locator("p.done")).to_contain_text("3-pain002-paid.xml")
+    shot(maker, "batches-imported")
+    maker.goto(f"{BASE}/console/search?q={UPLOAD_PAYOUT}")
+    expect(maker.locator(f"#payouts tr#{UPLOAD_PAYOUT} .state")).to_have_text("succeeded")
+
     # The exceptions queue: what each item needs, and a link to act on it.
+    maker.goto(f"{BASE}/console/exceptions")
     expect(maker.locator("h1")).to_have_text("Exceptions")
     rows = maker.locator("#exceptions tbody tr")
     assert rows.count() >= 2, f"expected the walkthrough's exceptions, found {rows.count()}"
@@ -189,6 +240,22 @@ with sync_playwright() as p:
     expect(maker.locator("h1")).to_have_text("异常队列")
     maker.click("header a.lang")
     expect(maker.locator("h1")).to_have_text("Exceptions")
+
+    # Merchants: the account masked; audit: verify from the page; the ledger nets to zero.
+    maker.goto(f"{BASE}/console/merchants/acme")
+    expect(maker.locator("#account")).to_contain_text("****2051")
+    assert "DE02120300000000202051" not in maker.content(), "a full account number on a page"
+    shot(maker, "merchant")
+    maker.goto(f"{BASE}/console/audit")
+    maker.click("#verify")
+    expect(maker.locator("#verify-result")).to_have_attribute("data-ok", "true")
+    shot(maker, "audit-verified")
+    maker.goto(f"{BASE}/console/ledger")
+    expect(maker.locator("#trial tr[data-currency=EUR]")).to_contain_text("0.00 EUR")
+    shot(maker, "ledger")
+    maker.goto(f"{BASE}/console/discrepancies")
+    expect(maker.locator("h1")).to_have_text("Discrepancies")
+    shot(maker, "discrepancies")
 
     # Sign-out ends the session: the next page asks to sign in again.
     maker.click("header form.inline button")

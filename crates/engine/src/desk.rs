@@ -55,6 +55,12 @@ pub(crate) async fn open_discrepancy(
 }
 
 /// Appends to a discrepancy's history.
+/// Whether the merchant owes us the difference (it was paid too much, or twice) rather than we
+/// the merchant (underpaid).
+pub(crate) fn owed_to_us(direction: &str) -> bool {
+    direction == "overpaid" || direction == "duplicate"
+}
+
 pub(crate) fn note(row: &mut DiscrepancyRow, at: &str, what: String) {
     let mut h: Vec<serde_json::Value> = serde_json::from_str(&row.history).unwrap_or_default();
     h.push(json!({"at": at, "what": what}));
@@ -813,7 +819,7 @@ impl Engine {
         let merchant = MerchantId::parse(&d.merchant_id).map_err(corrupt)?;
         let currency = Currency::parse(&d.currency).map_err(corrupt)?;
         let amount = Money::from_minor(d.amount_minor, currency);
-        let owed_to_us = d.direction == "overpaid" || d.direction == "duplicate";
+        let owed_to_us = owed_to_us(&d.direction);
         let at = fmt_time(as_of);
         let origin: PayoutRow = tx
             .fetch_optional(

@@ -32,6 +32,7 @@ use sha2::{Digest, Sha256};
 
 use crate::batches::csv_profile;
 use crate::payouts::ResultSource;
+use crate::views::{AuditView, JournalLineView, MoneyView};
 use crate::{Actor, ApplyOutcome, Engine, EngineError, Result};
 
 /// Records per transaction: large enough to amortize a commit, small enough that a crash loses
@@ -59,6 +60,25 @@ pub struct ImportSummary {
     /// Statements this run sent to the database while applying: a handful per chunk of
     /// [`CHUNK_RECORDS`] lines when the set reads and set writes work, several per line if not.
     pub sql_statements: u64,
+}
+
+/// What a result file would change if imported now.
+#[derive(Debug, Serialize)]
+pub struct ImportPreview {
+    /// The counts the import would report.
+    pub summary: ImportSummary,
+    /// The audit events it would write, in order: each payout's state change (before and
+    /// after, with the file's line), each exception it would open.
+    pub events: Vec<AuditView>,
+    /// The journals it would post.
+    pub postings: Vec<PreviewPosting>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PreviewPosting {
+    pub kind: String,
+    pub merchant: Option<String>,
+    pub lines: Vec<JournalLineView>,
 }
 
 /// Why a line could not be applied; the exception's kind tells a person what to do.
@@ -127,6 +147,36 @@ fn open_records<'p>(
     })
 }
 
+/// A result file as read from its head: what it is and how to read it.
+struct Prepared<'e> {
+    file_name: String,
+    sha256: String,
+    size_bytes: u64,
+    detected: Detected,
+    profile: Option<disburse_formats::CsvProfile>,
+    format: String,
+    channel: Option<&'e crate::Channel>,
+}
+
+/// Pass 1: the whole file must be readable before any of it is applied. Its record count.
+fn count_records(
+    path: &Path,
+    detected: Detected,
+    profile: Option<&disburse_formats::CsvProfile>,
+) -> Result<u64> {
+    let mut records_total = 0u64;
+    for item in open_records(path, detected, profile)? {
+        match item {
+            Err(ReadError::File(e)) => return Err(file_error(path, e)),
+            _ => records_total += 1,
+        }
+    }
+    if records_total == 0 {
+        return Err(file_error(path, "no result records in the file"));
+    }
+    Ok(records_total)
+}
+
 fn file_error(path: &Path, e: impl std::fmt::Display) -> EngineError {
     EngineError::invalid("file", format!("{}: {e}", path.display()))
 }
@@ -142,6 +192,130 @@ impl Engine {
         actor: &Actor,
         progress: &(dyn Fn(u64, u64) + Sync),
     ) -> Result<ImportSummary> {
+        let p = self.prepare(path, channel)?;
+        let holder = importer_identity();
+        let took_over = self.claim_file(&p.sha256, &p.file_name, &holder).await?;
+        let result = self
+            .import_claimed(
+                path,
+                &p.file_name,
+                &p.sha256,
+                p.size_bytes,
+                p.detected,
+                p.profile.as_ref(),
+                &p.format,
+                p.channel,
+                &holder,
+                took_over,
+                as_of,
+                actor,
+                progress,
+            )
+            .await;
+        // Released on success and on a clean failure; a crash leaves it to lapse.
+        self.db.release_import_claim(&p.sha256, &holder).await?;
+        result
+    }
+
+    /// What importing the file would change, exactly: the import itself runs, every line decided
+    /// by the same code, in one transaction that is then rolled back. Nothing is kept, not even
+    /// the file's row; the same file can be previewed again and then imported.
+    pub async fn preview_results(
+        &self,
+        path: &Path,
+        channel: Option<&str>,
+        as_of: DateTime<Utc>,
+        actor: &Actor,
+    ) -> Result<ImportPreview> {
+        let p = self.prepare(path, channel)?;
+        let profile = p.profile.as_ref();
+        let existing: Option<BankFileRow> = self
+            .db
+            .fetch_optional("WHERE sha256 = $1", &[Bind::Text(p.sha256.clone())])
+            .await?;
+        let mut summary = ImportSummary {
+            file_name: p.file_name.clone(),
+            sha256: p.sha256.clone(),
+            format: p.format.clone(),
+            ..Default::default()
+        };
+        if let Some(f) = existing.as_ref().filter(|f| f.status == "imported") {
+            summary.file_id = f.id;
+            summary.already_imported = true;
+            return Ok(ImportPreview {
+                summary,
+                events: Vec::new(),
+                postings: Vec::new(),
+            });
+        }
+        let records_total = count_records(path, p.detected, profile)?;
+        let at = fmt_time(as_of);
+        let mut tx = self.db.write().await?;
+        let start_seq = tx.head_seq();
+        let file_row = match existing {
+            Some(f) => f,
+            None => {
+                new_file_row(
+                    &mut tx,
+                    &p.file_name,
+                    &p.sha256,
+                    &p.format,
+                    p.size_bytes,
+                    p.channel,
+                    records_total,
+                    &at,
+                    actor,
+                    "preview",
+                )
+                .await?
+            }
+        };
+        summary.file_id = file_row.id;
+        summary.resumed_after_record = file_row.records_done as u64;
+        summary.resumed_after_line = file_row.last_line_done as u64;
+        let file_actor = Actor(format!("file:{}", p.file_name));
+        let mut records = open_records(path, p.detected, profile)?
+            .skip(file_row.records_done as usize)
+            .peekable();
+        while records.peek().is_some() {
+            let chunk: Vec<_> = records.by_ref().take(CHUNK_RECORDS).collect();
+            self.apply_chunk(&mut tx, &file_row, chunk, as_of, &file_actor, &mut summary)
+                .await?;
+        }
+        let events = tx
+            .audit_events_after(start_seq)
+            .await?
+            .into_iter()
+            .filter(|e| e.action != "bank_file.import_started")
+            .map(AuditView::from)
+            .collect();
+        let postings = tx
+            .journals_after(start_seq)
+            .await?
+            .into_iter()
+            .map(|(j, lines)| PreviewPosting {
+                kind: j.kind,
+                merchant: j.merchant_id,
+                lines: lines
+                    .into_iter()
+                    .map(|l| JournalLineView {
+                        account: l.account,
+                        amount: MoneyView::new(l.amount_minor, &l.currency),
+                    })
+                    .collect(),
+            })
+            .collect();
+        tx.rollback().await?;
+        Ok(ImportPreview {
+            summary,
+            events,
+            postings,
+        })
+    }
+
+    /// What the file is: its name, hash, size and format (and the CSV profile its channel
+    /// reads it with). Reads only its head.
+    fn prepare<'e>(&'e self, path: &Path, channel: Option<&str>) -> Result<Prepared<'e>> {
         let file_name = path
             .file_name()
             .map(|n| n.to_string_lossy().to_string())
@@ -167,23 +341,20 @@ impl Engine {
         } else {
             None
         };
-        let profile = profile.as_ref();
-        let format = match (detected, profile) {
+        let format = match (detected, &profile) {
             (Detected::Csv, Some(p)) => format!("csv:{}", p.name()),
             (d, _) => d.to_string(),
         };
 
-        let holder = importer_identity();
-        let took_over = self.claim_file(&sha256, &file_name, &holder).await?;
-        let result = self
-            .import_claimed(
-                path, &file_name, &sha256, size_bytes, detected, profile, &format, channel,
-                &holder, took_over, as_of, actor, progress,
-            )
-            .await;
-        // Released on success and on a clean failure; a crash leaves it to lapse.
-        self.db.release_import_claim(&sha256, &holder).await?;
-        result
+        Ok(Prepared {
+            file_name,
+            sha256,
+            size_bytes,
+            detected,
+            profile,
+            format,
+            channel,
+        })
     }
 
     /// Takes the import claim on a file, or says who holds it.
@@ -268,49 +439,25 @@ impl Engine {
             }
         }
 
-        // Pass 1: the whole file must be readable before any of it is applied.
-        let mut records_total = 0u64;
-        for item in open_records(path, detected, profile)? {
-            match item {
-                Err(ReadError::File(e)) => return Err(file_error(path, e)),
-                _ => records_total += 1,
-            }
-        }
-        if records_total == 0 {
-            return Err(file_error(path, "no result records in the file"));
-        }
+        let records_total = count_records(path, detected, profile)?;
 
         let at = fmt_time(as_of);
         let mut file_row = match existing {
             Some(f) => f,
             None => {
                 let mut tx = self.db.write().await?;
-                let row = BankFileRow {
-                    id: tx.next_id("bank_file").await?,
-                    sha256: sha256.clone(),
-                    file_name: file_name.clone(),
-                    channel_id: channel.map(|c| c.id.to_string()),
-                    format: format.clone(),
-                    size_bytes: size_bytes as i64,
-                    status: "importing".into(),
-                    records_total: records_total as i64,
-                    last_line_done: 0,
-                    applied: 0,
-                    unchanged: 0,
-                    exceptions: 0,
-                    started_at: at.clone(),
-                    finished_at: None,
-                    records_done: 0,
-                };
-                tx.insert(&row).await?;
-                tx.audit(NewAuditEvent {
-                    at: at.clone(),
-                    actor: actor.as_str().into(),
-                    action: "bank_file.import_started".into(),
-                    subject: format!("bank_file:{}", row.id),
-                    reason: None,
-                    detail: json!({"file": file_name, "sha256": sha256, "format": format, "records": records_total, "size_bytes": size_bytes, "importer": holder}),
-                })
+                let row = new_file_row(
+                    &mut tx,
+                    &file_name,
+                    &sha256,
+                    &format,
+                    size_bytes,
+                    channel,
+                    records_total,
+                    &at,
+                    actor,
+                    holder,
+                )
                 .await?;
                 tx.commit().await?;
                 row
@@ -358,27 +505,10 @@ impl Engine {
                 )));
             }
             let mut tx = self.db.write().await?;
-            // Every payout the chunk names, with its order and batch, in a few set reads:
-            // deciding the lines then reads nothing more per line.
-            let numbers: Vec<String> = chunk
-                .iter()
-                .filter_map(|item| match item {
-                    Ok(ResultRecord::Transaction(line)) => line.end_to_end_id.clone(),
-                    _ => None,
-                })
-                .collect();
-            tx.payouts_by_numbers(&numbers).await?;
-            let mut last_line = file_row.last_line_done as u64;
             let before = (summary.applied, summary.unchanged, summary.exceptions);
-            for item in chunk {
-                summary.read += 1;
-                last_line = last_line.max(match &item {
-                    Ok(r) => r.line(),
-                    Err(e) => e.line(),
-                });
-                self.apply_record(&mut tx, &file_row, item, as_of, &file_actor, &mut summary)
-                    .await?;
-            }
+            let last_line = self
+                .apply_chunk(&mut tx, &file_row, chunk, as_of, &file_actor, &mut summary)
+                .await?;
             file_row.last_line_done = last_line as i64;
             file_row.records_done = seen as i64;
             // The file's totals add up across runs: a resumed import continues the counts.
@@ -408,6 +538,40 @@ impl Engine {
             }
         }
         Ok(summary)
+    }
+
+    /// Applies a chunk of records in a transaction; the last line it reached. The import and
+    /// its preview both decide every line here.
+    async fn apply_chunk(
+        &self,
+        tx: &mut WriteTx<'_>,
+        file_row: &BankFileRow,
+        chunk: Vec<std::result::Result<ResultRecord, ReadError>>,
+        as_of: DateTime<Utc>,
+        file_actor: &Actor,
+        summary: &mut ImportSummary,
+    ) -> Result<u64> {
+        // Every payout the chunk names, with its order and batch, in a few set reads:
+        // deciding the lines then reads nothing more per line.
+        let numbers: Vec<String> = chunk
+            .iter()
+            .filter_map(|item| match item {
+                Ok(ResultRecord::Transaction(line)) => line.end_to_end_id.clone(),
+                _ => None,
+            })
+            .collect();
+        tx.payouts_by_numbers(&numbers).await?;
+        let mut last_line = file_row.last_line_done as u64;
+        for item in chunk {
+            summary.read += 1;
+            last_line = last_line.max(match &item {
+                Ok(r) => r.line(),
+                Err(e) => e.line(),
+            });
+            self.apply_record(tx, file_row, item, as_of, file_actor, summary)
+                .await?;
+        }
+        Ok(last_line)
     }
 
     async fn apply_record(
@@ -826,6 +990,50 @@ impl Engine {
         .await?;
         Ok(())
     }
+}
+
+/// The file's row, as an import starts it, and the audit event that says so.
+#[allow(clippy::too_many_arguments)]
+async fn new_file_row(
+    tx: &mut WriteTx<'_>,
+    file_name: &str,
+    sha256: &str,
+    format: &str,
+    size_bytes: u64,
+    channel: Option<&crate::Channel>,
+    records_total: u64,
+    at: &str,
+    actor: &Actor,
+    holder: &str,
+) -> Result<BankFileRow> {
+    let row = BankFileRow {
+        id: tx.next_id("bank_file").await?,
+        sha256: sha256.to_string(),
+        file_name: file_name.to_string(),
+        channel_id: channel.map(|c| c.id.to_string()),
+        format: format.to_string(),
+        size_bytes: size_bytes as i64,
+        status: "importing".into(),
+        records_total: records_total as i64,
+        last_line_done: 0,
+        applied: 0,
+        unchanged: 0,
+        exceptions: 0,
+        started_at: at.to_string(),
+        finished_at: None,
+        records_done: 0,
+    };
+    tx.insert(&row).await?;
+    tx.audit(NewAuditEvent {
+        at: at.to_string(),
+        actor: actor.as_str().into(),
+        action: "bank_file.import_started".into(),
+        subject: format!("bank_file:{}", row.id),
+        reason: None,
+        detail: json!({"file": file_name, "sha256": sha256, "format": format, "records": records_total, "size_bytes": size_bytes, "importer": holder}),
+    })
+    .await?;
+    Ok(row)
 }
 
 /// Where a file keeps a transaction's status, for an exception that names the field.

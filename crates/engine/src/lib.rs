@@ -27,11 +27,16 @@ use serde_json::json;
 
 pub use batches::{csv_profile, write_atomically, BatchSummary, FileWritten};
 pub use config::{Channel, ChannelKind, Config};
-pub use console_views::PayoutOrder;
+pub use console_views::{
+    age_bucket, DiscrepancyView, ExceptionsOfKind, FileToday, HistoryEntry, ImportLag, InTransit,
+    LastFile, MerchantLine, Overview, PayoutOrder, AGE_BUCKETS,
+};
+pub use console_views::{csv_export, BooksCheck, LedgerView, TrialBalance};
 pub use desk::{CorrectionView, Resolution};
+pub use disburse_store::AuditFilter;
 pub use error::EngineError;
 pub use exceptions::ExceptionItem;
-pub use import::{ImportSummary, CHUNK_RECORDS};
+pub use import::{ImportPreview, ImportSummary, PreviewPosting, CHUNK_RECORDS};
 pub use orders::{OrderRef, WithdrawOutcome, WithdrawRequest};
 pub use payouts::parse_value_date;
 pub use payouts::{ApplyOutcome, PayoutStart, ResultSource, SweepReport};
@@ -43,7 +48,7 @@ pub use views::{MerchantView, OrderView};
 
 /// Helpers the shells use to present views.
 pub mod views_support {
-    pub use crate::views::{natural_sign, MoneyView};
+    pub use crate::views::{natural_sign, AuditView, MoneyView};
 }
 
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;

@@ -1219,3 +1219,44 @@ mod tests {
         assert!(CsvProfile::from_toml(&bad_word).is_err());
     }
 }
+
+/// A list as a spreadsheet-safe CSV export (UTF-8, CRLF, a header row): every cell goes through
+/// [`neutralize_formula`], so a recorded text such as `=HYPERLINK(...)` stays text.
+pub fn write_export(headers: &[&str], rows: &[Vec<String>]) -> Result<Vec<u8>, WriteError> {
+    let mut csv = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .from_writer(Vec::new());
+    csv.write_record(headers.iter().map(|h| neutralize_formula(h.to_string())))
+        .map_err(|e| WriteError::Io(e.into()))?;
+    for row in rows {
+        csv.write_record(row.iter().map(|c| neutralize_formula(c.clone())))
+            .map_err(|e| WriteError::Io(e.into()))?;
+    }
+    csv.into_inner()
+        .map_err(|e| WriteError::Io(std::io::Error::other(e.to_string())))
+}
+
+#[cfg(test)]
+mod export_tests {
+    use super::*;
+
+    #[test]
+    fn exports_neutralise_every_formula_trigger_and_quote_as_csv() {
+        let rows = vec![vec![
+            "=HYPERLINK(\"x\")".to_string(),
+            "+1".into(),
+            "-2".into(),
+            "@SUM(A1)".into(),
+            "\tx".into(),
+            "\ry".into(),
+            "plain, with comma".into(),
+        ]];
+        let out =
+            String::from_utf8(write_export(&["a", "b", "c", "d", "e", "f", "g"], &rows).unwrap())
+                .unwrap();
+        assert_eq!(
+            out,
+            "a,b,c,d,e,f,g\r\n\"'=HYPERLINK(\"\"x\"\")\",'+1,'-2,'@SUM(A1),'\tx,\"'\ry\",\"plain, with comma\"\r\n"
+        );
+    }
+}

@@ -22,7 +22,7 @@ pub mod statements;
 mod transfer;
 mod xml;
 
-pub use csv_profile::{read_csv_results, write_csv_instructions, CsvProfile};
+pub use csv_profile::{read_csv_results, write_csv_instructions, write_export, CsvProfile};
 pub use error::{FormatError, FormatErrorKind, LineError, ReadError, WriteError};
 pub use instruction_sheet::{write_html as write_instruction_sheet, SheetHeader};
 pub use pain001::{read_transfers, write as write_pain001, InstructedTransfer, Pain001Header};

@@ -600,7 +600,7 @@ fn account_field(e: &AccountError, default: &'static str) -> &'static str {
     }
 }
 
-fn parse_bank_account(req: &BankAccountRequest) -> ApiResult<CoreBankAccount> {
+pub(crate) fn parse_bank_account(req: &BankAccountRequest) -> ApiResult<CoreBankAccount> {
     let holder = HolderName::parse(&req.holder).map_err(|e| ApiError::invalid("holder", e))?;
     let bic = req
         .bic

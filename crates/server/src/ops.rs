@@ -639,7 +639,7 @@ pub struct ResultFileUpload {
 }
 
 /// A file name safe to create: letters, digits, `.`, `-`, `_`; at most 100 characters.
-fn safe_file_name(name: &str) -> String {
+pub(crate) fn safe_file_name(name: &str) -> String {
     let base = name.rsplit(['/', '\\']).next().unwrap_or("");
     let cleaned: String = base
         .chars()
@@ -659,7 +659,7 @@ fn safe_file_name(name: &str) -> String {
     }
 }
 
-fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
+pub(crate) fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
     if crate::http::is_body_timeout(&format!("{e:?} {}", e.body_text())) {
         ApiError::RequestTimeout(crate::http::BODY_TIMEOUT_TEXT.into())
     } else if e.status() == StatusCode::PAYLOAD_TOO_LARGE {

@@ -476,6 +476,28 @@ both_backends!(exceptions_filter_and_page, |app: TestApp| async move {
     assert_eq!(rows(&other), 0);
     let acme = b.get("/console/exceptions?merchant=acme&page=2").await;
     assert_eq!(rows(&acme), 2);
+    // The filtered list exports whole (not a page), as CSV.
+    assert!(kind
+        .body
+        .contains("href=\"/console/exceptions.csv?kind=payout_failed&amp;merchant=\""));
+    let csv = b
+        .get("/console/exceptions.csv?kind=payout_failed&merchant=acme")
+        .await;
+    assert_eq!(csv.status, 200);
+    let lines: Vec<&str> = csv.body.lines().collect();
+    assert_eq!(lines.len(), 28, "a header and 27 items: {}", csv.body);
+    assert!(
+        lines[0].starts_with("id,kind,age_hours,amount_minor,currency,merchant,order_no,payout_no")
+    );
+    assert!(
+        lines[1..]
+            .iter()
+            .all(|l| l.contains(",payout_failed,") && l.contains(",1000,EUR,acme,")),
+        "{}",
+        csv.body
+    );
+    let none = b.get("/console/exceptions.csv?merchant=zeta").await;
+    assert_eq!(none.body.lines().count(), 1);
     // Each item links to its order and says what it needs.
     assert!(first.body.contains("href=\"/console/orders/acme/W1\""));
     assert!(first.body.contains("pay again"));
@@ -544,3 +566,904 @@ both_backends!(sign_in_is_guarded_like_the_api, |app: TestApp| async move {
     let body = throttled.text().await.unwrap();
     assert!(body.contains("too many failed logins"), "{body}");
 });
+
+/// Starts a payout of an order on a channel, as of a time.
+async fn payout_on(app: &TestApp, order_no: &str, channel: &str, at: chrono::DateTime<Utc>) {
+    let order = OrderRef {
+        order_no: OrderNo::parse(order_no).unwrap(),
+        merchant: None,
+    };
+    app.engine
+        .create_payout(&order, Some(channel), at, &desk())
+        .await
+        .unwrap()
+        .into_payout()
+        .unwrap();
+}
+
+both_backends!(
+    overview_shows_transit_exceptions_lag_and_today,
+    |app: TestApp| async move {
+        people(&app, &[("vera", Role::Viewer)]).await;
+        let key = app.merchant("acme", 1_000_000).await;
+        for (no, minor) in [("W1", 10_000), ("W2", 25_050), ("W3", 7_000), ("W4", 3_000)] {
+            app.withdraw(&key, no, minor).await;
+        }
+        let now = Utc::now();
+        let yesterday = now - chrono::Duration::hours(30);
+        // W2 was sent 30 hours ago in yesterday's batch; W1 sent now in today's; W4 only made.
+        payout_on(&app, "W2", "sepa-file", yesterday).await;
+        let old = app
+            .engine
+            .create_batch("sepa-file", yesterday, &desk())
+            .await
+            .unwrap()
+            .unwrap()
+            .0;
+        payout_on(&app, "W1", "sepa-file", now).await;
+        let today = app
+            .engine
+            .create_batch("sepa-file", now, &desk())
+            .await
+            .unwrap()
+            .unwrap()
+            .0;
+        payout_on(&app, "W4", "sepa-file", now).await;
+        failed_payout(&app, "W3", "MS03").await;
+
+        let mut b = Browser::new(&app);
+        b.sign_in("vera").await;
+        let page = b.get("/console").await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        let body = &page.body;
+        // Money in transit on sepa-file: 130.00 under an hour (W1 sent, W4 pending), 250.50 at
+        // 1–3 days; 380.50 in all. The failed sandbox payout is not in transit.
+        let transit = section(body, "id=\"transit\"", "</table>");
+        assert!(transit.contains("data-channel=\"sepa-file\""), "{transit}");
+        assert!(!transit.contains("sandbox-api"), "{transit}");
+        let cells: Vec<&str> = transit
+            .split("<td class=\"num\">")
+            .skip(1)
+            .map(|c| c.split('<').next().unwrap())
+            .collect();
+        assert_eq!(
+            cells,
+            ["130.00 EUR", "0.00 EUR", "250.50 EUR", "0.00 EUR", ""],
+            "{transit}"
+        );
+        assert!(transit.contains("<b>380.50 EUR</b>"), "{transit}");
+        // Its chart: one bar, two pieces (young and 1–3 days), drawn on the server.
+        let chart = section(body, "id=\"chart-transit-EUR\"", "</svg>");
+        assert!(chart.contains("role=\"img\""));
+        assert_eq!(chart.matches("data-age=\"0\"").count(), 1, "{chart}");
+        assert_eq!(chart.matches("data-age=\"2\"").count(), 1, "{chart}");
+        assert_eq!(chart.matches("data-age=\"1\"").count(), 0, "{chart}");
+        // Exceptions by kind: the rejected payout, under an hour old, linked to the queue.
+        let kinds = section(body, "id=\"exception-kinds\"", "</table>");
+        assert!(
+            kinds.contains("href=\"/console/exceptions?kind=payout_failed\""),
+            "{kinds}"
+        );
+        let failed = section(kinds, "data-kind=\"payout_failed\"", "</tr>");
+        assert!(failed.contains("<b>1</b>"), "{failed}");
+        assert!(body.contains("id=\"chart-exceptions\""));
+        // Import lag: sepa-file never had a result file, two payouts wait, the oldest 30 h.
+        let lag = section(body, "id=\"lag\"", "</table>");
+        let sepa = section(lag, "data-channel=\"sepa-file\"", "</tr>");
+        assert!(sepa.contains("never"), "{sepa}");
+        assert!(sepa.contains("<td class=\"num\">2</td>"), "{sepa}");
+        assert!(sepa.contains("<td class=\"num\">30</td>"), "{sepa}");
+        assert!(
+            !lag.contains("sandbox-api"),
+            "API channels answer at once: {lag}"
+        );
+        // Today's batches: today's, not yesterday's.
+        let batches = section(body, "id=\"batches-today-list\"", "</table>");
+        assert!(batches.contains(&format!("data-batch=\"{}\"", today.batch_id)));
+        assert!(!batches.contains(&format!("data-batch=\"{}\"", old.batch_id)));
+        assert!(batches.contains(&today.file_name));
+        // In Chinese too.
+        let req = b
+            .client
+            .get(format!("{}/console", app.base))
+            .header("accept-language", "zh-CN");
+        let zh = b.send(req).await;
+        assert!(zh.body.contains("在途资金"));
+    }
+);
+
+/// The text of `body` from `start` to the next `end`.
+fn section<'a>(body: &'a str, start: &str, end: &str) -> &'a str {
+    let at = body
+        .find(start)
+        .unwrap_or_else(|| panic!("{start} in {body}"));
+    let rest = &body[at..];
+    &rest[..rest.find(end).unwrap_or(rest.len())]
+}
+
+/// A payout on the sandbox channel that the bank paid with `paid_minor` EUR cents.
+async fn paid_payout(app: &TestApp, order_no: &str, paid_minor: i64) -> String {
+    let order = OrderRef {
+        order_no: OrderNo::parse(order_no).unwrap(),
+        merchant: None,
+    };
+    let p = app
+        .engine
+        .create_payout(&order, Some("sandbox-api"), Utc::now(), &desk())
+        .await
+        .unwrap()
+        .into_payout()
+        .unwrap();
+    app.engine
+        .apply_bank_result(
+            &PayoutNo::parse(&p.payout_no).unwrap(),
+            &BankResult::Paid {
+                amount: Some(common::eur(paid_minor)),
+                instructed: None,
+                reference: Some(format!("BANK-{order_no}")),
+                value_date: None,
+            },
+            &ResultSource::Manual {
+                evidence: "bank statement".into(),
+            },
+            Utc::now(),
+            &desk(),
+        )
+        .await
+        .unwrap();
+    p.payout_no
+}
+
+/// The id of the open discrepancy of an order's payout.
+async fn discrepancy_of(app: &TestApp, payout_no: &str) -> i64 {
+    app.engine
+        .discrepancies(false)
+        .await
+        .unwrap()
+        .iter()
+        .find(|d| d.origin_payout_no == payout_no)
+        .expect("a discrepancy")
+        .id
+}
+
+both_backends!(
+    discrepancies_are_settled_from_the_console,
+    |app: TestApp| async move {
+        people(
+            &app,
+            &[
+                ("vera", Role::Viewer),
+                ("olga", Role::Operator),
+                ("bert", Role::Approver),
+                ("cora", Role::Approver),
+            ],
+        )
+        .await;
+        let key = app.merchant("acme", 1_000_000).await;
+        for no in ["W1", "W2", "W3"] {
+            app.withdraw(&key, no, 10_000).await;
+        }
+        let under = paid_payout(&app, "W1", 9_000).await;
+        let over = paid_payout(&app, "W2", 11_000).await;
+        let over_too = paid_payout(&app, "W3", 10_500).await;
+        let (d_under, d_over, d_over_too) = (
+            discrepancy_of(&app, &under).await,
+            discrepancy_of(&app, &over).await,
+            discrepancy_of(&app, &over_too).await,
+        );
+        let resolve = |id: i64| format!("/console/discrepancies/{id}/resolve");
+
+        // A viewer reads the list, with what the merchant was told, and may not act.
+        let mut vera = Browser::new(&app);
+        vera.sign_in("vera").await;
+        let page = vera.get("/console/discrepancies").await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        let row = section(
+            &page.body,
+            &format!("data-discrepancy=\"{d_under}\""),
+            "</tr>",
+        );
+        assert!(row.contains("underpaid"), "{row}");
+        assert!(row.contains("10.00 EUR"), "{row}");
+        assert!(row.contains("href=\"/console/orders/acme/W1\""), "{row}");
+        assert!(
+            row.contains("discrepancy.opened"),
+            "what the merchant was told: {row}"
+        );
+        assert!(!page.body.contains("/resolve\""), "no actions for a viewer");
+        let vcsrf = page.csrf();
+        let refused = vera
+            .post(
+                &resolve(d_under),
+                &[
+                    ("csrf", &vcsrf),
+                    ("resolution", "top_up_now"),
+                    ("reason", "x"),
+                ],
+            )
+            .await;
+        assert_eq!(refused.status, 403);
+        assert!(refused.body.contains("may not settle discrepancies"));
+
+        // An operator tops up what was underpaid: a new payout of the shortfall.
+        let mut olga = Browser::new(&app);
+        olga.sign_in("olga").await;
+        let page = olga.get("/console/discrepancies").await;
+        let row = section(
+            &page.body,
+            &format!("data-discrepancy=\"{d_under}\""),
+            "</tr>",
+        );
+        assert!(row.contains("data-resolution=\"top_up_now\""), "{row}");
+        assert!(
+            !row.contains("data-resolution=\"refund_received\""),
+            "{row}"
+        );
+        let csrf = page.csrf();
+        let forged = olga
+            .post(
+                &resolve(d_under),
+                &[("resolution", "top_up_now"), ("reason", "x")],
+            )
+            .await;
+        assert_eq!(forged.status, 403, "no CSRF token");
+        let topped = olga
+            .post(
+                &resolve(d_under),
+                &[
+                    ("csrf", &csrf),
+                    ("resolution", "top_up_now"),
+                    ("channel", ""),
+                    ("reason", "pay the rest now"),
+                ],
+            )
+            .await;
+        assert_eq!(
+            (topped.status, topped.location.as_str()),
+            (303, "/console/discrepancies?done=1"),
+            "{}",
+            topped.body
+        );
+        let d = &app.engine.discrepancies(false).await.unwrap();
+        let d1 = d.iter().find(|d| d.id == d_under).unwrap();
+        assert_eq!(d1.status, "topping_up");
+        let topup = d1.topup_payout_no.clone().expect("a top-up payout");
+        // A refund needs the reference of the merchant's transfer.
+        let wrong = olga
+            .post(
+                &resolve(d_over),
+                &[
+                    ("csrf", &csrf),
+                    ("resolution", "refund_received"),
+                    ("reason", "x"),
+                ],
+            )
+            .await;
+        assert_eq!(
+            wrong.status, 422,
+            "a refund needs its reference: {}",
+            wrong.body
+        );
+        assert!(wrong.body.contains("reference"));
+        // The operator proposes writing off what was overpaid, but may not approve it.
+        let proposed = olga
+            .post(
+                &resolve(d_over),
+                &[
+                    ("csrf", &csrf),
+                    ("resolution", "propose_write_off"),
+                    ("reason", "not worth collecting"),
+                ],
+            )
+            .await;
+        assert_eq!(proposed.status, 303, "{}", proposed.body);
+        let self_approve = olga
+            .post(
+                &resolve(d_over),
+                &[
+                    ("csrf", &csrf),
+                    ("resolution", "approve_write_off"),
+                    ("reason", "ok"),
+                ],
+            )
+            .await;
+        assert_eq!(self_approve.status, 403);
+        assert!(self_approve.body.contains("may not approve write-offs"));
+
+        // An approver who proposed a write-off may not approve their own.
+        let mut cora = Browser::new(&app);
+        cora.sign_in("cora").await;
+        let ccsrf = cora.csrf().await;
+        let cora_proposes = cora
+            .post(
+                &resolve(d_over_too),
+                &[
+                    ("csrf", &ccsrf),
+                    ("resolution", "propose_write_off"),
+                    ("reason", "small"),
+                ],
+            )
+            .await;
+        assert_eq!(cora_proposes.status, 303, "{}", cora_proposes.body);
+        let own = cora
+            .post(
+                &resolve(d_over_too),
+                &[
+                    ("csrf", &ccsrf),
+                    ("resolution", "approve_write_off"),
+                    ("reason", "ok"),
+                ],
+            )
+            .await;
+        assert_eq!(own.status, 403);
+        assert!(own.body.contains("another person must approve it"));
+        let page = cora.get("/console/discrepancies").await;
+        let row = section(
+            &page.body,
+            &format!("data-discrepancy=\"{d_over_too}\""),
+            "</tr>",
+        );
+        assert!(
+            !row.contains("data-resolution=\"approve_write_off\""),
+            "{row}"
+        );
+        let row = section(
+            &page.body,
+            &format!("data-discrepancy=\"{d_over}\""),
+            "</tr>",
+        );
+        assert!(
+            row.contains("data-resolution=\"approve_write_off\""),
+            "{row}"
+        );
+
+        // Another approver approves olga's: settled, and the merchant is told.
+        let approved = cora
+            .post(
+                &resolve(d_over),
+                &[
+                    ("csrf", &ccsrf),
+                    ("resolution", "approve_write_off"),
+                    ("reason", "agreed"),
+                ],
+            )
+            .await;
+        assert_eq!(approved.status, 303, "{}", approved.body);
+        let d2 = app
+            .engine
+            .discrepancies(false)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|d| d.id == d_over)
+            .unwrap();
+        assert_eq!(d2.status, "settled");
+        let open = cora.get("/console/discrepancies").await;
+        assert!(!open
+            .body
+            .contains(&format!("data-discrepancy=\"{d_over}\"")));
+        let all = cora.get("/console/discrepancies?all=1").await;
+        let row = section(
+            &all.body,
+            &format!("data-discrepancy=\"{d_over}\""),
+            "</tr>",
+        );
+        assert!(row.contains("discrepancy.resolved"), "{row}");
+        assert!(row.contains("approved by cora"), "{row}");
+        assert!(row.contains("write-off approved by cora: agreed"), "{row}");
+        // The underpaid one links its top-up payout.
+        let row = section(
+            &all.body,
+            &format!("data-discrepancy=\"{d_under}\""),
+            "</tr>",
+        );
+        assert!(
+            row.contains(&format!("href=\"/console/search?q={topup}\"")),
+            "{row}"
+        );
+    }
+);
+
+/// A pain.002.001.10 status report for our message `msg_id`: (EndToEndId, status, reason).
+fn pain002(msg_id: &str, lines: &[(&str, &str, Option<&str>)]) -> String {
+    let mut tx = String::new();
+    for (e2e, status, reason) in lines {
+        tx.push_str(&format!(
+            "<TxInfAndSts><OrgnlEndToEndId>{e2e}</OrgnlEndToEndId><TxSts>{status}</TxSts>"
+        ));
+        if let Some(r) = reason {
+            tx.push_str(&format!("<StsRsnInf><Rsn><Cd>{r}</Cd></Rsn></StsRsnInf>"));
+        }
+        tx.push_str("</TxInfAndSts>\n");
+    }
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<Document xmlns="urn:iso:std:iso:20022:tech:xsd:pain.002.001.10">
+  <CstmrPmtStsRpt>
+    <GrpHdr><MsgId>STATUS-1</MsgId><CreDtTm>2026-11-03T10:00:00</CreDtTm></GrpHdr>
+    <OrgnlGrpInfAndSts><OrgnlMsgId>{msg_id}</OrgnlMsgId><OrgnlMsgNmId>pain.001.001.09</OrgnlMsgNmId></OrgnlGrpInfAndSts>
+    <OrgnlPmtInfAndSts>
+      <OrgnlPmtInfId>PMT-1</OrgnlPmtInfId>
+{tx}    </OrgnlPmtInfAndSts>
+  </CstmrPmtStsRpt>
+</Document>
+"#
+    )
+}
+
+/// A multipart/form-data body of text fields and one file.
+fn multipart_form(fields: &[(&str, &str)], file_name: &str, content: &[u8]) -> (String, Vec<u8>) {
+    let boundary = "console-test-boundary-q7Xk2";
+    let mut body = Vec::new();
+    for (k, v) in fields {
+        body.extend(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n")
+                .as_bytes(),
+        );
+    }
+    body.extend(
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{file_name}\"\r\nContent-Type: application/xml\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    body.extend(content);
+    body.extend(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+impl Browser {
+    async fn upload(&mut self, fields: &[(&str, &str)], name: &str, content: &[u8]) -> Page {
+        let (content_type, body) = multipart_form(fields, name, content);
+        let req = self
+            .client
+            .post(format!("{}/console/files/preview", self.base))
+            .header("content-type", content_type)
+            .body(body);
+        self.send(req).await
+    }
+}
+
+/// The value of the hidden field `name` on a page.
+fn hidden(page: &Page, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let at = page.body.find(&marker).expect("the field") + marker.len();
+    page.body[at..].split('"').next().unwrap().to_string()
+}
+
+async fn payout_state(app: &TestApp, payout_no: &str) -> String {
+    app.engine
+        .payout_order(payout_no)
+        .await
+        .unwrap()
+        .unwrap()
+        .state
+}
+
+both_backends!(
+    batches_download_and_a_result_file_previewed_before_applied,
+    |app: TestApp| async move {
+        people(&app, &[("vera", Role::Viewer), ("olga", Role::Operator)]).await;
+        let key = app.merchant("acme", 1_000_000).await;
+        app.withdraw(&key, "W1", 10_000).await;
+        app.withdraw(&key, "W2", 20_000).await;
+        let now = Utc::now();
+        payout_on(&app, "W1", "sepa-file", now).await;
+        payout_on(&app, "W2", "sepa-file", now).await;
+        let (batch, bytes) = app
+            .engine
+            .create_batch("sepa-file", now, &desk())
+            .await
+            .unwrap()
+            .unwrap();
+        let (po1, po2) = ("PO0000000001", "PO0000000002");
+        assert_eq!(payout_state(&app, po1).await, "submitted");
+
+        // The list, and the file byte for byte; a viewer may not fetch it (full accounts).
+        let mut olga = Browser::new(&app);
+        olga.sign_in("olga").await;
+        let list = olga.get("/console/batches").await;
+        assert_eq!(list.status, 200, "{}", list.body);
+        assert!(list
+            .body
+            .contains(&format!("data-batch=\"{}\"", batch.batch_id)));
+        let file_path = format!("/console/batches/{}/file", batch.batch_id);
+        assert!(list.body.contains(&format!("href=\"{file_path}\"")));
+        let req = olga.client.get(format!("{}{file_path}", app.base));
+        let cookie = olga
+            .cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let file = req.header(COOKIE, cookie).send().await.unwrap();
+        assert_eq!(file.status().as_u16(), 200);
+        assert_eq!(file.headers()["content-type"], "application/xml");
+        assert!(file.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment;"));
+        assert_eq!(file.bytes().await.unwrap().as_ref(), bytes.as_slice());
+        let sheet = olga
+            .get(&format!("/console/batches/{}/sheet", batch.batch_id))
+            .await;
+        assert_eq!(sheet.status, 404, "a SEPA batch has no paper sheet");
+        let mut vera = Browser::new(&app);
+        vera.sign_in("vera").await;
+        assert_eq!(vera.get(&file_path).await.status, 403);
+        assert!(!vera
+            .get("/console/batches")
+            .await
+            .body
+            .contains("/console/files/preview"));
+
+        // The bank's report: W1 paid, W2 rejected, and a line about a payout we never made.
+        let report = pain002(
+            &batch.message_id,
+            &[
+                (po1, "ACSC", None),
+                (po2, "RJCT", Some("AC04")),
+                ("PO0000009999", "RJCT", Some("AC01")),
+            ],
+        );
+        let csrf = olga.csrf().await;
+        let audit_before = app.engine.db().count("audit_events").await.unwrap();
+        // Without the session's token, or as a viewer: refused, nothing staged or changed.
+        let forged = olga
+            .upload(&[("channel", "")], "status.xml", report.as_bytes())
+            .await;
+        assert_eq!(forged.status, 403);
+        let vcsrf = vera.csrf().await;
+        let viewer = vera
+            .upload(
+                &[("csrf", &vcsrf), ("channel", "")],
+                "status.xml",
+                report.as_bytes(),
+            )
+            .await;
+        assert_eq!(viewer.status, 403);
+        let preview = olga
+            .upload(
+                &[("csrf", &csrf), ("channel", "")],
+                "status.xml",
+                report.as_bytes(),
+            )
+            .await;
+        assert_eq!(preview.status, 200, "{}", preview.body);
+        let body = &preview.body;
+        assert!(body.contains("data-count=\"applied\">2<"), "{body}");
+        assert!(body.contains("data-count=\"exceptions\">1<"), "{body}");
+        let changes = section(body, "id=\"preview-changes\"", "</table>");
+        let one = section(changes, &format!("data-subject=\"payout:{po1}\""), "</tr>");
+        assert!(one.contains("submitted → succeeded"), "{one}");
+        let two = section(changes, &format!("data-subject=\"payout:{po2}\""), "</tr>");
+        assert!(two.contains("submitted → failed"), "{two}");
+        let postings = section(body, "id=\"preview-postings\"", "</table>");
+        assert!(
+            postings.contains("200.00 EUR"),
+            "the rejected payout's money goes back: {postings}"
+        );
+        let exceptions = section(body, "id=\"preview-exceptions\"", "</table>");
+        assert!(exceptions.contains("PO0000009999"), "{exceptions}");
+        // The preview changed nothing.
+        assert_eq!(payout_state(&app, po1).await, "submitted");
+        assert_eq!(payout_state(&app, po2).await, "submitted");
+        assert_eq!(app.engine.db().count("bank_files").await.unwrap(), 0);
+        assert_eq!(app.engine.db().count("exceptions").await.unwrap(), 0);
+        assert_eq!(
+            app.engine.db().count("audit_events").await.unwrap(),
+            audit_before
+        );
+
+        // Applied: exactly what the preview said.
+        let token = hidden(&preview, "upload");
+        let without = olga
+            .post(
+                "/console/files/apply",
+                &[("upload", &token), ("channel", "")],
+            )
+            .await;
+        assert_eq!(without.status, 403);
+        let applied = olga
+            .post(
+                "/console/files/apply",
+                &[("csrf", &csrf), ("upload", &token), ("channel", "")],
+            )
+            .await;
+        assert_eq!(
+            (applied.status, applied.location.as_str()),
+            (303, "/console/batches?imported=status.xml"),
+            "{}",
+            applied.body
+        );
+        assert_eq!(payout_state(&app, po1).await, "succeeded");
+        assert_eq!(payout_state(&app, po2).await, "failed");
+        assert_eq!(app.engine.db().count("exceptions").await.unwrap(), 1);
+        // The overview shows the file among today's, and (no channel named) beside the lag.
+        let overview = olga.get("/console").await;
+        let today = section(&overview.body, "id=\"files-today-list\"", "</table>");
+        assert!(today.contains("status.xml"), "{today}");
+        let lag = section(&overview.body, "id=\"lag\"", "</table>");
+        let unnamed = section(lag, "data-channel=\"\"", "</tr>");
+        assert!(unnamed.contains("status.xml"), "{unnamed}");
+        let sepa = section(lag, "data-channel=\"sepa-file\"", "</tr>");
+        assert!(
+            sepa.contains("<td class=\"num\">0</td>"),
+            "nothing waits now: {sepa}"
+        );
+        let again = olga
+            .post(
+                "/console/files/apply",
+                &[("csrf", &csrf), ("upload", &token), ("channel", "")],
+            )
+            .await;
+        assert_eq!(again.status, 404, "the staged upload is gone once applied");
+        let twice = olga
+            .upload(
+                &[("csrf", &csrf), ("channel", "")],
+                "status.xml",
+                report.as_bytes(),
+            )
+            .await;
+        assert!(
+            twice.body.contains("id=\"already-imported\""),
+            "{}",
+            twice.body
+        );
+        assert!(!twice.body.contains("/console/files/apply"));
+        let traversal = olga
+            .post(
+                "/console/files/apply",
+                &[("csrf", &csrf), ("upload", "../../etc"), ("channel", "")],
+            )
+            .await;
+        assert_eq!(traversal.status, 404);
+    }
+);
+
+both_backends!(
+    merchant_page_masks_accounts_and_its_fix_pays_the_waiting_orders,
+    |app: TestApp| async move {
+        people(&app, &[("vera", Role::Viewer), ("olga", Role::Operator)]).await;
+        let key = app.merchant("acme", 1_000_000).await;
+        app.withdraw(&key, "W1", 10_000).await;
+        payout_on(&app, "W1", "sepa-file", Utc::now()).await;
+        let (batch, _) = app
+            .engine
+            .create_batch("sepa-file", Utc::now(), &desk())
+            .await
+            .unwrap()
+            .unwrap();
+        // The bank says the account is closed: the merchant must give another.
+        let report = pain002(&batch.message_id, &[("PO0000000001", "RJCT", Some("AC04"))]);
+        let path = app.dir.join("closed.xml");
+        std::fs::write(&path, report).unwrap();
+        app.engine
+            .import_results(&path, None, Utc::now(), &desk(), &|_, _| {})
+            .await
+            .unwrap();
+        let full_iban = "DE02120300000000202051";
+
+        let mut vera = Browser::new(&app);
+        vera.sign_in("vera").await;
+        let list = vera.get("/console/merchants").await;
+        assert_eq!(list.status, 200, "{}", list.body);
+        let row = section(&list.body, "data-merchant=\"acme\"", "</tr>");
+        assert!(row.contains("needs_update"), "{row}");
+        assert!(row.contains("****3000"), "{row}");
+        let page = vera.get("/console/merchants/acme").await;
+        assert_eq!(page.status, 200);
+        assert!(page.body.contains("****3000"));
+        assert!(
+            !page.body.contains("DE89370400440532013000"),
+            "never the full number"
+        );
+        assert!(page.body.contains("href=\"/console/orders/acme/W1\""));
+        assert!(section(&page.body, "id=\"balances\"", "</table>").contains("EUR"));
+        assert!(
+            !page.body.contains("/console/merchants/acme/account"),
+            "no form for a viewer"
+        );
+        let vcsrf = page.csrf();
+        let refused = vera
+            .post(
+                "/console/merchants/acme/account",
+                &[
+                    ("csrf", &vcsrf),
+                    ("holder", "Acme GmbH"),
+                    ("iban", full_iban),
+                ],
+            )
+            .await;
+        assert_eq!(refused.status, 403);
+        assert!(refused.body.contains("may not change bank accounts"));
+
+        let mut olga = Browser::new(&app);
+        olga.sign_in("olga").await;
+        let csrf = olga.csrf().await;
+        let forged = olga
+            .post(
+                "/console/merchants/acme/account",
+                &[("holder", "Acme GmbH"), ("iban", full_iban)],
+            )
+            .await;
+        assert_eq!(forged.status, 403);
+        // A wrong IBAN is refused naming what is wrong, and the number is not shown back.
+        let bad = olga
+            .post(
+                "/console/merchants/acme/account",
+                &[
+                    ("csrf", &csrf),
+                    ("holder", "Acme GmbH"),
+                    ("iban", "DE02120300000000202052"),
+                ],
+            )
+            .await;
+        assert_eq!(bad.status, 422, "{}", bad.body);
+        assert!(bad.body.contains("IBAN check digits"), "{}", bad.body);
+        assert!(!bad.body.contains("DE02120300000000202052"), "{}", bad.body);
+        let before = app.engine.db().count("payouts").await.unwrap();
+        let fixed = olga
+            .post(
+                "/console/merchants/acme/account",
+                &[
+                    ("csrf", &csrf),
+                    ("holder", "Acme GmbH"),
+                    ("iban", full_iban),
+                ],
+            )
+            .await;
+        assert_eq!(fixed.status, 303, "{}", fixed.body);
+        assert!(
+            fixed
+                .location
+                .starts_with("/console/merchants/acme?retried=PO"),
+            "{}",
+            fixed.location
+        );
+        // The waiting order was paid again at once: a new payout.
+        assert_eq!(app.engine.db().count("payouts").await.unwrap(), before + 1);
+        let after = olga.get(&fixed.location).await;
+        assert!(after.body.contains("Account saved."), "{}", after.body);
+        assert!(after.body.contains("PO0000000002"), "{}", after.body);
+        assert!(after.body.contains("****2051"));
+        assert!(!after.body.contains(full_iban));
+        assert!(section(&after.body, "id=\"account-status\"", "</b>").contains("ok"));
+    }
+);
+
+both_backends!(
+    audit_log_filters_exports_safely_and_verify_runs_from_the_page,
+    |app: TestApp| async move {
+        people(&app, &[("vera", Role::Viewer), ("olga", Role::Operator)]).await;
+        let key = app.merchant("acme", 100_000).await;
+        app.withdraw(&key, "W1", 20_000).await;
+        let payout = failed_payout(&app, "W1", "MS03").await;
+        // A reason a spreadsheet would run as a formula.
+        let evil = "=HYPERLINK(\"http://evil.example\",\"x\")";
+        let mut olga = Browser::new(&app);
+        olga.sign_in("olga").await;
+        let csrf = olga.csrf().await;
+        let proposed = olga
+            .post(
+                "/console/corrections",
+                &[
+                    ("csrf", &csrf),
+                    ("payout_no", &payout),
+                    ("kind", "cancel_order"),
+                    ("reason", evil),
+                    ("evidence", "@SUM(1)"),
+                ],
+            )
+            .await;
+        assert_eq!(proposed.status, 303, "{}", proposed.body);
+
+        let mut vera = Browser::new(&app);
+        vera.sign_in("vera").await;
+        let rows = |p: &Page| p.body.matches("<tr data-seq=").count();
+        let all = vera.get("/console/audit").await;
+        assert_eq!(all.status, 200, "{}", all.body);
+        assert!(rows(&all) > 3);
+        let by_action = vera.get("/console/audit?action=correction.").await;
+        assert_eq!(rows(&by_action), 1, "{}", by_action.body);
+        assert!(by_action.body.contains("correction.proposed"));
+        let by_actor = vera.get("/console/audit?actor=operator%3Aolga").await;
+        assert!(rows(&by_actor) >= 1);
+        assert!(
+            section(&by_actor.body, "id=\"audit\"", "</table>")
+                .matches("<td>operator:olga</td>")
+                .count()
+                == rows(&by_actor)
+        );
+        let by_subject = vera
+            .get(&format!("/console/audit?subject=payout%3A{payout}"))
+            .await;
+        assert!(
+            rows(&by_subject) >= 2,
+            "created and failed: {}",
+            by_subject.body
+        );
+        let today = Utc::now().date_naive();
+        let (yesterday, tomorrow) = (today.pred_opt().unwrap(), today.succ_opt().unwrap());
+        let in_range = vera
+            .get(&format!(
+                "/console/audit?action=correction.&from={today}&to={today}"
+            ))
+            .await;
+        assert_eq!(rows(&in_range), 1);
+        let later = vera.get(&format!("/console/audit?from={tomorrow}")).await;
+        assert_eq!(rows(&later), 0);
+        let earlier = vera.get(&format!("/console/audit?to={yesterday}")).await;
+        assert_eq!(rows(&earlier), 0);
+        let bad = vera.get("/console/audit?from=yesterday").await;
+        assert_eq!(bad.status, 422);
+        assert!(
+            bad.body
+                .contains("from: &quot;yesterday&quot; is not a date"),
+            "{}",
+            bad.body
+        );
+
+        // The export: the same filter, the formula neutralised.
+        let csv = vera.get("/console/audit.csv?action=correction.").await;
+        assert_eq!(csv.status, 200);
+        assert!(csv
+            .body
+            .starts_with("seq,at,actor,action,subject,reason,detail\r\n"));
+        assert_eq!(csv.body.lines().count(), 2, "{}", csv.body);
+        assert!(
+            csv.body
+                .contains("\"'=HYPERLINK(\"\"http://evil.example\"\",\"\"x\"\")\""),
+            "{}",
+            csv.body
+        );
+        assert!(!csv.body.contains(",=HYPERLINK") && !csv.body.contains(",\"=HYPERLINK"));
+
+        // verify from the page: a form with the session's token; then a row changed behind the
+        // chain's back is found.
+        let without = vera.post("/console/audit/verify", &[]).await;
+        assert_eq!(without.status, 403);
+        let vcsrf = vera.csrf().await;
+        let ok = vera
+            .post("/console/audit/verify", &[("csrf", &vcsrf)])
+            .await;
+        assert_eq!(ok.status, 200, "{}", ok.body);
+        assert!(
+            ok.body.contains("id=\"verify-result\" data-ok=\"true\""),
+            "{}",
+            ok.body
+        );
+        app.engine
+            .db()
+            .execute_raw("UPDATE payouts SET amount_minor = 1 WHERE id = 1")
+            .await
+            .unwrap();
+        let tampered = vera
+            .post("/console/audit/verify", &[("csrf", &vcsrf)])
+            .await;
+        assert!(
+            tampered
+                .body
+                .contains("id=\"verify-result\" data-ok=\"false\""),
+            "{}",
+            tampered.body
+        );
+        assert!(tampered.body.contains("payouts"), "{}", tampered.body);
+
+        // The ledger: balances and the trial balance per currency, which nets to zero.
+        let ledger = vera.get("/console/ledger").await;
+        assert_eq!(ledger.status, 200);
+        let eur = section(&ledger.body, "data-currency=\"EUR\"", "</tr>");
+        assert!(eur.contains("<b>0.00 EUR</b>"), "{eur}");
+        assert!(
+            !eur.contains("<td class=\"num\">0.00 EUR</td><td class=\"num\">0.00 EUR</td>"),
+            "{eur}"
+        );
+        assert!(ledger.body.contains("merchant:acme:"));
+        let balances = vera.get("/console/ledger.csv").await;
+        assert!(balances
+            .body
+            .starts_with("account,amount_minor,currency,amount\r\n"));
+        assert!(balances.body.contains("merchant:acme:"));
+    }
+);

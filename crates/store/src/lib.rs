@@ -248,6 +248,60 @@ impl Db {
             .await
     }
 
+    /// Payouts in any of these states, oldest first (the console's money in transit).
+    pub async fn payouts_in_states(&self, states: &[&str]) -> Result<Vec<PayoutRow>> {
+        let mut out = Vec::new();
+        for state in states {
+            out.extend(self.payouts_in_state(state).await?);
+        }
+        out.sort_by_key(|p| p.id);
+        Ok(out)
+    }
+
+    /// The result file imported last for a channel, if any.
+    pub async fn last_bank_file_of_channel(&self, channel_id: &str) -> Result<Option<BankFileRow>> {
+        self.fetch_optional(
+            "WHERE channel_id = $1 ORDER BY id DESC LIMIT 1",
+            &[Bind::Text(channel_id.into())],
+        )
+        .await
+    }
+
+    /// Every merchant, by id.
+    pub async fn merchants(&self) -> Result<Vec<MerchantRow>> {
+        self.fetch_all("ORDER BY id", &[]).await
+    }
+
+    /// The result file imported last without naming its channel (XML files need none), if any.
+    pub async fn last_bank_file_without_channel(&self) -> Result<Option<BankFileRow>> {
+        self.fetch_optional("WHERE channel_id IS NULL ORDER BY id DESC LIMIT 1", &[])
+            .await
+    }
+
+    /// Result files whose import started at or after `since` (a stored timestamp), in order.
+    pub async fn bank_files_started_since(&self, since: &str) -> Result<Vec<BankFileRow>> {
+        self.fetch_all(
+            "WHERE started_at >= $1 ORDER BY id",
+            &[Bind::Text(since.into())],
+        )
+        .await
+    }
+
+    /// Batches made at or after `since` (a stored timestamp), in order.
+    pub async fn batches_created_since(&self, since: &str) -> Result<Vec<BatchRow>> {
+        self.fetch_all(
+            "WHERE created_at >= $1 ORDER BY id",
+            &[Bind::Text(since.into())],
+        )
+        .await
+    }
+
+    /// Where and when a batch's file was written, if it was.
+    pub async fn batch_file_write(&self, batch_id: i64) -> Result<Option<BatchFileWriteRow>> {
+        self.fetch_optional("WHERE batch_id = $1", &[Bind::Int(batch_id)])
+            .await
+    }
+
     pub async fn journals_of_order(
         &self,
         order_id: i64,
@@ -263,6 +317,48 @@ impl Db {
             out.push((j, lines));
         }
         Ok(out)
+    }
+
+    /// Audit events matching a filter, newest first, at most `filter.limit`.
+    pub async fn audit_events_filtered(&self, filter: &AuditFilter) -> Result<Vec<AuditEventRow>> {
+        let mut conditions = Vec::new();
+        let mut binds = Vec::new();
+        let mut add = |sql: &str, value: &Option<String>| {
+            if let Some(v) = value {
+                binds.push(v.clone());
+                conditions.push(sql.replace('?', &format!("${}", binds.len())));
+            }
+        };
+        add("actor = ?", &filter.actor);
+        // Prefixes: `payout.` finds every payout action, `payout:PO…` one payout.
+        add(
+            "action LIKE ? ESCAPE '!'",
+            &filter.action.as_deref().map(like_prefix),
+        );
+        add(
+            "subject LIKE ? ESCAPE '!'",
+            &filter.subject.as_deref().map(like_prefix),
+        );
+        add("at >= ?", &filter.from);
+        add("at < ?", &filter.to);
+        let where_sql = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conditions.join(" AND "))
+        };
+        let sql = format!(
+            "{} {where_sql} ORDER BY seq DESC LIMIT {}",
+            AuditEventRow::SELECT,
+            filter.limit.clamp(1, 10_000)
+        );
+        let mut q = sqlx::query(&sql);
+        for b in binds {
+            q = q.bind(b);
+        }
+        let rows = q.fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| AuditEventRow::from_row(r).map_err(StoreError::from))
+            .collect()
     }
 
     pub async fn audit_events_of(&self, subjects: &[String]) -> Result<Vec<AuditEventRow>> {
@@ -443,6 +539,31 @@ pub(crate) fn bind_all<'q>(
 }
 
 /// Times are stored as RFC 3339 UTC with microseconds: sortable text that round-trips exactly.
+/// Which audit events to read: each given part must match (actor exactly; action and subject by
+/// prefix; `from` inclusive, `to` exclusive, as stored timestamps).
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    pub subject: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub limit: i64,
+}
+
+/// A LIKE pattern matching text that starts with `prefix` (its `%`, `_` and `!` escaped).
+fn like_prefix(prefix: &str) -> String {
+    let mut out = String::with_capacity(prefix.len() + 1);
+    for c in prefix.chars() {
+        if matches!(c, '%' | '_' | '!') {
+            out.push('!');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
 pub fn fmt_time(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
 }

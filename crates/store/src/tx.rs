@@ -617,6 +617,46 @@ impl<'c> WriteTx<'c> {
         Ok(self.statements + 1)
     }
 
+    /// The seq of the last audit event, this transaction's included.
+    pub fn head_seq(&self) -> i64 {
+        self.head_seq
+    }
+
+    /// The audit events after `seq`, this transaction's included (a preview reads what a run
+    /// would write before rolling it back).
+    pub async fn audit_events_after(&mut self, seq: i64) -> Result<Vec<AuditEventRow>> {
+        self.flush().await?;
+        self.statements += 1;
+        let rows = sqlx::query(&format!(
+            "{} WHERE seq > $1 ORDER BY seq",
+            AuditEventRow::SELECT
+        ))
+        .bind(seq)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        rows.iter()
+            .map(|r| AuditEventRow::from_row(r).map_err(StoreError::from))
+            .collect()
+    }
+
+    /// The journals (with their lines) recorded by audit events after `seq`, in order.
+    pub async fn journals_after(
+        &mut self,
+        seq: i64,
+    ) -> Result<Vec<(JournalRow, Vec<JournalLineRow>)>> {
+        let journals: Vec<JournalRow> = self
+            .fetch_all("WHERE audit_seq > $1 ORDER BY id", &[Bind::Int(seq)])
+            .await?;
+        let mut out = Vec::with_capacity(journals.len());
+        for j in journals {
+            let lines = self
+                .fetch_all("WHERE journal_id = $1 ORDER BY id", &[Bind::Int(j.id)])
+                .await?;
+            out.push((j, lines));
+        }
+        Ok(out)
+    }
+
     pub async fn rollback(self) -> Result<()> {
         self.tx.rollback().await?;
         Ok(())

@@ -2,20 +2,24 @@
 //! (maud), readable without JavaScript, in English and Simplified Chinese.
 //!
 //! It decides nothing and writes no business SQL: pages are drawn from the engine's read models
-//! (`exceptions`, `order_view`, `corrections`, `payout_order`) and every change is an engine use
-//! case (`propose_correction`, `approve_correction`, `reject_correction`) attributed to the
-//! signed-in operator. Its only table is `console_sessions` (see [`session`]). Roles are checked
+//! (`overview`, `exceptions`, `order_view`, `corrections`, `payout_order`, `discrepancy_desk`,
+//! `batches`, `preview_results`) and every change is an engine use case (`propose_correction`,
+//! `approve_correction`, `reject_correction`, `resolve_discrepancy`, `import_results`)
+//! attributed to the signed-in operator. Its only table is `console_sessions` (see [`session`]). Roles are checked
 //! here before the engine is asked (viewer reads, operator proposes, approver decides) and again
 //! by the engine; every form that changes something carries the session's CSRF token, checked on
 //! the server (403 without it).
 
+mod audit;
+mod files;
 mod i18n;
+mod merchants;
 mod pages;
 pub mod session;
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -23,7 +27,7 @@ use axum::{Form, Router};
 use chrono::{NaiveDate, Utc};
 use disburse_core::correction::CorrectionKind;
 use disburse_core::{Currency, MerchantId, Money, OrderNo, PayoutNo};
-use disburse_engine::OrderRef;
+use disburse_engine::{OrderRef, Resolution};
 use maud::Markup;
 use tower_http::limit::RequestBodyLimitLayer;
 
@@ -51,12 +55,40 @@ pub fn router(state: AppState) -> Router {
         .route("/console/login", get(login_form).post(login))
         .route("/console/logout", post(logout))
         .route("/console/exceptions", get(exceptions))
+        .route("/console/exceptions.csv", get(exceptions_csv))
         .route("/console/search", get(search))
         .route("/console/orders/{merchant}/{order_no}", get(order))
         .route("/console/corrections", get(corrections).post(propose))
         .route("/console/corrections/{id}/approve", post(approve))
         .route("/console/corrections/{id}/reject", post(reject))
+        .route("/console/discrepancies", get(discrepancies))
+        .route(
+            "/console/discrepancies/{id}/resolve",
+            post(resolve_discrepancy),
+        )
+        .route("/console/batches", get(files::batches))
+        .route("/console/batches/{id}/file", get(files::batch_file))
+        .route("/console/batches/{id}/sheet", get(files::batch_sheet))
+        .route("/console/files/apply", post(files::apply))
+        .route("/console/audit", get(audit::audit))
+        .route("/console/audit.csv", get(audit::audit_csv))
+        .route("/console/audit/verify", post(audit::verify))
+        .route("/console/ledger", get(audit::ledger))
+        .route("/console/ledger.csv", get(audit::ledger_csv))
+        .route("/console/merchants", get(merchants::list))
+        .route("/console/merchants/{id}", get(merchants::one))
+        .route(
+            "/console/merchants/{id}/account",
+            post(merchants::fix_account),
+        )
         .layer(RequestBodyLimitLayer::new(FORM_MAX_BYTES))
+        // A result file is as large as the API takes; streamed to disk, never held whole.
+        .merge(
+            Router::new()
+                .route("/console/files/preview", post(files::preview))
+                .layer(DefaultBodyLimit::max(crate::UPLOAD_MAX_BYTES))
+                .layer(RequestBodyLimitLayer::new(crate::UPLOAD_MAX_BYTES)),
+        )
         .with_state(state)
 }
 
@@ -161,10 +193,16 @@ fn checked_form(lang: Lang, signed: &Signed, form: Posted) -> Result<Fields, Box
     }
 }
 
+/// The overview: money in transit, exceptions by kind and age, import lag, today's files.
 async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    match signed_in(&state, &headers).await {
-        Ok(_) => redirect("/console/exceptions"),
-        Err(r) => r,
+    let lang = Lang::of(&headers);
+    let signed = match signed_in(&state, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    match state.engine().overview(Utc::now()).await {
+        Ok(o) => html(StatusCode::OK, pages::overview(lang, &signed, &o)),
+        Err(e) => api_problem(lang, Some(&signed), e.into()),
     }
 }
 
@@ -278,6 +316,84 @@ async fn logout(State(state): State<AppState>, headers: HeaderMap, form: Posted)
     )
 }
 
+/// Every kind in the queue, and the items the query's `kind` and `merchant` keep.
+async fn filtered_exceptions(
+    state: &AppState,
+    q: &HashMap<String, String>,
+) -> Result<(Vec<String>, Vec<disburse_engine::ExceptionItem>), ApiError> {
+    let items = state
+        .engine()
+        .exceptions(Utc::now())
+        .await
+        .map_err(ApiError::from)?;
+    let mut kinds: Vec<String> = items.iter().map(|i| i.kind.clone()).collect();
+    kinds.sort();
+    kinds.dedup();
+    let kind = q.get("kind").map(|k| k.trim()).unwrap_or("");
+    let merchant = q.get("merchant").map(|m| m.trim()).unwrap_or("");
+    let filtered = items
+        .into_iter()
+        .filter(|i| kind.is_empty() || i.kind == kind)
+        .filter(|i| merchant.is_empty() || i.merchant.as_deref() == Some(merchant))
+        .collect();
+    Ok((kinds, filtered))
+}
+
+/// The filtered queue, all of it, as CSV (formula cells neutralised).
+async fn exceptions_csv(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let lang = Lang::of(&headers);
+    let signed = match signed_in(&state, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let items = match filtered_exceptions(&state, &q).await {
+        Ok((_, items)) => items,
+        Err(e) => return api_problem(lang, Some(&signed), e),
+    };
+    let rows: Vec<Vec<String>> = items
+        .into_iter()
+        .map(|i| {
+            vec![
+                i.id,
+                i.kind,
+                i.age_hours.to_string(),
+                i.amount
+                    .as_ref()
+                    .map(|a| a.amount_minor.to_string())
+                    .unwrap_or_default(),
+                i.amount.map(|a| a.currency).unwrap_or_default(),
+                i.merchant.unwrap_or_default(),
+                i.order_no.unwrap_or_default(),
+                i.payout_no.unwrap_or_default(),
+                i.reason,
+                i.action,
+                i.source.unwrap_or_default(),
+            ]
+        })
+        .collect();
+    let headers_row = [
+        "id",
+        "kind",
+        "age_hours",
+        "amount_minor",
+        "currency",
+        "merchant",
+        "order_no",
+        "payout_no",
+        "reason",
+        "needs",
+        "source",
+    ];
+    match disburse_engine::csv_export(&headers_row, &rows) {
+        Ok(bytes) => audit::csv_response("exceptions.csv", bytes),
+        Err(e) => api_problem(lang, Some(&signed), e.into()),
+    }
+}
+
 /// The exceptions queue, filtered by kind and merchant, a page at a time.
 async fn exceptions(
     State(state): State<AppState>,
@@ -289,20 +405,12 @@ async fn exceptions(
         Ok(s) => s,
         Err(r) => return r,
     };
-    let items = match state.engine().exceptions(Utc::now()).await {
-        Ok(i) => i,
-        Err(e) => return api_problem(lang, Some(&signed), e.into()),
+    let (kinds, filtered) = match filtered_exceptions(&state, &q).await {
+        Ok(v) => v,
+        Err(e) => return api_problem(lang, Some(&signed), e),
     };
-    let mut kinds: Vec<String> = items.iter().map(|i| i.kind.clone()).collect();
-    kinds.sort();
-    kinds.dedup();
     let kind = q.get("kind").map(|k| k.trim()).unwrap_or("");
     let merchant = q.get("merchant").map(|m| m.trim()).unwrap_or("");
-    let filtered: Vec<_> = items
-        .into_iter()
-        .filter(|i| kind.is_empty() || i.kind == kind)
-        .filter(|i| merchant.is_empty() || i.merchant.as_deref() == Some(merchant))
-        .collect();
     let pages_total = filtered.len().div_ceil(PAGE_SIZE).max(1);
     let page = q
         .get("page")
@@ -631,6 +739,117 @@ async fn reject(
         .await
     {
         Ok(_) => redirect("/console/corrections?done=rejected"),
+        Err(e) => api_problem(lang, Some(&signed), e.into()),
+    }
+}
+
+/// Discrepancies, open ones (or all), with what was done and what the merchant was told.
+async fn discrepancies(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let lang = Lang::of(&headers);
+    let signed = match signed_in(&state, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let all = q.get("all").is_some_and(|v| v == "1");
+    match state.engine().discrepancy_desk(!all).await {
+        Ok(list) => html(
+            StatusCode::OK,
+            pages::discrepancies(lang, &signed, all, &list, q.contains_key("done")),
+        ),
+        Err(e) => api_problem(lang, Some(&signed), e.into()),
+    }
+}
+
+/// What a settle form asks for, as the engine's resolution.
+fn resolution_of(fields: &Fields) -> Result<Resolution, ApiError> {
+    Ok(match fields.get("resolution") {
+        "refund_received" => Resolution::RefundReceived {
+            reference: short_text(fields, "reference")?,
+        },
+        "propose_write_off" => Resolution::ProposeWriteOff,
+        "approve_write_off" => Resolution::ApproveWriteOff,
+        "top_up_now" => Resolution::TopUpNow {
+            channel: Some(fields.get("channel").trim())
+                .filter(|c| !c.is_empty())
+                .map(str::to_string),
+        },
+        "net_against_next" => Resolution::NetAgainstNext,
+        "add_to_next" => Resolution::AddToNext,
+        other => {
+            return Err(field_error(
+                "resolution",
+                format!("unknown resolution {other:?}"),
+            ))
+        }
+    })
+}
+
+/// Settles (or starts settling) a discrepancy through the engine's use case. Approving a
+/// write-off needs the approver role and another person than its proposer, refused here and
+/// again by the engine.
+async fn resolve_discrepancy(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    form: Posted,
+) -> Response {
+    let lang = Lang::of(&headers);
+    let signed = match signed_in(&state, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let fields = match checked_form(lang, &signed, form) {
+        Ok(f) => f,
+        Err(r) => return *r,
+    };
+    let refuse = |t: T| problem(lang, Some(&signed), StatusCode::FORBIDDEN, tr(lang, t));
+    let resolution = match resolution_of(&fields) {
+        Ok(r) => r,
+        Err(e) => return api_problem(lang, Some(&signed), e),
+    };
+    let approving = resolution == Resolution::ApproveWriteOff;
+    if approving && !signed.role.may_approve() {
+        return refuse(T::MayNotApproveWriteOff);
+    }
+    if !signed.role.may_propose() {
+        return refuse(T::MayNotResolve);
+    }
+    let Some(id) = id.parse::<i64>().ok().filter(|n| *n > 0) else {
+        return problem(
+            lang,
+            Some(&signed),
+            StatusCode::NOT_FOUND,
+            &format!("{}: {id}", tr(lang, T::NotFound)),
+        );
+    };
+    if approving {
+        let open = match state.engine().discrepancies(true).await {
+            Ok(d) => d,
+            Err(e) => return api_problem(lang, Some(&signed), e.into()),
+        };
+        let mine = open.iter().any(|d| {
+            d.id == id && d.write_off_proposed_by.as_deref() == Some(signed.name.as_str())
+        });
+        if mine {
+            return refuse(T::OwnWriteOff);
+        }
+    }
+    match state
+        .engine()
+        .resolve_discrepancy(
+            id,
+            &resolution,
+            fields.get("reason").trim(),
+            Utc::now(),
+            &signed.name,
+        )
+        .await
+    {
+        Ok(_) => redirect("/console/discrepancies?done=1"),
         Err(e) => api_problem(lang, Some(&signed), e.into()),
     }
 }

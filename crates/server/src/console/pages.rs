@@ -2,7 +2,7 @@
 //! bank's text, a merchant's name) can become markup. Account numbers appear only as the last four
 //! digits the engine's views carry.
 
-use disburse_engine::{CorrectionView, ExceptionItem, OrderView};
+use disburse_engine::{CorrectionView, DiscrepancyView, ExceptionItem, OrderView, Overview};
 use maud::{html, Markup, DOCTYPE};
 
 use super::i18n::{tr, Lang, T};
@@ -25,11 +25,17 @@ pub fn order_href(merchant: &str, order_no: &str) -> String {
     format!("/console/orders/{}/{}", enc(merchant), enc(order_no))
 }
 
-fn csrf(signed: &Signed) -> Markup {
+pub(super) fn csrf(signed: &Signed) -> Markup {
     html! { input type="hidden" name=(CSRF_FIELD) value=(signed.csrf); }
 }
 
-fn layout(lang: Lang, title: &str, here: &str, signed: Option<&Signed>, body: Markup) -> Markup {
+pub(super) fn layout(
+    lang: Lang,
+    title: &str,
+    here: &str,
+    signed: Option<&Signed>,
+    body: Markup,
+) -> Markup {
     let other = match lang {
         Lang::En => (Lang::ZhCn, "中文"),
         Lang::ZhCn => (Lang::En, "English"),
@@ -50,9 +56,15 @@ fn layout(lang: Lang, title: &str, here: &str, signed: Option<&Signed>, body: Ma
                     strong.brand { (tr(lang, T::Console)) }
                     @if let Some(s) = signed {
                         nav {
+                            a href="/console" { (tr(lang, T::Overview)) }
                             a href="/console/exceptions" { (tr(lang, T::Exceptions)) }
                             a href="/console/search" { (tr(lang, T::Orders)) }
                             a href="/console/corrections" { (tr(lang, T::Corrections)) }
+                            a href="/console/discrepancies" { (tr(lang, T::Discrepancies)) }
+                            a href="/console/batches" { (tr(lang, T::BatchesAndFiles)) }
+                            a href="/console/merchants" { (tr(lang, T::Merchants)) }
+                            a href="/console/audit" { (tr(lang, T::Audit)) }
+                            a href="/console/ledger" { (tr(lang, T::Ledger)) }
                         }
                         span.who {
                             (tr(lang, T::SignedInAs)) " " b { (s.name.as_str()) } " (" (s.role.as_str()) ")"
@@ -158,6 +170,7 @@ pub fn exceptions(lang: Lang, signed: &Signed, p: &ExceptionsPage) -> Markup {
                 }
                 label { (tr(lang, T::Merchant)) input name="merchant" value=(p.merchant); }
                 button type="submit" { (tr(lang, T::Filter)) }
+                a.button id="export" href={ "/console/exceptions.csv?kind=" (enc(&p.kind)) "&merchant=" (enc(&p.merchant)) } { (tr(lang, T::ExportCsv)) }
             }
             @if p.items.is_empty() {
                 p { (tr(lang, T::NoExceptions)) }
@@ -253,20 +266,19 @@ fn source_text(source: &serde_json::Value) -> Option<String> {
     }
 }
 
+/// "before → after" of an audit event that changed a state.
+pub(super) fn state_change(detail: &serde_json::Value) -> Option<String> {
+    let state = |k: &str| detail.get(k)?.get("state")?.as_str();
+    state("before")
+        .zip(state("after"))
+        .map(|(b, a)| format!("{b} → {a}"))
+}
+
 fn timeline(v: &OrderView) -> Vec<Entry> {
     let mut entries = Vec::new();
     for e in &v.audit_events {
         let d = &e.detail;
-        let state_change = d
-            .get("before")
-            .and_then(|b| b.get("state"))
-            .and_then(|s| s.as_str())
-            .zip(
-                d.get("after")
-                    .and_then(|a| a.get("state"))
-                    .and_then(|s| s.as_str()),
-            )
-            .map(|(b, a)| format!("{b} → {a}"));
+        let state_change = state_change(d);
         let source = d.get("source").and_then(source_text);
         let evidence = d.get("evidence").and_then(|e| e.as_str());
         entries.push(Entry {
@@ -469,6 +481,296 @@ pub fn corrections(
             }
             h2 { (tr(lang, T::AllProposed)) }
             (correction_rows(lang, signed, &everything, false, "all-list"))
+        },
+    )
+}
+
+/// The age buckets' names, in [`disburse_engine::AGE_BUCKETS`] order.
+const AGE_NAMES: [T; 4] = [T::AgeUnder1h, T::Age1To24h, T::Age1To3d, T::AgeOver3d];
+/// One colour per age bucket, young to old (presentation attributes, not inline style: the
+/// console's CSP allows no inline style).
+const AGE_COLOURS: [&str; 4] = ["#7fb3e8", "#1f5fbf", "#e8a33d", "#b42318"];
+const CHART_WIDTH: i64 = 640;
+const CHART_LABEL_WIDTH: i64 = 170;
+const CHART_ROW_HEIGHT: i64 = 24;
+
+/// A bar's length in pixels: `value` of `max`, on the chart's bar area. Integer arithmetic in
+/// 128 bits so no amount overflows.
+fn bar_px(value: i64, max: i64) -> i64 {
+    let area = i128::from(CHART_WIDTH - CHART_LABEL_WIDTH - 80);
+    if max <= 0 || value <= 0 {
+        return 0;
+    }
+    let px = i128::from(value) * area / i128::from(max);
+    i64::try_from(px).unwrap_or(0).max(1)
+}
+
+/// The stacked bar's pieces: (age bucket, x, width) of each non-empty bucket, and where the
+/// bar ends.
+fn segments(values: &[i64; 4], max: i64) -> (Vec<(usize, i64, i64)>, i64) {
+    let mut x = CHART_LABEL_WIDTH;
+    let mut out = Vec::new();
+    for (b, v) in values.iter().enumerate() {
+        let w = bar_px(*v, max);
+        if w > 0 {
+            out.push((b, x, w));
+            x += w;
+        }
+    }
+    (out, x)
+}
+
+/// A horizontal bar chart drawn on the server, one stacked bar per row, split by age. `rows`
+/// carry a label, the four values and the text shown after the bar.
+fn age_chart(lang: Lang, id: &str, title: &str, rows: &[(String, [i64; 4], String)]) -> Markup {
+    let max = rows
+        .iter()
+        .map(|(_, v, _)| v.iter().fold(0i64, |a, b| a.saturating_add(*b)))
+        .max()
+        .unwrap_or(0);
+    let legend_y = rows.len() as i64 * CHART_ROW_HEIGHT + 8;
+    let height = legend_y + 22;
+    html! {
+        svg.chart id=(id) xmlns="http://www.w3.org/2000/svg" role="img" aria-label=(title)
+            width=(CHART_WIDTH) height=(height) viewBox={ "0 0 " (CHART_WIDTH) " " (height) } {
+            title { (title) }
+            @for (n, (label, values, total)) in rows.iter().enumerate() {
+                @let y = n as i64 * CHART_ROW_HEIGHT;
+                text x="0" y=(y + 16) font-size="12" fill="#1d2330" { (label) }
+                @let (segments, end) = segments(values, max);
+                @for (b, x, w) in segments {
+                    rect x=(x) y=(y + 4) width=(w) height=(CHART_ROW_HEIGHT - 8) fill=(AGE_COLOURS[b]) data-age=(b) {
+                        title { (tr(lang, AGE_NAMES[b])) ": " (values[b]) }
+                    }
+                }
+                text x=(end + 6) y=(y + 16) font-size="12" fill="#5b6475" { (total) }
+            }
+            @for (b, name) in AGE_NAMES.iter().enumerate() {
+                @let lx = CHART_LABEL_WIDTH + b as i64 * 110;
+                rect x=(lx) y=(legend_y + 4) width="10" height="10" fill=(AGE_COLOURS[b]) {}
+                text x=(lx + 14) y=(legend_y + 13) font-size="11" fill="#5b6475" { (tr(lang, *name)) }
+            }
+        }
+    }
+}
+
+fn age_heads(lang: Lang) -> Markup {
+    html! { @for name in AGE_NAMES { th { (tr(lang, name)) } } }
+}
+
+pub fn overview(lang: Lang, signed: &Signed, o: &Overview) -> Markup {
+    let mut currencies: Vec<&str> = o.in_transit.iter().map(|t| t.currency.as_str()).collect();
+    currencies.sort();
+    currencies.dedup();
+    layout(
+        lang,
+        tr(lang, T::Overview),
+        "/console",
+        Some(signed),
+        html! {
+            p.summary { small { (o.as_of) } }
+            h2 id="in-transit" { (tr(lang, T::InTransit)) }
+            p { small { (tr(lang, T::InTransitHint)) } }
+            @if o.in_transit.is_empty() { p { (tr(lang, T::NoneYet)) } } @else {
+                // Amounts of different currencies do not share a scale: one chart each.
+                @for c in &currencies {
+                    @let rows: Vec<(String, [i64; 4], String)> = o.in_transit.iter()
+                        .filter(|t| t.currency == *c)
+                        .map(|t| (t.channel.clone(), t.sums.clone().map(|m| m.amount_minor), t.total.text.clone()))
+                        .collect();
+                    (age_chart(lang, &format!("chart-transit-{c}"), &format!("{} {c}", tr(lang, T::InTransit)), &rows))
+                }
+                table.list id="transit" {
+                    thead { tr { th { (tr(lang, T::Channel)) } th { (tr(lang, T::Currency)) } (age_heads(lang)) th { (tr(lang, T::Total)) } } }
+                    tbody { @for t in &o.in_transit {
+                        tr data-channel=(t.channel) {
+                            td { (t.channel) } td { (t.currency) }
+                            @for (n, s) in t.sums.iter().enumerate() {
+                                td.num { (s.text) br; small { (t.counts[n]) " ×" } }
+                            }
+                            td.num { b { (t.total.text) } }
+                        }
+                    } }
+                }
+            }
+            h2 id="exceptions-by-kind" { (tr(lang, T::ExceptionsByKind)) }
+            @if o.exceptions.is_empty() { p { (tr(lang, T::NoExceptions)) } } @else {
+                @let rows: Vec<(String, [i64; 4], String)> = o.exceptions.iter()
+                    .map(|e| (e.kind.clone(), e.counts, e.total.to_string()))
+                    .collect();
+                (age_chart(lang, "chart-exceptions", tr(lang, T::ExceptionsByKind), &rows))
+                table.list id="exception-kinds" {
+                    thead { tr { th { (tr(lang, T::Kind)) } (age_heads(lang)) th { (tr(lang, T::Total)) } } }
+                    tbody { @for e in &o.exceptions {
+                        tr data-kind=(e.kind) {
+                            td { a href={ "/console/exceptions?kind=" (enc(&e.kind)) } { code { (e.kind) } } }
+                            @for n in e.counts { td.num { (n) } }
+                            td.num { b { (e.total) } }
+                        }
+                    } }
+                }
+            }
+            h2 id="import-lag" { (tr(lang, T::ImportLag)) }
+            table.list id="lag" {
+                thead { tr {
+                    th { (tr(lang, T::Channel)) } th { (tr(lang, T::Kind)) } th { (tr(lang, T::LastFile)) }
+                    th { (tr(lang, T::HoursSince)) } th { (tr(lang, T::AwaitingResult)) } th { (tr(lang, T::OldestAwaiting)) }
+                } }
+                tbody { @for l in &o.import_lag {
+                    tr data-channel=(l.channel) {
+                        td { (l.channel) } td { (l.kind) }
+                        td { @if let (Some(f), Some(at)) = (&l.last_file, &l.last_file_at) { (f) br; small { (at) } } @else { (tr(lang, T::Never)) } }
+                        td.num { @if let Some(h) = l.hours_since_last_file { (h) } @else { "—" } }
+                        td.num { (l.awaiting_result) }
+                        td.num { @if let Some(h) = l.oldest_awaiting_hours { (h) } @else { "—" } }
+                    }
+                }
+                @if let Some(f) = &o.last_file_without_channel {
+                    tr data-channel="" {
+                        td colspan="2" { small { (tr(lang, T::NoChannelNamed)) } }
+                        td { (f.file_name) br; small { (f.started_at) } }
+                        td.num { (f.hours_since) }
+                        td.num { "—" } td.num { "—" }
+                    }
+                } }
+            }
+            h2 id="batches-today" { (tr(lang, T::BatchesToday)) }
+            @if o.batches_today.is_empty() { p { (tr(lang, T::NoneYet)) } } @else {
+                table.list id="batches-today-list" {
+                    thead { tr {
+                        th { (tr(lang, T::Batch)) } th { (tr(lang, T::Channel)) } th { (tr(lang, T::File)) }
+                        th { (tr(lang, T::Count)) } th { (tr(lang, T::Total)) } th { (tr(lang, T::Written)) } th { (tr(lang, T::When)) }
+                    } }
+                    tbody { @for b in &o.batches_today {
+                        tr data-batch=(b.batch_id) {
+                            td { (b.batch_id) } td { (b.channel) } td { code { (b.file_name) } }
+                            td.num { (b.payout_count) }
+                            td.num { (disburse_engine::views_support::MoneyView::new(b.control_sum_minor, &b.currency).text) }
+                            td { @if let Some(w) = &b.file_written { (w.written_at) } @else { (tr(lang, T::NotWritten)) } }
+                            td { (b.created_at) }
+                        }
+                    } }
+                }
+            }
+            h2 id="files-today" { (tr(lang, T::FilesToday)) }
+            @if o.files_today.is_empty() { p { (tr(lang, T::NoneYet)) } } @else {
+                table.list id="files-today-list" {
+                    thead { tr {
+                        th { (tr(lang, T::File)) } th { (tr(lang, T::Channel)) } th { (tr(lang, T::Status)) }
+                        th { (tr(lang, T::Records)) } th { (tr(lang, T::Applied)) } th { (tr(lang, T::Unchanged)) }
+                        th { (tr(lang, T::Exceptions)) } th { (tr(lang, T::When)) }
+                    } }
+                    tbody { @for f in &o.files_today {
+                        tr {
+                            td { code { (f.file_name) } } td { @if let Some(c) = &f.channel { (c) } } td { (f.status) }
+                            td.num { (f.records_total) } td.num { (f.applied) } td.num { (f.unchanged) }
+                            td.num { (f.exceptions) } td { (f.started_at) }
+                        }
+                    } }
+                }
+            }
+        },
+    )
+}
+
+/// One settling action's form: a resolution, what it needs, the reason, the session's token.
+fn resolve_form(
+    lang: Lang,
+    signed: &Signed,
+    id: i64,
+    resolution: &str,
+    label: T,
+    extra: Markup,
+) -> Markup {
+    html! {
+        form.inline.resolve method="post" action={ "/console/discrepancies/" (id) "/resolve" } data-resolution=(resolution) {
+            (csrf(signed))
+            input type="hidden" name="resolution" value=(resolution);
+            (extra)
+            input name="reason" placeholder=(tr(lang, T::WhyResolved)) aria-label=(tr(lang, T::WhyResolved)) required;
+            button type="submit" { (tr(lang, label)) }
+        }
+    }
+}
+
+/// The actions a person in this role may take on a discrepancy in its state; the engine
+/// checks each again.
+fn discrepancy_actions(lang: Lang, signed: &Signed, d: &DiscrepancyView) -> Markup {
+    let me = signed.name.as_str();
+    let open = d.status != "settled";
+    html! {
+        @if open && signed.role.may_propose() {
+            @if d.owed_to_us {
+                @if d.status == "open" {
+                    (resolve_form(lang, signed, d.id, "refund_received", T::RefundReceived, html! {
+                        input name="reference" placeholder=(tr(lang, T::RefundReference)) aria-label=(tr(lang, T::RefundReference)) required;
+                    }))
+                    (resolve_form(lang, signed, d.id, "propose_write_off", T::ProposeWriteOff, html! {}))
+                    (resolve_form(lang, signed, d.id, "net_against_next", T::NetAgainstNext, html! {}))
+                }
+                @if d.status == "write_off_proposed" && signed.role.may_approve()
+                    && d.write_off_proposed_by.as_deref() != Some(me) {
+                    (resolve_form(lang, signed, d.id, "approve_write_off", T::ApproveWriteOff, html! {}))
+                }
+            } @else if d.topup_payout_no.is_none() && d.status == "open" {
+                (resolve_form(lang, signed, d.id, "top_up_now", T::TopUpNow, html! {
+                    input name="channel" placeholder=(tr(lang, T::TopUpChannel)) aria-label=(tr(lang, T::TopUpChannel));
+                }))
+                (resolve_form(lang, signed, d.id, "add_to_next", T::AddToNext, html! {}))
+            }
+        }
+    }
+}
+
+pub fn discrepancies(
+    lang: Lang,
+    signed: &Signed,
+    all: bool,
+    list: &[DiscrepancyView],
+    done: bool,
+) -> Markup {
+    let here = if all {
+        "/console/discrepancies?all=1"
+    } else {
+        "/console/discrepancies"
+    };
+    layout(
+        lang,
+        tr(lang, T::Discrepancies),
+        here,
+        Some(signed),
+        html! {
+            @if done { p.done role="status" { (tr(lang, T::DiscrepancyResolved)) } }
+            nav.filters {
+                @if all { a href="/console/discrepancies" { (tr(lang, T::OpenOnly)) } }
+                @else { a href="/console/discrepancies?all=1" { (tr(lang, T::ShowAll)) } }
+            }
+            @if list.is_empty() { p { (tr(lang, T::NoDiscrepancies)) } } @else {
+                table.list id="discrepancies" {
+                    thead { tr {
+                        th { "#" } th { (tr(lang, T::Merchant)) } th { (tr(lang, T::Order)) } th { (tr(lang, T::Payout)) }
+                        th { (tr(lang, T::Direction)) } th { (tr(lang, T::Amount)) } th { (tr(lang, T::Status)) }
+                        th { (tr(lang, T::History)) } th { (tr(lang, T::Told)) } th { (tr(lang, T::Action)) }
+                    } }
+                    tbody { @for d in list {
+                        tr data-discrepancy=(d.id) data-status=(d.status) {
+                            td { (d.id) }
+                            td { (d.merchant) }
+                            td { a href=(order_href(&d.merchant, &d.order_no)) { (d.order_no) } }
+                            td { (d.origin_payout_no)
+                                @if let Some(t) = &d.topup_payout_no { br; small { "top-up " a href={ "/console/search?q=" (enc(t)) } { (t) } } } }
+                            td { (d.direction) br; small { (tr(lang, if d.owed_to_us { T::OwedToUs } else { T::OwedToMerchant })) } }
+                            td.num { (d.amount.text) @if d.settled.amount_minor > 0 { br; small { (tr(lang, T::Settled)) " " (d.settled.text) } } }
+                            td.state { (d.status)
+                                @if let Some(r) = &d.resolution { br; small { (r) } }
+                                @if let Some(by) = &d.write_off_proposed_by { br; small { (tr(lang, T::WriteOffProposedBy)) " " (by) } } }
+                            td { ul.lines { @for h in &d.history { li { small { time { (h.at) } } " " (h.what) } } } }
+                            td.told { ul.lines { @for m in &d.told { li { code { (m.topic) } " " small { time { (m.created_at) } } br; code.payload { (m.payload.to_string()) } } } } }
+                            td { (discrepancy_actions(lang, signed, d)) }
+                        }
+                    } }
+                }
+            }
         },
     )
 }
