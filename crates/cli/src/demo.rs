@@ -490,8 +490,7 @@ async fn api_bank_day(
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "\nAPI bank ({API_CHANNEL}, the sandbox bank's payment API on {} with faults): {} payouts sent as signed requests keyed by payout number;",
-        bank.url.trim_start_matches("http://"),
+        "\nAPI bank ({API_CHANNEL}, the sandbox bank's payment API over loopback, with faults): {} payouts sent as signed requests keyed by payout number;",
         nos.len()
     );
     let _ = writeln!(

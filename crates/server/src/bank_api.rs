@@ -348,8 +348,8 @@ impl BankApi for HttpBankApi {
     request_body(content = Object, description = "`{event_id, payout_no, status, …}` (docs/bank-api.md)", content_type = "application/json"),
     responses(
         (status = 200, description = "Taken: what it changed (or why nothing)", body = Object),
-        (status = 401, description = "Missing, stale or wrong signature"),
-        (status = 404, description = "No such http-api channel or payout"),
+        (status = 401, description = "Missing, stale or wrong signature", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such http-api channel or payout", body = crate::error::Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn bank_callback(

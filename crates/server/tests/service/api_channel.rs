@@ -519,3 +519,68 @@ async fn callbacks_are_signed_fresh_and_idempotent() {
     let check = s.engine.db().ledger_check().await.unwrap();
     assert!(check.is_ok(), "{check:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_callback_is_applied_like_a_late_file_result() {
+    use tower::ServiceExt;
+    let Some(s) = setup(
+        TestBackend::Sqlite,
+        "api_late_callback",
+        FaultMix::only(ApiFault::ErrorBeforeAccept),
+    )
+    .await
+    else {
+        return;
+    };
+    let no = orders(&s.engine, 1).await.remove(0);
+    let mut worker = ApiChannelWorker::new(&s.engine, Some(CHANNEL)).unwrap();
+    worker.round(&s.engine, t0()).await;
+    // Nothing learned within the channel's five days: expired, for a person.
+    let swept = s
+        .engine
+        .sweep(t0() + chrono::Duration::days(6), &ops())
+        .await
+        .unwrap();
+    assert_eq!(swept.expired, vec![no.clone()]);
+    // An expired payout is not asked about any more: the person decides.
+    let r = worker
+        .round(&s.engine, t0() + chrono::Duration::days(6))
+        .await
+        .pop()
+        .unwrap()
+        .unwrap();
+    assert_eq!((r.sent, r.status_queries), (0, 0), "{r:?}");
+    // Then the bank's notification arrives: applied, marked late.
+    let app = disburse_server::router(disburse_server::AppState::new(s.engine.clone()));
+    let path = format!("/bank-callbacks/{CHANNEL}");
+    let body = format!(
+        r#"{{"event_id":"ev-9","payout_no":"{no}","status":"paid","bank_reference":"LATE-1","amount_minor":10000,"currency":"EUR"}}"#
+    );
+    let ts = Utc::now().timestamp();
+    let sig = signature_header(SECRET.as_bytes(), "POST", &path, ts, body.as_bytes());
+    let r = app
+        .oneshot(
+            axum::http::Request::post(&path)
+                .header("content-type", "application/json")
+                .header("Bank-Signature", sig)
+                .body(axum::body::Body::from(body))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let p = s.engine.db().payout_by_no(&no).await.unwrap().unwrap();
+    assert_eq!(p.state, "succeeded");
+    assert_eq!(p.bank_reference.as_deref(), Some("LATE-1"));
+    let events = s
+        .engine
+        .db()
+        .audit_events_of(&[format!("payout:{no}")])
+        .await
+        .unwrap();
+    assert!(
+        events.iter().any(|e| e.action == "payout.succeeded_late"),
+        "{:?}",
+        events.iter().map(|e| &e.action).collect::<Vec<_>>()
+    );
+}
