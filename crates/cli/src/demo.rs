@@ -364,6 +364,7 @@ async fn start_api_bank(dir: &Path, seed: u64) -> anyhow::Result<ApiBankDemo> {
         secret: secret.into_bytes(),
         slow: std::time::Duration::from_millis(50),
         hang: std::time::Duration::from_millis(800),
+        callback_url: None,
     };
     tokio::spawn(disburse_server::bank_api::serve_sandbox_bank(
         listener,

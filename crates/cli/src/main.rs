@@ -240,6 +240,10 @@ enum SandboxBankCmd {
         /// How long a "timeout after accepting" hangs before answering.
         #[arg(long, default_value = "30s")]
         hang: String,
+        /// POST signed callbacks here (`http://host:port/bank-callbacks/{channel}` of `disburse
+        /// serve`), some twice, out of order, or first with a bad signature.
+        #[arg(long)]
+        callback_url: Option<String>,
     },
 }
 
@@ -898,6 +902,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
                     secret_env,
                     slow,
                     hang,
+                    callback_url,
                 }),
             ..
         } => {
@@ -919,6 +924,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
                 secret: secret.trim().as_bytes().to_vec(),
                 slow: duration("slow", slow)?,
                 hang: duration("hang", hang)?,
+                callback_url: callback_url.clone(),
             };
             let listener = tokio::net::TcpListener::bind(listen)
                 .await

@@ -346,6 +346,19 @@ pub struct ApiBank {
     payments: BTreeMap<String, LedgerEntry>,
     requests: BTreeMap<String, u32>,
     next_reference: u64,
+    /// Whether the bank notifies (callbacks); what it has to send, in order.
+    notify: bool,
+    outbox: Vec<Notification>,
+    next_event: u64,
+}
+
+/// One callback the bank is to POST, in order. A few keys (by the seed) get their news twice, an
+/// "accepted" after the final word (out of order), or a first attempt signed with a wrong key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notification {
+    pub callback: Callback,
+    /// `false`: signed with a wrong secret (the receiver must refuse it).
+    pub signed_correctly: bool,
 }
 
 /// ISO 20022 reason codes the sandbox rejects with.
@@ -364,6 +377,73 @@ impl ApiBank {
             payments: BTreeMap::new(),
             requests: BTreeMap::new(),
             next_reference: 1,
+            notify: false,
+            outbox: Vec::new(),
+            next_event: 1,
+        }
+    }
+
+    /// A bank that also sends callbacks when a payment is paid or rejected.
+    pub fn with_callbacks(mut self) -> ApiBank {
+        self.notify = true;
+        self
+    }
+
+    /// The callbacks due, oldest first; each is returned once.
+    pub fn take_notifications(&mut self) -> Vec<Notification> {
+        std::mem::take(&mut self.outbox)
+    }
+
+    /// Queues the news of a payment that just became final.
+    fn notify_final(&mut self, key: &str, status: &PaymentStatus) {
+        if !self.notify {
+            return;
+        }
+        let event = |bank: &mut ApiBank| {
+            let id = format!("EV{:08}", bank.next_event);
+            bank.next_event += 1;
+            id
+        };
+        let final_word = Callback {
+            event_id: event(self),
+            payout_no: key.to_string(),
+            status: status.clone(),
+        };
+        let good = |callback: Callback| Notification {
+            callback,
+            signed_correctly: true,
+        };
+        match draw(self.seed, key, "callback") % 4 {
+            // The same news twice.
+            1 => {
+                self.outbox.push(good(final_word.clone()));
+                self.outbox.push(good(final_word));
+            }
+            // An older "accepted" arriving after the final word.
+            2 => {
+                let reference = match status {
+                    PaymentStatus::Paid { bank_reference, .. } => bank_reference.clone(),
+                    _ => format!("SBX-{key}"),
+                };
+                self.outbox.push(good(final_word));
+                let late = Callback {
+                    event_id: event(self),
+                    payout_no: key.to_string(),
+                    status: PaymentStatus::Accepted {
+                        bank_reference: reference,
+                    },
+                };
+                self.outbox.push(good(late));
+            }
+            // A first attempt with a bad signature, then the right one.
+            3 => {
+                self.outbox.push(Notification {
+                    callback: final_word.clone(),
+                    signed_correctly: false,
+                });
+                self.outbox.push(good(final_word));
+            }
+            _ => self.outbox.push(good(final_word)),
         }
     }
 
@@ -454,6 +534,10 @@ impl ApiBank {
             requests: 1,
         };
         let mut reply = status_reply(&entry.status);
+        if !matches!(entry.status, PaymentStatus::Accepted { .. }) {
+            let status = entry.status.clone();
+            self.notify_final(&key, &status);
+        }
         self.payments.insert(key, entry);
         match fault {
             Some(ApiFault::ErrorAfterAccept) => Reply::error(500, "internal error"),
@@ -475,6 +559,7 @@ impl ApiBank {
         let Some(entry) = self.payments.get_mut(key) else {
             return Reply::new(200, serde_json::json!({ "status": "unknown" }));
         };
+        let mut paid_now = None;
         if let PaymentStatus::Accepted { bank_reference } = &entry.status {
             entry.status = PaymentStatus::Paid {
                 bank_reference: bank_reference.clone(),
@@ -482,8 +567,13 @@ impl ApiBank {
                 currency: entry.currency.clone(),
             };
             entry.moved_minor = entry.instructed_minor;
+            paid_now = Some(entry.status.clone());
         }
-        Reply::new(200, serde_json::to_value(&entry.status).unwrap_or_default())
+        let reply = Reply::new(200, serde_json::to_value(&entry.status).unwrap_or_default());
+        if let Some(status) = paid_now {
+            self.notify_final(key, &status);
+        }
+        reply
     }
 
     /// The status of a key without moving the bank's day on.
@@ -641,6 +731,39 @@ mod tests {
             assert_eq!(again.delay, Delay::None);
             assert_eq!(bank.ledger().entries[0].executions, 1);
         }
+    }
+
+    #[test]
+    fn callbacks_tell_each_final_word_with_seeded_faults() {
+        let mut bank = ApiBank::new(4, FaultMix::none()).with_callbacks();
+        let mut kinds = std::collections::BTreeSet::new();
+        for i in 0..40 {
+            let key = format!("PO-{i}");
+            bank.submit(Some(&key), &body(&key, 500));
+            bank.status(&key);
+            let sent = bank.take_notifications();
+            assert!(!sent.is_empty(), "{key}: no news");
+            // The final word is always among them, correctly signed.
+            assert!(sent.iter().any(|n| n.signed_correctly
+                && n.callback.status == bank.peek(&key)
+                && n.callback.payout_no == key));
+            kinds.insert((sent.len(), sent.iter().all(|n| n.signed_correctly)));
+            assert!(bank.take_notifications().is_empty(), "each is sent once");
+        }
+        assert!(
+            kinds.contains(&(2, false)),
+            "a bad signature first: {kinds:?}"
+        );
+        assert!(
+            kinds.contains(&(2, true)),
+            "a duplicate or a late accepted: {kinds:?}"
+        );
+        assert!(kinds.contains(&(1, true)), "a clean one: {kinds:?}");
+        // A bank without callbacks queues nothing.
+        let mut quiet = ApiBank::new(4, FaultMix::none());
+        quiet.submit(Some("PO-1"), &body("PO-1", 500));
+        quiet.status("PO-1");
+        assert!(quiet.take_notifications().is_empty());
     }
 
     #[test]

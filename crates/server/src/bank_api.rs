@@ -417,20 +417,88 @@ pub struct SandboxBankOptions {
     pub slow: Duration,
     /// How long a "timeout after accepting" hangs before it answers (past a client's timeout).
     pub hang: Duration,
+    /// Where to POST callbacks (`http://…/bank-callbacks/{channel}`); none: the bank sends none.
+    pub callback_url: Option<String>,
 }
 
 #[derive(Clone)]
 struct BankState {
     bank: Arc<Mutex<ApiBank>>,
     opts: Arc<SandboxBankOptions>,
+    client: reqwest::Client,
+    /// Every callback POSTed and the answer it got, for `GET /ledger`.
+    deliveries: Arc<Mutex<Vec<Value>>>,
+    /// One delivery at a time, in the order the bank decided them.
+    in_order: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl BankState {
+    /// POSTs the bank's due callbacks, in order, in the background.
+    fn deliver(&self, notes: Vec<disburse_sandbox::api::Notification>) {
+        let Some(url) = self.opts.callback_url.clone() else {
+            return;
+        };
+        if notes.is_empty() {
+            return;
+        }
+        let state = self.clone();
+        tokio::spawn(async move {
+            let _turn = state.in_order.lock().await;
+            let path = reqwest::Url::parse(&url)
+                .map(|u| u.path().to_string())
+                .unwrap_or_default();
+            for note in notes {
+                let body = serde_json::to_vec(&note.callback).unwrap_or_default();
+                let secret: &[u8] = if note.signed_correctly {
+                    &state.opts.secret
+                } else {
+                    b"not-the-shared-secret"
+                };
+                let sig = signature_header(secret, "POST", &path, Utc::now().timestamp(), &body);
+                let answer = state
+                    .client
+                    .post(&url)
+                    .header(SIGNATURE_HEADER, sig)
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .body(body)
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16())
+                    .unwrap_or(0);
+                state
+                    .deliveries
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(json!({
+                        "event_id": note.callback.event_id,
+                        "payout_no": note.callback.payout_no,
+                        "status": note.callback.status,
+                        "signed_correctly": note.signed_correctly,
+                        "answer": answer,
+                    }));
+            }
+        });
+    }
 }
 
 /// The sandbox bank's routes: `POST /payments`, `GET /payments/{key}`, `GET /ledger` (what it
-/// moved, for tests and the demo), `GET /openapi.yaml`.
+/// moved and the callbacks it sent, for tests and the demo), `GET /openapi.yaml`. With a
+/// `callback_url` it also POSTs a signed callback when a payment is paid or rejected, some of
+/// them twice, out of order, or first with a bad signature.
 pub fn sandbox_bank_router(opts: SandboxBankOptions) -> Router {
+    let mut bank = ApiBank::new(opts.seed, opts.faults.clone());
+    if opts.callback_url.is_some() {
+        bank = bank.with_callbacks();
+    }
     let state = BankState {
-        bank: Arc::new(Mutex::new(ApiBank::new(opts.seed, opts.faults.clone()))),
+        bank: Arc::new(Mutex::new(bank)),
         opts: Arc::new(opts),
+        client: reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap_or_default(),
+        deliveries: Arc::new(Mutex::new(Vec::new())),
+        in_order: Arc::new(tokio::sync::Mutex::new(())),
     };
     Router::new()
         .route("/payments", post(bank_submit))
@@ -507,11 +575,12 @@ async fn bank_submit(State(state): State<BankState>, headers: HeaderMap, body: B
         .get(IDEMPOTENCY_HEADER)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let reply = state
-        .bank
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .submit(key.as_deref(), &body);
+    let (reply, notes) = {
+        let mut bank = state.bank.lock().unwrap_or_else(|e| e.into_inner());
+        let reply = bank.submit(key.as_deref(), &body);
+        (reply, bank.take_notifications())
+    };
+    state.deliver(notes);
     match reply.delay {
         Delay::None => {}
         Delay::Slow => tokio::time::sleep(state.opts.slow).await,
@@ -528,11 +597,12 @@ async fn bank_status_of(
     if let Some(refused) = unsigned(&state, &headers, "GET", &format!("/payments/{key}"), b"") {
         return refused;
     }
-    let reply = state
-        .bank
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .status(&key);
+    let (reply, notes) = {
+        let mut bank = state.bank.lock().unwrap_or_else(|e| e.into_inner());
+        let reply = bank.status(&key);
+        (reply, bank.take_notifications())
+    };
+    state.deliver(notes);
     bank_reply(reply)
 }
 
@@ -542,7 +612,15 @@ async fn bank_ledger(State(state): State<BankState>) -> Response {
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .ledger();
-    Json(ledger).into_response()
+    let mut v = serde_json::to_value(ledger).unwrap_or_default();
+    v["callbacks"] = Value::Array(
+        state
+            .deliveries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone(),
+    );
+    Json(v).into_response()
 }
 
 /// One round of the API-channel worker for every `http-api` channel (their clients made once).

@@ -30,6 +30,11 @@ fn ops() -> Actor {
 
 /// The sandbox bank on a loopback port of its own; its base URL.
 async fn start_bank(seed: u64, faults: FaultMix) -> String {
+    start_bank_calling(seed, faults, None).await
+}
+
+/// The sandbox bank, POSTing its callbacks to `callback_url` if given.
+async fn start_bank_calling(seed: u64, faults: FaultMix, callback_url: Option<String>) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let opts = SandboxBankOptions {
@@ -38,6 +43,7 @@ async fn start_bank(seed: u64, faults: FaultMix) -> String {
         secret: SECRET.as_bytes().to_vec(),
         slow: Duration::from_millis(100),
         hang: Duration::from_millis(1500),
+        callback_url,
     };
     tokio::spawn(serve_sandbox_bank(listener, opts, std::future::pending()));
     format!("http://{addr}")
@@ -53,6 +59,10 @@ struct Setup {
 async fn setup(backend: TestBackend, name: &str, faults: FaultMix) -> Option<Setup> {
     let db = TestDb::fresh(backend, name).await?;
     let bank = start_bank(42, faults).await;
+    setup_at(db, bank).await
+}
+
+async fn setup_at(db: TestDb, bank: String) -> Option<Setup> {
     let dir = tempfile::tempdir().unwrap();
     let secret_file = dir.path().join("api-bank.secret");
     std::fs::write(&secret_file, format!("{SECRET}\n")).unwrap();
@@ -583,4 +593,72 @@ async fn a_late_callback_is_applied_like_a_late_file_result() {
         "{:?}",
         events.iter().map(|e| &e.action).collect::<Vec<_>>()
     );
+}
+
+/// The bank notifies `disburse serve` (the service on its own loopback port) of every final
+/// word — some twice, some with an older "accepted" after it, some first with a bad signature —
+/// while the worker asks about the same payouts: the books still end as the bank moved.
+async fn callbacks_racing_status_queries_leave_the_books_matching(backend: TestBackend) {
+    let Some(db) = TestDb::fresh(backend, "api_callbacks_race").await else {
+        return;
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let service = listener.local_addr().unwrap();
+    let bank = start_bank_calling(
+        9,
+        FaultMix::parse("timeout=20,5xx-after=20,reject=15,other-amount=10").unwrap(),
+        Some(format!("http://{service}/bank-callbacks/{CHANNEL}")),
+    )
+    .await;
+    let s = setup_at(db, bank).await.unwrap();
+    let app = disburse_server::router(disburse_server::AppState::new(s.engine.clone()));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let payouts = orders(&s.engine, 16).await;
+    run_until_settled(&s.engine).await;
+    // Every final word has been told (one or two callbacks per payout); wait for the last.
+    let started = std::time::Instant::now();
+    let ledger = loop {
+        let l = bank_ledger(&s.bank).await;
+        let told: std::collections::BTreeSet<String> = l["callbacks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["answer"] == 200)
+            .map(|c| c["payout_no"].as_str().unwrap().to_string())
+            .collect();
+        if told.len() == payouts.len() {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            break bank_ledger(&s.bank).await;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "{l}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let callbacks = ledger["callbacks"].as_array().unwrap();
+    for c in callbacks {
+        let expected = if c["signed_correctly"] == true {
+            200
+        } else {
+            401
+        };
+        assert_eq!(c["answer"], expected, "{c}");
+    }
+    assert!(
+        callbacks.iter().any(|c| c["signed_correctly"] == false),
+        "a bad signature was tried"
+    );
+    assert!(
+        callbacks.len() > payouts.len(),
+        "duplicates and late news were sent"
+    );
+    assert_books_match_the_bank(&s.engine, &s.bank, &payouts).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callbacks_racing_status_queries_leave_the_books_matching_sqlite() {
+    callbacks_racing_status_queries_leave_the_books_matching(TestBackend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callbacks_racing_status_queries_leave_the_books_matching_postgres() {
+    callbacks_racing_status_queries_leave_the_books_matching(TestBackend::Postgres).await;
 }
