@@ -160,6 +160,9 @@ pub async fn run(dir: Option<PathBuf>, days: u32, seed: u64) -> anyhow::Result<S
         c.outbox_dir = dir.join("bank").join(c.id.as_str()).join("outbox");
         c.inbox_dir = dir.join("bank").join(c.id.as_str()).join("inbox");
     }
+    // The API bank: the sandbox bank's payment API, in-process on a loopback port.
+    let api_bank = start_api_bank(&dir, seed).await?;
+    config.channels.push(api_bank.channel.clone());
     let engine = Engine::new(Db::open(&db_url).await?, config, key);
     let desk = Actor::operator(&OperatorName::parse("demo.desk")?);
     let start: DateTime<Utc> = Utc
@@ -326,9 +329,187 @@ pub async fn run(dir: Option<PathBuf>, days: u32, seed: u64) -> anyhow::Result<S
     let end = start + Duration::days(i64::from(days)) + Duration::hours(15);
     let last_day = (start + Duration::days(i64::from(days.max(1)) - 1)).date_naive();
     let reconciled = statements(&engine, &pending, start, last_day, end, &desk).await?;
+    let api = api_bank_day(&engine, &api_bank, end - Duration::hours(3), &desk).await?;
     let mut text = summary(&engine, &db_path, days, seed, start, end, &tally).await?;
     text.push_str(&reconciled);
+    text.push_str(&api);
     Ok(text)
+}
+
+const API_CHANNEL: &str = "api-bank";
+
+struct ApiBankDemo {
+    channel: disburse_engine::Channel,
+    url: String,
+}
+
+/// Starts the sandbox bank's HTTP API on 127.0.0.1:0 (timeouts after accepting, 5xx before and
+/// after, rejections, other amounts) and describes the `http-api` channel that calls it; the
+/// shared secret is a fresh random key file in the demo directory.
+async fn start_api_bank(dir: &Path, seed: u64) -> anyhow::Result<ApiBankDemo> {
+    use rand::RngCore;
+    let mut secret = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut secret);
+    let secret = hex::encode(secret);
+    let secret_file = dir.join("api-bank.secret");
+    std::fs::write(&secret_file, &secret)?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let opts = disburse_server::bank_api::SandboxBankOptions {
+        seed,
+        faults: disburse_sandbox::api::FaultMix::parse(
+            "timeout=20,5xx-after=15,5xx-before=15,reject=10,other-amount=5,slow=10",
+        )
+        .map_err(anyhow::Error::msg)?,
+        secret: secret.into_bytes(),
+        slow: std::time::Duration::from_millis(50),
+        hang: std::time::Duration::from_millis(800),
+        callback_url: None,
+    };
+    tokio::spawn(disburse_server::bank_api::serve_sandbox_bank(
+        listener,
+        opts,
+        std::future::pending(),
+    ));
+    let toml = format!(
+        r#"[[channel]]
+id = "{API_CHANNEL}"
+kind = "http-api"
+name = "API bank (HTTP, over loopback)"
+currencies = ["EUR"]
+result_deadline = "2d"
+
+[channel.api]
+base_url = "{url}"
+secret_file = "{}"
+request_timeout = "300ms"
+concurrency = 8
+status_backoff_first = "1s"
+status_backoff_max = "8s"
+breaker_failures = 50
+"#,
+        secret_file.display()
+    );
+    let channel = Config::parse(&toml, "demo API bank")?.channels.remove(0);
+    Ok(ApiBankDemo { channel, url })
+}
+
+/// One afternoon of the API bank: a dozen withdrawals sent as signed requests; lost answers
+/// (timeouts, 5xx) stay unknown and are resolved by status queries under the same key; the bank's
+/// own ledger is compared with our books.
+async fn api_bank_day(
+    engine: &Engine,
+    bank: &ApiBankDemo,
+    at: DateTime<Utc>,
+    desk: &Actor,
+) -> anyhow::Result<String> {
+    let acme = MerchantId::parse("acme")?;
+    engine
+        .fund(
+            &acme,
+            Money::parse("5000.00", Currency::Eur)?,
+            Some("collections for the API bank"),
+            at,
+            desk,
+        )
+        .await?;
+    let mut nos = Vec::new();
+    for i in 1..=12 {
+        let order_no = OrderNo::parse(&format!("ACME-API-{i:03}"))?;
+        engine
+            .withdraw(
+                &WithdrawRequest {
+                    merchant: acme.clone(),
+                    order_no: order_no.clone(),
+                    amount: Money::from_minor(15_000 + 1_250 * i, Currency::Eur),
+                },
+                at,
+                desk,
+            )
+            .await?;
+        let started = engine
+            .create_payout(
+                &OrderRef {
+                    order_no,
+                    merchant: None,
+                },
+                Some(API_CHANNEL),
+                at,
+                desk,
+            )
+            .await?;
+        if let Some(p) = started.into_payout() {
+            nos.push(p.payout_no);
+        }
+    }
+    let mut worker = disburse_server::bank_api::ApiChannelWorker::new(engine, Some(API_CHANNEL))?;
+    let (mut sent, mut resent, mut queries, mut unknown_first) = (0, 0, 0, 0);
+    let mut rounds = 0;
+    for round in 0..30 {
+        let as_of = at + Duration::seconds(10 * (round + 1));
+        let r = worker
+            .round(engine, as_of)
+            .await
+            .pop()
+            .expect("one channel")?;
+        rounds += 1;
+        if round == 0 {
+            unknown_first = r.unknown.len();
+        }
+        sent += r.sent;
+        resent += r.resent;
+        queries += r.status_queries;
+        if r.settled() && engine.api_channel_pending(API_CHANNEL).await? == 0 {
+            break;
+        }
+    }
+    let ledger: serde_json::Value = reqwest::get(format!("{}/ledger", bank.url))
+        .await?
+        .json()
+        .await?;
+    let moved_at_bank: i64 = ledger["entries"]
+        .as_array()
+        .map(|e| e.iter().filter_map(|x| x["moved_minor"].as_i64()).sum())
+        .unwrap_or(0);
+    let executions_max = ledger["entries"]
+        .as_array()
+        .map(|e| {
+            e.iter()
+                .filter_map(|x| x["executions"].as_u64())
+                .max()
+                .unwrap_or(0)
+        })
+        .unwrap_or(0);
+    let mut paid_ours = 0i64;
+    let mut states: BTreeMap<String, usize> = BTreeMap::new();
+    for no in &nos {
+        if let Some(p) = engine.db().payout_by_no(no).await? {
+            paid_ours += p.paid_amount_minor.unwrap_or(0);
+            *states.entry(p.state).or_default() += 1;
+        }
+    }
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "\nAPI bank ({API_CHANNEL}, the sandbox bank's payment API over loopback, with faults): {} payouts sent as signed requests keyed by payout number;",
+        nos.len()
+    );
+    let _ = writeln!(
+        s,
+        "  {unknown_first} outcome(s) unknown after the first round (timeouts, 5xx), resolved by {queries} status queries over {rounds} rounds; {resent} sent again under the same key because the bank had never received them ({sent} requests in all)"
+    );
+    let _ = writeln!(
+        s,
+        "  payouts now: {}; the bank executed each at most {executions_max} time(s) and moved {} EUR, our books {} EUR",
+        states
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect::<Vec<_>>()
+            .join(" · "),
+        Money::from_minor(moved_at_bank, Currency::Eur).to_decimal_string(),
+        Money::from_minor(paid_ours, Currency::Eur).to_decimal_string(),
+    );
+    Ok(s)
 }
 
 /// The file banks also send their account statement for the whole run: each batch they paid

@@ -165,6 +165,9 @@ enum Command {
         #[arg(long, default_value_t = 15)]
         seconds: u64,
     },
+    /// `http-api` channels: send pending payouts, ask the bank about open outcomes.
+    #[command(subcommand)]
+    ApiChannel(ApiChannelCmd),
     /// Simulated days of a payout desk on a fresh SQLite database, then what the desk sees.
     Demo {
         /// Directory for the demo database and bank files (default: a new temporary directory).
@@ -176,18 +179,22 @@ enum Command {
         #[arg(long, default_value_t = 7)]
         seed: u64,
     },
-    /// The sandbox bank: read a pain.001 batch file and write the answer files due on a day.
+    /// The sandbox bank: read a pain.001 batch file and write the answer files due on a day; or
+    /// `sandbox-bank serve`: its payment API over HTTP (docs/bank-api.md).
+    #[command(args_conflicts_with_subcommands = true)]
     SandboxBank {
+        #[command(subcommand)]
+        serve: Option<SandboxBankCmd>,
         #[arg(long)]
-        pain001: PathBuf,
+        pain001: Option<PathBuf>,
         /// The day the batch was sent, YYYY-MM-DD.
         #[arg(long)]
-        submitted_on: String,
+        submitted_on: Option<String>,
         /// The day whose answers to write, YYYY-MM-DD.
         #[arg(long)]
-        day: String,
+        day: Option<String>,
         #[arg(long)]
-        out: PathBuf,
+        out: Option<PathBuf>,
         #[arg(long, default_value_t = 7)]
         seed: u64,
         /// Our account at the bank, for the camt.054.
@@ -207,6 +214,55 @@ enum Command {
         /// --dir DIR` printing `N lines in S s`.
         #[arg(long)]
         peer: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum SandboxBankCmd {
+    /// Serve the sandbox bank's payment API until interrupted; prints the address it listens on.
+    Serve {
+        /// Address to listen on; port 0 takes a free one (printed).
+        #[arg(long, default_value = "127.0.0.1:8089")]
+        listen: std::net::SocketAddr,
+        /// Seed of the bank's choices: the same seed answers the same keys the same way.
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Faults, in percent of payment keys: slow, timeout, 5xx-before, 5xx-after, 429,
+        /// other-amount, reject (e.g. `timeout=10,reject=5`), or `none`, or `all`.
+        #[arg(long, default_value = "none")]
+        faults: String,
+        /// Environment variable holding the HMAC secret shared with the channel.
+        #[arg(long, default_value = "DISBURSE_BANK_API_SECRET")]
+        secret_env: String,
+        /// Delay of a slow answer.
+        #[arg(long, default_value = "300ms")]
+        slow: String,
+        /// How long a "timeout after accepting" hangs before answering.
+        #[arg(long, default_value = "30s")]
+        hang: String,
+        /// POST signed callbacks here (`http://host:port/bank-callbacks/{channel}` of `disburse
+        /// serve`), some twice, out of order, or first with a bad signature.
+        #[arg(long)]
+        callback_url: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ApiChannelCmd {
+    /// Rounds of the API-channel worker for one channel: ask about open outcomes (sending again
+    /// under the same key what the bank never received), then send pending payouts.
+    Run {
+        #[arg(long)]
+        channel: String,
+        /// Rounds to run.
+        #[arg(long, default_value_t = 1)]
+        rounds: u32,
+        /// Stop early once nothing is pending, unknown or accepted-and-unpaid.
+        #[arg(long)]
+        until_settled: bool,
+        /// Wait between rounds.
+        #[arg(long, default_value = "1s")]
+        pause: String,
     },
 }
 
@@ -838,13 +894,112 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             emit(&text);
         }
         Command::SandboxBank {
+            serve:
+                Some(SandboxBankCmd::Serve {
+                    listen,
+                    seed,
+                    faults,
+                    secret_env,
+                    slow,
+                    hang,
+                    callback_url,
+                }),
+            ..
+        } => {
+            let faults =
+                disburse_sandbox::api::FaultMix::parse(faults).map_err(|e| invalid("faults", e))?;
+            let secret = std::env::var(secret_env).map_err(|_| {
+                invalid(
+                    "secret-env",
+                    format!("environment variable {secret_env} is not set"),
+                )
+            })?;
+            let duration = |field: &'static str, s: &str| {
+                humantime::parse_duration(s)
+                    .map_err(|e| invalid(field, format!("{s:?}: {e} (write e.g. 300ms or 30s)")))
+            };
+            let opts = disburse_server::bank_api::SandboxBankOptions {
+                seed: *seed,
+                faults,
+                secret: secret.trim().as_bytes().to_vec(),
+                slow: duration("slow", slow)?,
+                hang: duration("hang", hang)?,
+                callback_url: callback_url.clone(),
+            };
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("listening on {listen}"))?;
+            let addr = listener.local_addr().context("listener address")?;
+            emit(&format!("sandbox bank listening on http://{addr}"));
+            disburse_server::bank_api::serve_sandbox_bank(listener, opts, async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await?;
+        }
+        Command::ApiChannel(ApiChannelCmd::Run {
+            channel,
+            rounds,
+            until_settled,
+            pause,
+        }) => {
+            let engine = open_engine(&cli, false).await?;
+            let pause = humantime::parse_duration(pause)
+                .map_err(|e| invalid("pause", format!("{pause:?}: {e}")))?;
+            let mut worker =
+                disburse_server::bank_api::ApiChannelWorker::new(&engine, Some(channel))
+                    .map_err(|e| invalid("channel", format!("{e:#}")))?;
+            let mut reports = Vec::new();
+            for round in 0..*rounds {
+                if round > 0 {
+                    tokio::time::sleep(pause).await;
+                }
+                let as_of = cli.as_of.unwrap_or_else(Utc::now);
+                let report = worker
+                    .round(&engine, as_of)
+                    .await
+                    .pop()
+                    .expect("one channel, one report")?;
+                let pending = engine.api_channel_pending(channel).await?;
+                let settled = report.settled() && pending == 0;
+                reports.push(report);
+                if *until_settled && settled {
+                    break;
+                }
+            }
+            ctx.out(&reports, || {
+                reports
+                    .iter()
+                    .enumerate()
+                    .map(|(i, r)| {
+                        format!(
+                            "round {}: {} sent ({} again under the same key), {} status queries; {} paid, {} rejected, {} accepted, {} unknown, {} exceptions{}",
+                            i + 1, r.sent, r.resent, r.status_queries, r.paid.len(), r.rejected.len(),
+                            r.accepted.len(), r.unknown.len(), r.exceptions.len(),
+                            r.held.as_deref().map(|h| format!(" — held: {h}")).unwrap_or_default()
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+        Command::SandboxBank {
             pain001,
             submitted_on,
             day,
             out,
             seed,
             account_iban,
+            ..
         } => {
+            let required = |field: &'static str| {
+                invalid(field, "required (or run `disburse sandbox-bank serve`)")
+            };
+            let pain001 = pain001.as_ref().ok_or_else(|| required("pain001"))?;
+            let submitted_on = submitted_on
+                .as_deref()
+                .ok_or_else(|| required("submitted-on"))?;
+            let day = day.as_deref().ok_or_else(|| required("day"))?;
+            let out = out.as_ref().ok_or_else(|| required("out"))?;
             let date = |field: &'static str, s: &str| {
                 chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
                     .map_err(|e| invalid(field, format!("{s:?}: {e} (write YYYY-MM-DD)")))

@@ -431,6 +431,8 @@ fn demo_plays_the_situations_and_leaves_the_books_balanced_and_verified() {
         "money in transit",
         "zero, the books balance",
         "chain intact, every row matches",
+        "API bank (api-bank, the sandbox bank's payment API",
+        "the bank executed each at most 1 time(s)",
     ] {
         assert!(
             text.contains(needle),
@@ -444,6 +446,24 @@ fn demo_plays_the_situations_and_leaves_the_books_balanced_and_verified() {
             && !text.contains(" 0 of them found when a camt.054"),
         "{text}"
     );
+    // The API bank's lost answers were resolved by asking, and our books moved what it moved.
+    let api = text
+        .lines()
+        .skip_while(|l| !l.starts_with("API bank ("))
+        .take(3)
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        !api.contains(" 0 outcome(s) unknown") && !api.contains("by 0 status queries"),
+        "{api}"
+    );
+    let books = api.split(" and moved ").nth(1).unwrap_or_default();
+    let (bank, ours) = books
+        .trim_end()
+        .trim_end_matches(" EUR")
+        .split_once(" EUR, our books ")
+        .unwrap_or(("?", ""));
+    assert_eq!(bank, ours, "{api}");
     // The day closes with each file bank's statement reconciled to the cent: batches booked as
     // one debit matched, the fee booked, the debit nobody ordered raised.
     assert!(

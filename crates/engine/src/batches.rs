@@ -150,7 +150,7 @@ impl Engine {
         actor: &Actor,
     ) -> Result<Option<(BatchSummary, Vec<u8>)>> {
         let channel = self.config.channel(channel_id)?;
-        if channel.kind.sends_immediately() {
+        if !channel.kind.makes_files() {
             return Err(EngineError::Refused(format!(
                 "channel {} is an API channel: its payouts are sent one by one when created",
                 channel.id
@@ -247,7 +247,7 @@ impl Engine {
         Ok(Some((BatchSummary::from(&batch), bytes)))
     }
 
-    fn credit_transfer(
+    pub(crate) fn credit_transfer(
         &self,
         p: &PayoutRow,
         a: &BankAccountRow,
@@ -495,7 +495,7 @@ fn render(
                 .map_err(bad)?;
             Ok(("instruction-sheet", "html", bytes))
         }
-        ChannelKind::Sandbox => Err(EngineError::Refused(
+        ChannelKind::Sandbox | ChannelKind::HttpApi => Err(EngineError::Refused(
             "API channels have no batch files".into(),
         )),
     }

@@ -20,6 +20,10 @@ pub enum ChannelKind {
     Manual,
     /// A simulated bank with an API: a payout is sent as soon as it is created.
     Sandbox,
+    /// A bank with a payment API over HTTP (docs/bank-api.md): the API-channel worker sends each
+    /// payout as one signed request and asks the bank's status endpoint when the answer is lost.
+    #[serde(rename = "http-api", alias = "http_api")]
+    HttpApi,
 }
 
 impl ChannelKind {
@@ -28,8 +32,14 @@ impl ChannelKind {
         self == ChannelKind::Sandbox
     }
 
+    /// File and paper channels make batch files; API channels send payout by payout.
+    pub fn makes_files(self) -> bool {
+        !matches!(self, ChannelKind::Sandbox | ChannelKind::HttpApi)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
+            ChannelKind::HttpApi => "http-api",
             ChannelKind::Iso20022 => "iso20022",
             ChannelKind::Csv => "csv",
             ChannelKind::Manual => "manual",
@@ -67,6 +77,105 @@ struct RawChannel {
     #[serde(default)]
     auto_retry_on_account_fix: bool,
     debtor: Option<Debtor>,
+    api: Option<RawApi>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApi {
+    base_url: String,
+    secret_env: Option<String>,
+    secret_file: Option<PathBuf>,
+    request_timeout: Option<String>,
+    requests_per_second: Option<u32>,
+    concurrency: Option<usize>,
+    status_backoff_first: Option<String>,
+    status_backoff_max: Option<String>,
+    breaker_failures: Option<u32>,
+    breaker_cooldown: Option<String>,
+    payouts_per_round: Option<usize>,
+}
+
+/// Where an `http-api` channel's HMAC secret is read from. The secret itself is never kept in
+/// the configuration, so it cannot end up in a log line that prints a `Channel`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    Env(String),
+    File(PathBuf),
+}
+
+/// An `http-api` channel's HMAC secret. Its `Debug` shows no byte of it.
+#[derive(Clone)]
+pub struct ApiSecret(Vec<u8>);
+
+impl ApiSecret {
+    pub fn new(bytes: Vec<u8>) -> ApiSecret {
+        ApiSecret(bytes)
+    }
+
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for ApiSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ApiSecret(…)")
+    }
+}
+
+/// The `[channel.api]` table of an `http-api` channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiSettings {
+    /// `http://host:port` or `https://…`, without a trailing slash.
+    pub base_url: String,
+    pub secret: SecretSource,
+    /// One request's whole time; past it the outcome is unknown.
+    pub request_timeout: std::time::Duration,
+    pub requests_per_second: u32,
+    /// Requests in flight at once.
+    pub concurrency: usize,
+    /// The first wait before asking the status of an unknown outcome; doubled each time.
+    pub status_backoff_first: Duration,
+    pub status_backoff_max: Duration,
+    /// This many failed requests in a row open the circuit breaker…
+    pub breaker_failures: u32,
+    /// …for this long; then one request tries again.
+    pub breaker_cooldown: Duration,
+    /// Pending payouts sent per round.
+    pub payouts_per_round: usize,
+}
+
+impl ApiSettings {
+    /// Reads the secret from its source; the error names the source, never the content.
+    pub fn load_secret(&self) -> Result<ApiSecret, EngineError> {
+        let bytes = match &self.secret {
+            SecretSource::Env(name) => std::env::var(name)
+                .map_err(|_| {
+                    EngineError::Config(format!(
+                        "API secret: environment variable {name} is not set"
+                    ))
+                })?
+                .into_bytes(),
+            SecretSource::File(path) => std::fs::read(path).map_err(|e| {
+                EngineError::Config(format!(
+                    "API secret: cannot read key file {}: {e}",
+                    path.display()
+                ))
+            })?,
+        };
+        let trimmed = String::from_utf8_lossy(&bytes).trim().as_bytes().to_vec();
+        if trimmed.len() < 16 {
+            return Err(EngineError::Config(format!(
+                "API secret from {}: shorter than 16 bytes",
+                match &self.secret {
+                    SecretSource::Env(n) => format!("${n}"),
+                    SecretSource::File(p) => p.display().to_string(),
+                }
+            )));
+        }
+        Ok(ApiSecret(trimmed))
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -91,6 +200,8 @@ pub struct Channel {
     pub csv_profile: Option<String>,
     pub auto_retry_on_account_fix: bool,
     pub debtor: Debtor,
+    /// Set exactly for `http-api` channels.
+    pub api: Option<ApiSettings>,
 }
 
 impl Channel {
@@ -201,6 +312,51 @@ impl Config {
             if c.kind == ChannelKind::Csv && c.csv_profile.is_none() {
                 return Err(err("csv_profile", "a csv channel needs a profile".into()));
             }
+            let api = match (c.kind, &c.api) {
+                (ChannelKind::HttpApi, None) => {
+                    return Err(err("api", "an http-api channel needs an [channel.api] table with base_url and secret_env or secret_file".into()))
+                }
+                (ChannelKind::HttpApi, Some(a)) => {
+                    let std_duration = |field: &str, v: &Option<String>, default: &str| -> Result<std::time::Duration, EngineError> {
+                        let s = v.as_deref().unwrap_or(default);
+                        humantime::parse_duration(s).map_err(|e| err(&format!("api.{field}"), format!("{s:?}: {e} (write e.g. \"5s\" or \"500ms\")")))
+                    };
+                    let chrono_duration = |field: &str, v: &Option<String>, default: &str| -> Result<Duration, EngineError> {
+                        Duration::from_std(std_duration(field, v, default)?).map_err(|e| err(&format!("api.{field}"), e.to_string()))
+                    };
+                    let base = a.base_url.trim_end_matches('/').to_string();
+                    if !(base.starts_with("http://") || base.starts_with("https://")) || base.len() < 10 {
+                        return Err(err("api.base_url", format!("{:?}: write http://host:port or https://host", a.base_url)));
+                    }
+                    let secret = match (&a.secret_env, &a.secret_file) {
+                        (Some(n), None) if !n.is_empty() => SecretSource::Env(n.clone()),
+                        (None, Some(p)) => SecretSource::File(p.clone()),
+                        _ => return Err(err("api", "give exactly one of secret_env or secret_file".into())),
+                    };
+                    let concurrency = a.concurrency.unwrap_or(4);
+                    if !(1..=256).contains(&concurrency) {
+                        return Err(err("api.concurrency", format!("{concurrency}: must be between 1 and 256")));
+                    }
+                    let requests_per_second = a.requests_per_second.unwrap_or(50);
+                    if !(1..=10_000).contains(&requests_per_second) {
+                        return Err(err("api.requests_per_second", format!("{requests_per_second}: must be between 1 and 10000")));
+                    }
+                    Some(ApiSettings {
+                        base_url: base,
+                        secret,
+                        request_timeout: std_duration("request_timeout", &a.request_timeout, "10s")?,
+                        requests_per_second,
+                        concurrency,
+                        status_backoff_first: chrono_duration("status_backoff_first", &a.status_backoff_first, "2s")?,
+                        status_backoff_max: chrono_duration("status_backoff_max", &a.status_backoff_max, "10m")?,
+                        breaker_failures: a.breaker_failures.unwrap_or(5).max(1),
+                        breaker_cooldown: chrono_duration("breaker_cooldown", &a.breaker_cooldown, "30s")?,
+                        payouts_per_round: a.payouts_per_round.unwrap_or(500).max(1),
+                    })
+                }
+                (_, Some(_)) => return Err(err("api", "only an http-api channel takes an [channel.api] table".into())),
+                (_, None) => None,
+            };
             let batch_size_max = c.batch_size_max.unwrap_or(10_000);
             if batch_size_max == 0 || batch_size_max > 1_000_000 {
                 return Err(err(
@@ -231,6 +387,7 @@ impl Config {
                 batch_size_max,
                 csv_profile: c.csv_profile.clone(),
                 auto_retry_on_account_fix: c.auto_retry_on_account_fix,
+                api,
             });
         }
         Ok(Config {

@@ -2,6 +2,7 @@
 //! load, decide with `disburse-core`, store the decision (state, journal, audit event, outbox
 //! message) and commit. Nothing here knows SQL dialects, HTTP, or bank file layouts.
 
+pub mod api_channel;
 mod batches;
 pub mod config;
 mod console_views;
@@ -25,8 +26,11 @@ use disburse_store::{
 };
 use serde_json::json;
 
+pub use api_channel::{
+    ApiChannelState, ApiRoundReport, BankAnswer, BankApi, BankStatus, Breaker, PaymentInstruction,
+};
 pub use batches::{csv_profile, write_atomically, BatchSummary, FileWritten};
-pub use config::{Channel, ChannelKind, Config};
+pub use config::{ApiSecret, ApiSettings, Channel, ChannelKind, Config, SecretSource};
 pub use console_views::{
     age_bucket, DiscrepancyView, ExceptionsOfKind, FileToday, HistoryEntry, ImportLag, InTransit,
     LastFile, MerchantLine, Overview, PayoutOrder, AGE_BUCKETS,

@@ -9,6 +9,9 @@
 //! Everything is deterministic: the same [`SandboxConfig`] and the same input give the same
 //! plan and byte-identical files.
 //!
+//! It also answers the payment API of `http-api` channels: [`api::ApiBank`] decides each
+//! answer to a signed `POST /payments` or `GET /payments/{key}` from a seed and a fault mix.
+//!
 //! # Use
 //!
 //! ```
@@ -41,6 +44,7 @@
 //! - [`render_day`], [`answer_file`]: the files due on a day, with deterministic names
 //!   ([`pain002_file_name`], [`camt054_file_name`]).
 
+pub mod api;
 mod camt053;
 mod camt054;
 mod config;

@@ -283,6 +283,7 @@ pub async fn metrics(State(state): State<AppState>) -> ApiResult<Response> {
     }
 
     state.metrics().render(&mut out);
+    crate::bank_api::api_metrics().render(&mut out);
     let mut response = (StatusCode::OK, out).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -8,6 +8,7 @@
 //! of migration `0004_service.sql`.
 
 mod auth;
+pub mod bank_api;
 mod console;
 pub mod credentials;
 mod error;
@@ -293,12 +294,18 @@ fn api(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(health::readyz))
         .routes(routes!(health::metrics))
         .routes(routes!(openapi_json));
+    // A bank's signed notifications: authenticated by their signature, not by a key or session.
+    let bank_callbacks = OpenApiRouter::new()
+        .routes(routes!(bank_api::bank_callback))
+        .route_layer(DefaultBodyLimit::max(JSON_BODY_MAX_BYTES))
+        .route_layer(json_limit());
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(merchant)
         .merge(ops_login)
         .merge(ops)
         .merge(ops_upload)
         .merge(meta)
+        .merge(bank_callbacks)
 }
 
 /// The OpenAPI document of every route of [`router`].

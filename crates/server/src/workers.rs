@@ -1,6 +1,8 @@
 //! Loops over use cases, run by `serve` when workers are on: the webhook dispatcher, the deadline
 //! sweeper, the inbox watcher (result files dropped in each channel's `inbox_dir`), and the
-//! batch submitter (pending payouts of file channels become files in `outbox_dir`). Each loop
+//! batch submitter (pending payouts of file channels become files in `outbox_dir`), and the
+//! API-channel worker (pending payouts of `http-api` channels sent one request each, open
+//! outcomes asked about with backoff). Each loop
 //! stops when shutdown is asked for, after the step it is in. Several processes may run them
 //! against one PostgreSQL: every step is a use case that serializes on the database, and imports
 //! are idempotent by file hash.
@@ -30,6 +32,9 @@ pub struct WorkerSettings {
     pub inbox_files_max: usize,
     /// Batches made per channel per round.
     pub batches_max: usize,
+    /// How often each `http-api` channel sends its pending payouts and asks about open outcomes
+    /// (each open outcome is asked about on its own backoff, not every round).
+    pub api_channel_interval: Duration,
     pub dispatcher: DispatcherConfig,
 }
 
@@ -43,6 +48,7 @@ impl Default for WorkerSettings {
             inbox_settle: Duration::from_secs(5),
             inbox_files_max: 100,
             batches_max: 50,
+            api_channel_interval: Duration::from_secs(1),
             dispatcher: DispatcherConfig::default(),
         }
     }
@@ -169,6 +175,41 @@ pub fn spawn_workers(
             }
         },
     )));
+
+    // The API-channel worker: its clients (and their secrets) are made now, so a channel whose
+    // secret is missing stops `serve` from starting rather than failing every round.
+    let api_worker = crate::bank_api::ApiChannelWorker::new(&engine, None)?;
+    if !api_worker.is_empty() {
+        let e = engine.clone();
+        let worker = Arc::new(tokio::sync::Mutex::new(api_worker));
+        handles.push(tokio::spawn(every(
+            "api-channels",
+            settings.api_channel_interval,
+            shutdown.clone(),
+            move || {
+                let (e, worker) = (e.clone(), worker.clone());
+                async move {
+                    for r in worker.lock().await.round(&e, Utc::now()).await {
+                        match r {
+                            Ok(r) if r.sent + r.status_queries > 0 => tracing::info!(
+                                worker = "api-channels", channel = %r.channel, sent = r.sent,
+                                resent = r.resent, status_queries = r.status_queries,
+                                paid = r.paid.len(), rejected = r.rejected.len(),
+                                accepted = r.accepted.len(), unknown = r.unknown.len(),
+                                exceptions = r.exceptions.len(), "api channel round"
+                            ),
+                            Ok(r) => {
+                                if let Some(held) = r.held {
+                                    tracing::warn!(worker = "api-channels", channel = %r.channel, held = %held, "api channel held")
+                                }
+                            }
+                            Err(err) => tracing::warn!(worker = "api-channels", error = %err, "api channel round failed"),
+                        }
+                    }
+                }
+            },
+        )));
+    }
 
     let e = engine;
     let batches_max = settings.batches_max;
@@ -360,7 +401,7 @@ pub async fn submit_batches(engine: &Engine, batches_max: usize) -> Vec<(BatchSu
         Err(e) => tracing::warn!(worker = "batches", error = %e, "unwritten batches not checked"),
     }
     for channel in &engine.config().channels {
-        if channel.kind.sends_immediately() {
+        if !channel.kind.makes_files() {
             continue;
         }
         for _ in 0..batches_max {

@@ -1,6 +1,7 @@
 //! Black-box tests of the HTTP service: the app on port 0 with a fresh database per test, on
 //! SQLite and (when a server answers) PostgreSQL.
 
+mod api_channel;
 mod common;
 mod hardening;
 mod merchant_api;

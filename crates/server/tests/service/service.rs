@@ -74,6 +74,7 @@ const EXPECTED: &[(&str, &str)] = &[
     ("get", "/ops/v1/exceptions"),
     ("get", "/ops/v1/merchants/{merchant}/withdrawals/{order_no}"),
     ("get", "/ops/v1/corrections"),
+    ("post", "/bank-callbacks/{channel}"),
     ("post", "/ops/v1/corrections"),
     ("post", "/ops/v1/corrections/{id}/approve"),
     ("post", "/ops/v1/corrections/{id}/reject"),
