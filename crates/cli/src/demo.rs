@@ -287,10 +287,13 @@ pub async fn run(dir: Option<PathBuf>, days: u32, seed: u64) -> anyhow::Result<S
         // Afternoon: file and paper channels send their batches.
         let afternoon = morning + Duration::hours(8);
         for channel in ["sepa-file", "cn-csv", "mm-paper"] {
-            if let Some((batch, bytes)) = engine.create_batch(channel, afternoon, &desk).await? {
+            // Written to the channel's outbox the way `batch create` writes it (atomically, and
+            // recorded as written), so the desk sees no batch whose file is missing.
+            if let Some((batch, _path)) = engine
+                .create_batch_file(channel, None, afternoon, &desk)
+                .await?
+            {
                 tally.batches += 1;
-                let outbox = engine.config().channel(channel)?.outbox_dir.clone();
-                write(&outbox, &batch.file_name, &bytes)?;
                 let payouts: Vec<PayoutRow> = engine
                     .db()
                     .fetch_all(

@@ -439,6 +439,11 @@ fn demo_plays_the_situations_and_leaves_the_books_balanced_and_verified() {
             "demo summary lacks {needle:?}:\n{text}"
         );
     }
+    // The demo writes its batch files as `batch create` does: the desk sees none missing.
+    assert!(
+        !text.contains("batch_file_not_written"),
+        "the demo's batches must be recorded as written:\n{text}"
+    );
     // Every situation actually happened: none of the counts is zero.
     assert!(
         !text.contains(": 0 order(s)")
