@@ -1467,3 +1467,194 @@ both_backends!(
         assert!(balances.body.contains("merchant:acme:"));
     }
 );
+
+/// The count of audit events of one action.
+async fn audited(app: &TestApp, action: &str) -> i64 {
+    app.engine
+        .db()
+        .count_where("audit_events", &format!("action = '{action}'"))
+        .await
+        .unwrap()
+}
+
+both_backends!(
+    exceptions_are_claimed_commented_and_handled,
+    |app: TestApp| async move {
+        people(
+            &app,
+            &[
+                ("olga", Role::Operator),
+                ("otto", Role::Operator),
+                ("vera", Role::Viewer),
+            ],
+        )
+        .await;
+        let key = app.merchant("acme", 100_000).await;
+        app.withdraw(&key, "W1", 20_000).await;
+        app.withdraw(&key, "W2", 10_000).await;
+        failed_payout(&app, "W1", "MS03").await;
+        failed_payout(&app, "W2", "MS03").await;
+        let item = "order:acme/W1";
+        let mut olga = Browser::new(&app);
+        olga.sign_in("olga").await;
+        let mut otto = Browser::new(&app);
+        otto.sign_in("otto").await;
+        let mut vera = Browser::new(&app);
+        vera.sign_in("vera").await;
+        let back = "/console/exceptions?kind=payout_failed";
+        // Every work form carries the session's token; without it nothing is claimed.
+        let queue = olga.get("/console/exceptions").await;
+        assert!(queue.body.contains("action=\"/console/exceptions/claim\""));
+        let refused = olga
+            .post(
+                "/console/exceptions/claim",
+                &[("item", item), ("back", back)],
+            )
+            .await;
+        assert_eq!(refused.status, 403);
+        assert_eq!(audited(&app, "exception.claimed").await, 0);
+        // Olga claims it; back on the page she came from.
+        let csrf = olga.csrf().await;
+        let claimed = olga
+            .post(
+                "/console/exceptions/claim",
+                &[("csrf", &csrf), ("item", item), ("back", back)],
+            )
+            .await;
+        assert_eq!(
+            (claimed.status, claimed.location.as_str()),
+            (303, back),
+            "{}",
+            claimed.body
+        );
+        assert_eq!(audited(&app, "exception.claimed").await, 1);
+        // Otto sees it claimed by olga and may neither claim it nor handle it.
+        let seen = otto.get("/console/exceptions").await;
+        let row = section(&seen.body, "data-kind=\"payout_failed\"", "</tr>");
+        assert!(row.contains("<strong>olga</strong>"), "{row}");
+        assert!(!row.contains("/console/exceptions/claim"), "{row}");
+        assert!(!row.contains("/console/exceptions/handle"), "{row}");
+        let ocsrf = otto.csrf().await;
+        let taken = otto
+            .post(
+                "/console/exceptions/claim",
+                &[("csrf", &ocsrf), ("item", item)],
+            )
+            .await;
+        assert_eq!(taken.status, 409, "{}", taken.body);
+        assert!(taken.body.contains("claimed by olga"), "{}", taken.body);
+        let handled_by_otto = otto
+            .post(
+                "/console/exceptions/handle",
+                &[("csrf", &ocsrf), ("item", item), ("note", "done")],
+            )
+            .await;
+        assert_eq!(handled_by_otto.status, 409);
+        let released_by_otto = otto
+            .post(
+                "/console/exceptions/release",
+                &[("csrf", &ocsrf), ("item", item)],
+            )
+            .await;
+        assert_eq!(released_by_otto.status, 409);
+        // The other item is free for otto.
+        assert_eq!(
+            otto.post(
+                "/console/exceptions/claim",
+                &[("csrf", &ocsrf), ("item", "order:acme/W2")],
+            )
+            .await
+            .status,
+            303
+        );
+        // A viewer reads the queue but has no work forms, and is refused on the server.
+        let vpage = vera.get("/console/exceptions").await;
+        assert!(vpage.body.contains("<strong>olga</strong>"));
+        assert!(!vpage.body.contains("/console/exceptions/comment"));
+        let vcsrf = vera.csrf().await;
+        let vrefused = vera
+            .post(
+                "/console/exceptions/comment",
+                &[("csrf", &vcsrf), ("item", item), ("note", "hello")],
+            )
+            .await;
+        assert_eq!(vrefused.status, 403);
+        assert_eq!(audited(&app, "exception.commented").await, 0);
+        // Olga releases; otto claims, then comments (an empty comment is refused, naming it).
+        assert_eq!(
+            olga.post(
+                "/console/exceptions/release",
+                &[("csrf", &csrf), ("item", item)],
+            )
+            .await
+            .status,
+            303
+        );
+        assert_eq!(audited(&app, "exception.released").await, 1);
+        assert_eq!(
+            otto.post(
+                "/console/exceptions/claim",
+                &[("csrf", &ocsrf), ("item", item)],
+            )
+            .await
+            .status,
+            303
+        );
+        let empty = otto
+            .post(
+                "/console/exceptions/comment",
+                &[("csrf", &ocsrf), ("item", item), ("note", "  ")],
+            )
+            .await;
+        assert_eq!(empty.status, 422, "{}", empty.body);
+        assert!(empty.body.contains("note"), "{}", empty.body);
+        let commented = otto
+            .post(
+                "/console/exceptions/comment",
+                &[
+                    ("csrf", &ocsrf),
+                    ("item", item),
+                    ("note", "called the bank <b>Tuesday</b>"),
+                ],
+            )
+            .await;
+        assert_eq!(commented.status, 303, "{}", commented.body);
+        // A comment on no queue item is refused.
+        let nowhere = otto
+            .post(
+                "/console/exceptions/comment",
+                &[("csrf", &ocsrf), ("item", "order:acme/NOPE"), ("note", "x")],
+            )
+            .await;
+        assert_eq!(nowhere.status, 404);
+        // Otto marks it handled with a note: his claim ends with it; the page says so.
+        let handled = otto
+            .post(
+                "/console/exceptions/handle",
+                &[
+                    ("csrf", &ocsrf),
+                    ("item", item),
+                    ("note", "merchant asked to resend details"),
+                ],
+            )
+            .await;
+        assert_eq!(handled.status, 303, "{}", handled.body);
+        assert_eq!(audited(&app, "exception.handled").await, 1);
+        let work = app.engine.exception_work().await.unwrap();
+        let w = &work[item];
+        assert!(w.claimed.is_none());
+        assert_eq!(w.notes.len(), 2);
+        assert_eq!(w.handled().unwrap().written_by, "otto");
+        let page = olga.get("/console/exceptions").await;
+        let row = section(&page.body, "data-kind=\"payout_failed\"", "</tr>");
+        assert!(row.contains("Handled by <strong>otto</strong>"), "{row}");
+        assert!(row.contains("merchant asked to resend details"), "{row}");
+        // What people write is shown as text, never as markup.
+        assert!(
+            row.contains("called the bank &lt;b&gt;Tuesday&lt;/b&gt;"),
+            "{row}"
+        );
+        // The claim rows (one deleted) and notes are covered by the audit chain.
+        assert!(app.engine.db().verify_audit().await.unwrap().is_empty());
+    }
+);
