@@ -1658,3 +1658,180 @@ both_backends!(
         assert!(app.engine.db().verify_audit().await.unwrap().is_empty());
     }
 );
+
+impl Browser {
+    /// Posts a bank notice for a payout, as the notice form does (multipart, with a file).
+    async fn notice(&mut self, payout_no: &str, fields: &[(&str, &str)], file: &[u8]) -> Page {
+        let (content_type, body) = multipart_form(fields, "notice.pdf", file);
+        let req = self
+            .client
+            .post(format!("{}/console/payouts/{payout_no}/result", self.base))
+            .header("content-type", content_type)
+            .body(body);
+        self.send(req).await
+    }
+}
+
+/// A payout of the paper channel (`mm-paper`, MMK), in a printed batch.
+async fn paper_payout(app: &TestApp) -> String {
+    use disburse_core::account::{BankAccount, CountryCode, HolderName, LocalAccount};
+    use disburse_core::{Currency, MerchantId, Money};
+    let e = &app.engine;
+    let now = Utc::now();
+    let yangon = MerchantId::parse("yangon").unwrap();
+    e.add_merchant(&yangon, "Yangon Traders", now, &desk())
+        .await
+        .unwrap();
+    let account =
+        LocalAccount::new(CountryCode::parse("MM").unwrap(), "KBZ0001", "0123456789").unwrap();
+    e.set_bank_account(
+        &yangon,
+        &BankAccount::new(
+            HolderName::parse("Yangon Traders").unwrap(),
+            account.into(),
+            None,
+        ),
+        now,
+        &desk(),
+    )
+    .await
+    .unwrap();
+    let mmk = |t: &str| Money::parse(t, Currency::Mmk).unwrap();
+    e.fund(&yangon, mmk("9000000.00"), None, now, &desk())
+        .await
+        .unwrap();
+    e.withdraw(
+        &disburse_engine::WithdrawRequest {
+            merchant: yangon.clone(),
+            order_no: OrderNo::parse("P1").unwrap(),
+            amount: mmk("2500000.00"),
+        },
+        now,
+        &desk(),
+    )
+    .await
+    .unwrap();
+    let order = OrderRef {
+        order_no: OrderNo::parse("P1").unwrap(),
+        merchant: Some(yangon),
+    };
+    let no = e
+        .create_payout(&order, Some("mm-paper"), now, &desk())
+        .await
+        .unwrap()
+        .into_payout()
+        .unwrap()
+        .payout_no;
+    e.create_batch("mm-paper", now, &desk())
+        .await
+        .unwrap()
+        .unwrap();
+    no
+}
+
+both_backends!(
+    a_paper_notice_is_entered_with_its_evidence,
+    |app: TestApp| async move {
+        people(&app, &[("olga", Role::Operator), ("vera", Role::Viewer)]).await;
+        let payout = paper_payout(&app).await;
+        let before = payout_state(&app, &payout).await;
+        let mut olga = Browser::new(&app);
+        olga.sign_in("olga").await;
+        // The order page links a paper payout to its notice form.
+        let order = olga.get("/console/orders/yangon/P1").await;
+        let form_path = format!("/console/payouts/{payout}/result");
+        assert!(
+            order.body.contains(&format!("href=\"{form_path}\"")),
+            "{}",
+            order.body
+        );
+        let form = olga.get(&form_path).await;
+        assert_eq!(form.status, 200, "{}", form.body);
+        assert!(form.body.contains("enctype=\"multipart/form-data\""));
+        let csrf = form.csrf();
+        let notice = b"%PDF-1.4 the bank's notice of 3 December: account closed";
+        let good = [
+            ("csrf", csrf.as_str()),
+            ("outcome", "rejected"),
+            ("reason", "AC04"),
+            ("text", "account closed"),
+            ("evidence", "KBZ notice 2026-12-03 no. 17"),
+        ];
+        // Without the session's token, or as a viewer: refused, nothing recorded.
+        let mut no_token = good.to_vec();
+        no_token.remove(0);
+        assert_eq!(olga.notice(&payout, &no_token, notice).await.status, 403);
+        let mut vera = Browser::new(&app);
+        vera.sign_in("vera").await;
+        let vcsrf = vera.csrf().await;
+        let mut as_vera = good.to_vec();
+        as_vera[0] = ("csrf", vcsrf.as_str());
+        assert_eq!(vera.notice(&payout, &as_vera, notice).await.status, 403);
+        assert_eq!(vera.get(&form_path).await.status, 403);
+        // A reason that is no ISO code, or no notice file: refused, naming the field.
+        let mut bad = good.to_vec();
+        bad[2] = ("reason", "closed");
+        let refused = olga.notice(&payout, &bad, notice).await;
+        assert_eq!(refused.status, 422, "{}", refused.body);
+        assert!(
+            refused
+                .body
+                .contains("reason: &quot;closed&quot; is not a 4-character ISO reason code"),
+            "{}",
+            refused.body
+        );
+        let no_file = olga.notice(&payout, &good, b"").await;
+        assert_eq!(no_file.status, 422, "{}", no_file.body);
+        assert!(no_file.body.contains("upload the bank"), "{}", no_file.body);
+        assert_eq!(payout_state(&app, &payout).await, before);
+        assert_eq!(app.engine.db().count("evidence").await.unwrap(), 0);
+        // The notice entered: the payout fails with the bank's code; the file is kept by hash.
+        let entered = olga.notice(&payout, &good, notice).await;
+        assert_eq!(
+            (entered.status, entered.location.as_str()),
+            (303, format!("/console/orders/yangon/P1#{payout}").as_str()),
+            "{}",
+            entered.body
+        );
+        let row = app
+            .engine
+            .db()
+            .payout_by_no(&payout)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_ne!(row.state, before);
+        assert_eq!(row.reason_code.as_deref(), Some("AC04"));
+        use sha2::Digest;
+        let sha = hex::encode(sha2::Sha256::digest(notice));
+        assert_eq!(
+            app.engine
+                .db()
+                .count_where("evidence", &format!("sha256 = '{sha}'"))
+                .await
+                .unwrap(),
+            1
+        );
+        let page = olga.get("/console/orders/yangon/P1").await;
+        assert!(
+            page.body.contains(&format!("sha256:{sha}")),
+            "{}",
+            page.body
+        );
+        assert!(page.body.contains("olga"));
+        // The same notice again changes nothing, and says so.
+        let again = olga.notice(&payout, &good, notice).await;
+        assert_eq!(again.status, 409, "{}", again.body);
+        // A payout of an API channel has no paper notice.
+        let key = app.merchant("acme", 100_000).await;
+        app.withdraw(&key, "W1", 20_000).await;
+        let api = failed_payout(&app, "W1", "MS03").await;
+        let elsewhere = olga.get(&format!("/console/payouts/{api}/result")).await;
+        assert_eq!(elsewhere.status, 409, "{}", elsewhere.body);
+        assert!(!olga
+            .get("/console/orders/acme/W1")
+            .await
+            .body
+            .contains("/result\""));
+    }
+);

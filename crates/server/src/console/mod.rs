@@ -5,7 +5,8 @@
 //! (`overview`, `exceptions`, `order_view`, `corrections`, `payout_order`, `discrepancy_desk`,
 //! `batches`, `preview_results`) and every change is an engine use case (`propose_correction`,
 //! `approve_correction`, `reject_correction`, `resolve_discrepancy`, `import_results`, the queue's
-//! `claim_exception`, `release_exception`, `comment_exception`, `handle_exception`)
+//! `claim_exception`, `release_exception`, `comment_exception`, `handle_exception`,
+//! `record_manual_result` for a paper notice)
 //! attributed to the signed-in operator. Its only table is `console_sessions` (see [`session`]). Roles are checked
 //! here before the engine is asked (viewer reads, operator proposes, approver decides) and again
 //! by the engine; every form that changes something carries the session's CSRF token, checked on
@@ -16,6 +17,7 @@ mod files;
 mod i18n;
 mod merchants;
 mod pages;
+mod results;
 pub mod session;
 
 use std::collections::HashMap;
@@ -83,7 +85,19 @@ pub fn router(state: AppState) -> Router {
             "/console/merchants/{id}/account",
             post(merchants::fix_account),
         )
+        .route("/console/payouts/{payout_no}/result", get(results::form))
         .layer(RequestBodyLimitLayer::new(FORM_MAX_BYTES))
+        // A notice's evidence file, with the form's few short fields.
+        .merge(
+            Router::new()
+                .route("/console/payouts/{payout_no}/result", post(results::enter))
+                .layer(DefaultBodyLimit::max(
+                    results::EVIDENCE_MAX_BYTES + FORM_MAX_BYTES,
+                ))
+                .layer(RequestBodyLimitLayer::new(
+                    results::EVIDENCE_MAX_BYTES + FORM_MAX_BYTES,
+                )),
+        )
         // A result file is as large as the API takes; streamed to disk, never held whole.
         .merge(
             Router::new()
@@ -599,7 +613,20 @@ async fn order(
         })
         .await;
     match view {
-        Ok(v) => html(StatusCode::OK, pages::order(lang, &signed, &v)),
+        Ok(v) => {
+            let config = state.engine().config();
+            let paper: Vec<String> = v
+                .payouts
+                .iter()
+                .filter(|p| {
+                    config
+                        .channel(&p.channel)
+                        .is_ok_and(|c| c.kind == disburse_engine::ChannelKind::Manual)
+                })
+                .map(|p| p.payout_no.clone())
+                .collect();
+            html(StatusCode::OK, pages::order(lang, &signed, &v, &paper))
+        }
         Err(disburse_engine::EngineError::NotFound { .. }) => not_found(),
         Err(e) => api_problem(lang, Some(&signed), e.into()),
     }

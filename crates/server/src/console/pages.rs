@@ -384,7 +384,9 @@ fn timeline(v: &OrderView) -> Vec<Entry> {
     entries
 }
 
-pub fn order(lang: Lang, signed: &Signed, v: &OrderView) -> Markup {
+/// The order page; `paper` are its payouts of a manual channel, whose bank notices are entered
+/// by hand.
+pub fn order(lang: Lang, signed: &Signed, v: &OrderView, paper: &[String]) -> Markup {
     let title = format!("{} {} / {}", tr(lang, T::Order), v.merchant, v.order_no);
     layout(
         lang,
@@ -413,7 +415,12 @@ pub fn order(lang: Lang, signed: &Signed, v: &OrderView) -> Markup {
                         td { "****" (p.bank_account_last4) }
                         td { @if let Some(r) = &p.bank_reference { (r) } }
                         td { @if let Some(c) = &p.reason_code { (c) } @if let Some(t) = &p.reason_text { " " (t) } }
-                        td { a href={ "/console/corrections?payout=" (enc(&p.payout_no)) "#propose" } { (tr(lang, T::ProposeCorrection)) } }
+                        td {
+                            a href={ "/console/corrections?payout=" (enc(&p.payout_no)) "#propose" } { (tr(lang, T::ProposeCorrection)) }
+                            @if paper.contains(&p.payout_no) && signed.role.may_propose() {
+                                br; a href={ "/console/payouts/" (enc(&p.payout_no)) "/result" } { (tr(lang, T::EnterNotice)) }
+                            }
+                        }
                     }
                 } }
             }
