@@ -198,12 +198,12 @@ fn item_work(
                     (work_form(signed, back, &i.id, "release", html! { button type="submit" { (tr(lang, T::Release)) } }))
                 }
                 (work_form(signed, back, &i.id, "comment", html! {
-                    input name="note" required maxlength="2000" aria-label=(tr(lang, T::Comment));
+                    input name="note" required maxlength="2000" aria-label=(tr(lang, T::Comment)) placeholder=(tr(lang, T::Comment));
                     button type="submit" { (tr(lang, T::Comment)) }
                 }))
                 @if claimed.is_none() || mine {
                     (work_form(signed, back, &i.id, "handle", html! {
-                        input name="note" required maxlength="2000" aria-label=(tr(lang, T::Note));
+                        input name="note" required maxlength="2000" aria-label=(tr(lang, T::Note)) placeholder=(tr(lang, T::Note));
                         button type="submit" { (tr(lang, T::MarkHandled)) }
                     }))
                 }
