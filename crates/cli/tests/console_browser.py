@@ -3,7 +3,8 @@
 Started by console_browser.rs with: BASE_URL SCREENSHOT_DIR PASSWORD PAYOUT_NO UPLOAD_PAYOUT_NO
 UPLOAD_MESSAGE_ID
 A maker (olga, operator, English) and a checker (bert, approver, Chinese) play a correction in two
-browser contexts; a viewer is refused; a form without its CSRF token is refused; no page logs a
+browser contexts (the maker claims the queue item, and the checker sees it claimed); a viewer is
+refused; a form without its CSRF token is refused; no page logs a
 console error; the overview draws its charts; a result file is uploaded, previewed (nothing
 changes) and applied. Screenshots of each page go to SCREENSHOT_DIR. Exit 0 when every check holds.
 """
@@ -156,6 +157,14 @@ with sync_playwright() as p:
     expect(maker).to_have_url(re.compile(r"kind=conflict"))
     expect(maker.locator("#exceptions tbody tr")).to_have_count(1)
     shot(maker, "exceptions-filtered")
+    # The maker claims the item: the queue says who works on it (the checker sees it below).
+    maker.locator("#exceptions tbody tr[data-kind=conflict] "
+                  "form[action='/console/exceptions/claim'] button").click()
+    expect(maker).to_have_url(re.compile(r"kind=conflict"))
+    claimed = maker.locator("#exceptions tbody tr[data-kind=conflict]")
+    expect(claimed.locator("td.claim")).to_contain_text("olga")
+    expect(claimed.locator("form[action='/console/exceptions/release']")).to_have_count(1)
+    shot(maker, "exceptions-claimed")
 
     # Search by payout number: the order page, one timeline with the evidence behind each change.
     maker.goto(f"{BASE}/console/search")
@@ -221,6 +230,11 @@ with sync_playwright() as p:
     expect(checker.locator("h1")).to_have_text("异常队列")
     expect(checker.locator("html")).to_have_attribute("lang", "zh-CN")
     shot(checker, "exceptions-zh")
+    # Another person sees the item claimed by olga, and is offered no claim of it.
+    theirs = checker.locator("#exceptions tbody tr[data-kind=conflict]")
+    expect(theirs.locator("td.claim")).to_contain_text("olga")
+    expect(theirs.locator("form[action='/console/exceptions/claim']")).to_have_count(0)
+    expect(theirs.locator("form[action='/console/exceptions/handle']")).to_have_count(0)
     checker.goto(f"{BASE}/console/corrections")
     waiting = checker.locator("#waiting-list tr[data-correction='1']")
     expect(waiting).to_contain_text("olga")

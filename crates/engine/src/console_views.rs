@@ -17,6 +17,8 @@ pub struct PayoutOrder {
     pub payout_no: String,
     pub state: String,
     pub currency: String,
+    /// The channel it was made on.
+    pub channel: String,
     pub merchant: String,
     pub order_no: String,
 }
@@ -34,6 +36,7 @@ impl Engine {
             payout_no: p.payout_no,
             state: p.state,
             currency: p.currency,
+            channel: p.channel_id,
             merchant: order.merchant_id,
             order_no: order.order_no,
         }))

@@ -15,6 +15,7 @@ mod orders;
 mod payouts;
 mod statements;
 mod views;
+mod work;
 
 use chrono::{DateTime, Utc};
 use disburse_core::account::{AccountNumber, BankAccount};
@@ -49,6 +50,7 @@ pub use statements::{
     NOT_ON_STATEMENT_AFTER_DAYS,
 };
 pub use views::{MerchantView, OrderView};
+pub use work::{ItemWork, NoteView, NOTE_MAX_CHARS};
 
 /// Helpers the shells use to present views.
 pub mod views_support {

@@ -1467,3 +1467,371 @@ both_backends!(
         assert!(balances.body.contains("merchant:acme:"));
     }
 );
+
+/// The count of audit events of one action.
+async fn audited(app: &TestApp, action: &str) -> i64 {
+    app.engine
+        .db()
+        .count_where("audit_events", &format!("action = '{action}'"))
+        .await
+        .unwrap()
+}
+
+both_backends!(
+    exceptions_are_claimed_commented_and_handled,
+    |app: TestApp| async move {
+        people(
+            &app,
+            &[
+                ("olga", Role::Operator),
+                ("otto", Role::Operator),
+                ("vera", Role::Viewer),
+            ],
+        )
+        .await;
+        let key = app.merchant("acme", 100_000).await;
+        app.withdraw(&key, "W1", 20_000).await;
+        app.withdraw(&key, "W2", 10_000).await;
+        failed_payout(&app, "W1", "MS03").await;
+        failed_payout(&app, "W2", "MS03").await;
+        let item = "order:acme/W1";
+        let mut olga = Browser::new(&app);
+        olga.sign_in("olga").await;
+        let mut otto = Browser::new(&app);
+        otto.sign_in("otto").await;
+        let mut vera = Browser::new(&app);
+        vera.sign_in("vera").await;
+        let back = "/console/exceptions?kind=payout_failed";
+        // Every work form carries the session's token; without it nothing is claimed.
+        let queue = olga.get("/console/exceptions").await;
+        assert!(queue.body.contains("action=\"/console/exceptions/claim\""));
+        let refused = olga
+            .post(
+                "/console/exceptions/claim",
+                &[("item", item), ("back", back)],
+            )
+            .await;
+        assert_eq!(refused.status, 403);
+        assert_eq!(audited(&app, "exception.claimed").await, 0);
+        // Olga claims it; back on the page she came from.
+        let csrf = olga.csrf().await;
+        let claimed = olga
+            .post(
+                "/console/exceptions/claim",
+                &[("csrf", &csrf), ("item", item), ("back", back)],
+            )
+            .await;
+        assert_eq!(
+            (claimed.status, claimed.location.as_str()),
+            (303, back),
+            "{}",
+            claimed.body
+        );
+        assert_eq!(audited(&app, "exception.claimed").await, 1);
+        // Otto sees it claimed by olga and may neither claim it nor handle it.
+        let seen = otto.get("/console/exceptions").await;
+        let row = section(&seen.body, "data-kind=\"payout_failed\"", "</tr>");
+        assert!(row.contains("<strong>olga</strong>"), "{row}");
+        assert!(!row.contains("/console/exceptions/claim"), "{row}");
+        assert!(!row.contains("/console/exceptions/handle"), "{row}");
+        let ocsrf = otto.csrf().await;
+        let taken = otto
+            .post(
+                "/console/exceptions/claim",
+                &[("csrf", &ocsrf), ("item", item)],
+            )
+            .await;
+        assert_eq!(taken.status, 409, "{}", taken.body);
+        assert!(taken.body.contains("claimed by olga"), "{}", taken.body);
+        let handled_by_otto = otto
+            .post(
+                "/console/exceptions/handle",
+                &[("csrf", &ocsrf), ("item", item), ("note", "done")],
+            )
+            .await;
+        assert_eq!(handled_by_otto.status, 409);
+        let released_by_otto = otto
+            .post(
+                "/console/exceptions/release",
+                &[("csrf", &ocsrf), ("item", item)],
+            )
+            .await;
+        assert_eq!(released_by_otto.status, 409);
+        // The other item is free for otto.
+        assert_eq!(
+            otto.post(
+                "/console/exceptions/claim",
+                &[("csrf", &ocsrf), ("item", "order:acme/W2")],
+            )
+            .await
+            .status,
+            303
+        );
+        // A viewer reads the queue but has no work forms, and is refused on the server.
+        let vpage = vera.get("/console/exceptions").await;
+        assert!(vpage.body.contains("<strong>olga</strong>"));
+        assert!(!vpage.body.contains("/console/exceptions/comment"));
+        let vcsrf = vera.csrf().await;
+        let vrefused = vera
+            .post(
+                "/console/exceptions/comment",
+                &[("csrf", &vcsrf), ("item", item), ("note", "hello")],
+            )
+            .await;
+        assert_eq!(vrefused.status, 403);
+        assert_eq!(audited(&app, "exception.commented").await, 0);
+        // Olga releases; otto claims, then comments (an empty comment is refused, naming it).
+        assert_eq!(
+            olga.post(
+                "/console/exceptions/release",
+                &[("csrf", &csrf), ("item", item)],
+            )
+            .await
+            .status,
+            303
+        );
+        assert_eq!(audited(&app, "exception.released").await, 1);
+        assert_eq!(
+            otto.post(
+                "/console/exceptions/claim",
+                &[("csrf", &ocsrf), ("item", item)],
+            )
+            .await
+            .status,
+            303
+        );
+        let empty = otto
+            .post(
+                "/console/exceptions/comment",
+                &[("csrf", &ocsrf), ("item", item), ("note", "  ")],
+            )
+            .await;
+        assert_eq!(empty.status, 422, "{}", empty.body);
+        assert!(empty.body.contains("note"), "{}", empty.body);
+        let commented = otto
+            .post(
+                "/console/exceptions/comment",
+                &[
+                    ("csrf", &ocsrf),
+                    ("item", item),
+                    ("note", "called the bank <b>Tuesday</b>"),
+                ],
+            )
+            .await;
+        assert_eq!(commented.status, 303, "{}", commented.body);
+        // A comment on no queue item is refused.
+        let nowhere = otto
+            .post(
+                "/console/exceptions/comment",
+                &[("csrf", &ocsrf), ("item", "order:acme/NOPE"), ("note", "x")],
+            )
+            .await;
+        assert_eq!(nowhere.status, 404);
+        // Otto marks it handled with a note: his claim ends with it; the page says so.
+        let handled = otto
+            .post(
+                "/console/exceptions/handle",
+                &[
+                    ("csrf", &ocsrf),
+                    ("item", item),
+                    ("note", "merchant asked to resend details"),
+                ],
+            )
+            .await;
+        assert_eq!(handled.status, 303, "{}", handled.body);
+        assert_eq!(audited(&app, "exception.handled").await, 1);
+        let work = app.engine.exception_work().await.unwrap();
+        let w = &work[item];
+        assert!(w.claimed.is_none());
+        assert_eq!(w.notes.len(), 2);
+        assert_eq!(w.handled().unwrap().written_by, "otto");
+        let page = olga.get("/console/exceptions").await;
+        let row = section(&page.body, "data-kind=\"payout_failed\"", "</tr>");
+        assert!(row.contains("Handled by <strong>otto</strong>"), "{row}");
+        assert!(row.contains("merchant asked to resend details"), "{row}");
+        // What people write is shown as text, never as markup.
+        assert!(
+            row.contains("called the bank &lt;b&gt;Tuesday&lt;/b&gt;"),
+            "{row}"
+        );
+        // The claim rows (one deleted) and notes are covered by the audit chain.
+        assert!(app.engine.db().verify_audit().await.unwrap().is_empty());
+    }
+);
+
+impl Browser {
+    /// Posts a bank notice for a payout, as the notice form does (multipart, with a file).
+    async fn notice(&mut self, payout_no: &str, fields: &[(&str, &str)], file: &[u8]) -> Page {
+        let (content_type, body) = multipart_form(fields, "notice.pdf", file);
+        let req = self
+            .client
+            .post(format!("{}/console/payouts/{payout_no}/result", self.base))
+            .header("content-type", content_type)
+            .body(body);
+        self.send(req).await
+    }
+}
+
+/// A payout of the paper channel (`mm-paper`, MMK), in a printed batch.
+async fn paper_payout(app: &TestApp) -> String {
+    use disburse_core::account::{BankAccount, CountryCode, HolderName, LocalAccount};
+    use disburse_core::{Currency, MerchantId, Money};
+    let e = &app.engine;
+    let now = Utc::now();
+    let yangon = MerchantId::parse("yangon").unwrap();
+    e.add_merchant(&yangon, "Yangon Traders", now, &desk())
+        .await
+        .unwrap();
+    let account =
+        LocalAccount::new(CountryCode::parse("MM").unwrap(), "KBZ0001", "0123456789").unwrap();
+    e.set_bank_account(
+        &yangon,
+        &BankAccount::new(
+            HolderName::parse("Yangon Traders").unwrap(),
+            account.into(),
+            None,
+        ),
+        now,
+        &desk(),
+    )
+    .await
+    .unwrap();
+    let mmk = |t: &str| Money::parse(t, Currency::Mmk).unwrap();
+    e.fund(&yangon, mmk("9000000.00"), None, now, &desk())
+        .await
+        .unwrap();
+    e.withdraw(
+        &disburse_engine::WithdrawRequest {
+            merchant: yangon.clone(),
+            order_no: OrderNo::parse("P1").unwrap(),
+            amount: mmk("2500000.00"),
+        },
+        now,
+        &desk(),
+    )
+    .await
+    .unwrap();
+    let order = OrderRef {
+        order_no: OrderNo::parse("P1").unwrap(),
+        merchant: Some(yangon),
+    };
+    let no = e
+        .create_payout(&order, Some("mm-paper"), now, &desk())
+        .await
+        .unwrap()
+        .into_payout()
+        .unwrap()
+        .payout_no;
+    e.create_batch("mm-paper", now, &desk())
+        .await
+        .unwrap()
+        .unwrap();
+    no
+}
+
+both_backends!(
+    a_paper_notice_is_entered_with_its_evidence,
+    |app: TestApp| async move {
+        people(&app, &[("olga", Role::Operator), ("vera", Role::Viewer)]).await;
+        let payout = paper_payout(&app).await;
+        let before = payout_state(&app, &payout).await;
+        let mut olga = Browser::new(&app);
+        olga.sign_in("olga").await;
+        // The order page links a paper payout to its notice form.
+        let order = olga.get("/console/orders/yangon/P1").await;
+        let form_path = format!("/console/payouts/{payout}/result");
+        assert!(
+            order.body.contains(&format!("href=\"{form_path}\"")),
+            "{}",
+            order.body
+        );
+        let form = olga.get(&form_path).await;
+        assert_eq!(form.status, 200, "{}", form.body);
+        assert!(form.body.contains("enctype=\"multipart/form-data\""));
+        let csrf = form.csrf();
+        let notice = b"%PDF-1.4 the bank's notice of 3 December: account closed";
+        let good = [
+            ("csrf", csrf.as_str()),
+            ("outcome", "rejected"),
+            ("reason", "AC04"),
+            ("text", "account closed"),
+            ("evidence", "KBZ notice 2026-12-03 no. 17"),
+        ];
+        // Without the session's token, or as a viewer: refused, nothing recorded.
+        let mut no_token = good.to_vec();
+        no_token.remove(0);
+        assert_eq!(olga.notice(&payout, &no_token, notice).await.status, 403);
+        let mut vera = Browser::new(&app);
+        vera.sign_in("vera").await;
+        let vcsrf = vera.csrf().await;
+        let mut as_vera = good.to_vec();
+        as_vera[0] = ("csrf", vcsrf.as_str());
+        assert_eq!(vera.notice(&payout, &as_vera, notice).await.status, 403);
+        assert_eq!(vera.get(&form_path).await.status, 403);
+        // A reason that is no ISO code, or no notice file: refused, naming the field.
+        let mut bad = good.to_vec();
+        bad[2] = ("reason", "closed");
+        let refused = olga.notice(&payout, &bad, notice).await;
+        assert_eq!(refused.status, 422, "{}", refused.body);
+        assert!(
+            refused
+                .body
+                .contains("reason: &quot;closed&quot; is not a 4-character ISO reason code"),
+            "{}",
+            refused.body
+        );
+        let no_file = olga.notice(&payout, &good, b"").await;
+        assert_eq!(no_file.status, 422, "{}", no_file.body);
+        assert!(no_file.body.contains("upload the bank"), "{}", no_file.body);
+        assert_eq!(payout_state(&app, &payout).await, before);
+        assert_eq!(app.engine.db().count("evidence").await.unwrap(), 0);
+        // The notice entered: the payout fails with the bank's code; the file is kept by hash.
+        let entered = olga.notice(&payout, &good, notice).await;
+        assert_eq!(
+            (entered.status, entered.location.as_str()),
+            (303, format!("/console/orders/yangon/P1#{payout}").as_str()),
+            "{}",
+            entered.body
+        );
+        let row = app
+            .engine
+            .db()
+            .payout_by_no(&payout)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_ne!(row.state, before);
+        assert_eq!(row.reason_code.as_deref(), Some("AC04"));
+        use sha2::Digest;
+        let sha = hex::encode(sha2::Sha256::digest(notice));
+        assert_eq!(
+            app.engine
+                .db()
+                .count_where("evidence", &format!("sha256 = '{sha}'"))
+                .await
+                .unwrap(),
+            1
+        );
+        let page = olga.get("/console/orders/yangon/P1").await;
+        assert!(
+            page.body.contains(&format!("sha256:{sha}")),
+            "{}",
+            page.body
+        );
+        assert!(page.body.contains("olga"));
+        // The same notice again changes nothing, and says so.
+        let again = olga.notice(&payout, &good, notice).await;
+        assert_eq!(again.status, 409, "{}", again.body);
+        // A payout of an API channel has no paper notice.
+        let key = app.merchant("acme", 100_000).await;
+        app.withdraw(&key, "W1", 20_000).await;
+        let api = failed_payout(&app, "W1", "MS03").await;
+        let elsewhere = olga.get(&format!("/console/payouts/{api}/result")).await;
+        assert_eq!(elsewhere.status, 409, "{}", elsewhere.body);
+        assert!(!olga
+            .get("/console/orders/acme/W1")
+            .await
+            .body
+            .contains("/result\""));
+    }
+);

@@ -265,6 +265,23 @@ OperatorRow, "operators", key = name, ints = [], {
     created_by: String,
 };
 
+/// Who works on an exceptions-queue item now (absent: nobody).
+ExceptionClaimRow, "exception_claims", key = item_id, ints = [], {
+    item_id: String,
+    claimed_by: String,
+    claimed_at: String,
+};
+
+/// A comment on an exceptions-queue item, or the note of whoever marked it handled.
+ExceptionNoteRow, "exception_notes", key = id, ints = ["id"], {
+    id: i64,
+    item_id: String,
+    kind: String,
+    note: String,
+    written_by: String,
+    written_at: String,
+};
+
 CorrectionRow, "corrections", key = id, ints = ["id"], {
     id: i64,
     payout_no: String,

@@ -4,7 +4,9 @@
 //! It decides nothing and writes no business SQL: pages are drawn from the engine's read models
 //! (`overview`, `exceptions`, `order_view`, `corrections`, `payout_order`, `discrepancy_desk`,
 //! `batches`, `preview_results`) and every change is an engine use case (`propose_correction`,
-//! `approve_correction`, `reject_correction`, `resolve_discrepancy`, `import_results`)
+//! `approve_correction`, `reject_correction`, `resolve_discrepancy`, `import_results`, the queue's
+//! `claim_exception`, `release_exception`, `comment_exception`, `handle_exception`,
+//! `record_manual_result` for a paper notice)
 //! attributed to the signed-in operator. Its only table is `console_sessions` (see [`session`]). Roles are checked
 //! here before the engine is asked (viewer reads, operator proposes, approver decides) and again
 //! by the engine; every form that changes something carries the session's CSRF token, checked on
@@ -15,6 +17,7 @@ mod files;
 mod i18n;
 mod merchants;
 mod pages;
+mod results;
 pub mod session;
 
 use std::collections::HashMap;
@@ -56,6 +59,7 @@ pub fn router(state: AppState) -> Router {
         .route("/console/logout", post(logout))
         .route("/console/exceptions", get(exceptions))
         .route("/console/exceptions.csv", get(exceptions_csv))
+        .route("/console/exceptions/{action}", post(work_item))
         .route("/console/search", get(search))
         .route("/console/orders/{merchant}/{order_no}", get(order))
         .route("/console/corrections", get(corrections).post(propose))
@@ -81,7 +85,19 @@ pub fn router(state: AppState) -> Router {
             "/console/merchants/{id}/account",
             post(merchants::fix_account),
         )
+        .route("/console/payouts/{payout_no}/result", get(results::form))
         .layer(RequestBodyLimitLayer::new(FORM_MAX_BYTES))
+        // A notice's evidence file, with the form's few short fields.
+        .merge(
+            Router::new()
+                .route("/console/payouts/{payout_no}/result", post(results::enter))
+                .layer(DefaultBodyLimit::max(
+                    results::EVIDENCE_MAX_BYTES + FORM_MAX_BYTES,
+                ))
+                .layer(RequestBodyLimitLayer::new(
+                    results::EVIDENCE_MAX_BYTES + FORM_MAX_BYTES,
+                )),
+        )
         // A result file is as large as the API takes; streamed to disk, never held whole.
         .merge(
             Router::new()
@@ -423,12 +439,17 @@ async fn exceptions(
         .take(PAGE_SIZE)
         .cloned()
         .collect();
+    let work = match state.engine().exception_work().await {
+        Ok(w) => w,
+        Err(e) => return api_problem(lang, Some(&signed), e.into()),
+    };
     html(
         StatusCode::OK,
         pages::exceptions(
             lang,
             &signed,
             &pages::ExceptionsPage {
+                work,
                 kinds,
                 kind: kind.to_string(),
                 merchant: merchant.to_string(),
@@ -439,6 +460,83 @@ async fn exceptions(
             },
         ),
     )
+}
+
+/// Working a queue item: `claim`, `release`, `comment` or `handle` (the last two with a `note`).
+/// Viewers are refused here before the engine is asked (it refuses them again).
+async fn work_item(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(action): Path<String>,
+    form: Posted,
+) -> Response {
+    let lang = Lang::of(&headers);
+    let signed = match signed_in(&state, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let fields = match checked_form(lang, &signed, form) {
+        Ok(f) => f,
+        Err(r) => return *r,
+    };
+    if !signed.role.may_propose() {
+        return problem(
+            lang,
+            Some(&signed),
+            StatusCode::FORBIDDEN,
+            tr(lang, T::MayNotWork),
+        );
+    }
+    let item = fields.get("item").trim();
+    if item.is_empty() {
+        return api_problem(
+            lang,
+            Some(&signed),
+            field_error("item", "name the queue item"),
+        );
+    }
+    let note = fields.get("note");
+    let engine = state.engine();
+    let now = Utc::now();
+    let done = match action.as_str() {
+        "claim" => engine
+            .claim_exception(item, now, &signed.name)
+            .await
+            .map(|_| ()),
+        "release" => engine.release_exception(item, now, &signed.name).await,
+        "comment" => engine
+            .comment_exception(item, note, now, &signed.name)
+            .await
+            .map(|_| ()),
+        "handle" => engine
+            .handle_exception(item, note, now, &signed.name)
+            .await
+            .map(|_| ()),
+        _ => {
+            return problem(
+                lang,
+                Some(&signed),
+                StatusCode::NOT_FOUND,
+                tr(lang, T::NotFound),
+            )
+        }
+    };
+    match done {
+        Ok(()) => {
+            // Back to the queue page the form was on; never anywhere else.
+            let back = fields.get("back");
+            let back = if back.starts_with("/console/exceptions")
+                && !back.contains("//")
+                && !back.contains('\\')
+            {
+                back
+            } else {
+                "/console/exceptions"
+            };
+            redirect(back)
+        }
+        Err(e) => api_problem(lang, Some(&signed), e.into()),
+    }
 }
 
 /// Search by order number or payout number: one match opens the order, several are listed.
@@ -515,7 +613,20 @@ async fn order(
         })
         .await;
     match view {
-        Ok(v) => html(StatusCode::OK, pages::order(lang, &signed, &v)),
+        Ok(v) => {
+            let config = state.engine().config();
+            let paper: Vec<String> = v
+                .payouts
+                .iter()
+                .filter(|p| {
+                    config
+                        .channel(&p.channel)
+                        .is_ok_and(|c| c.kind == disburse_engine::ChannelKind::Manual)
+                })
+                .map(|p| p.payout_no.clone())
+                .collect();
+            html(StatusCode::OK, pages::order(lang, &signed, &v, &paper))
+        }
         Err(disburse_engine::EngineError::NotFound { .. }) => not_found(),
         Err(e) => api_problem(lang, Some(&signed), e.into()),
     }

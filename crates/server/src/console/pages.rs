@@ -124,6 +124,8 @@ pub struct ExceptionsPage {
     pub pages_total: usize,
     pub total: usize,
     pub items: Vec<ExceptionItem>,
+    /// Claims and notes, by item id.
+    pub work: std::collections::HashMap<String, disburse_engine::ItemWork>,
 }
 
 fn page_href(p: &ExceptionsPage, page: usize) -> String {
@@ -148,6 +150,65 @@ fn item_action(lang: Lang, i: &ExceptionItem) -> Option<(String, &'static str)> 
             )
         }),
         _ => None,
+    }
+}
+
+/// One form of the queue's work column: the item, where to come back, the session's token.
+fn work_form(signed: &Signed, back: &str, item: &str, action: &str, body: Markup) -> Markup {
+    html! {
+        form.work method="post" action={ "/console/exceptions/" (action) } {
+            (csrf(signed))
+            input type="hidden" name="item" value=(item);
+            input type="hidden" name="back" value=(back);
+            (body)
+        }
+    }
+}
+
+/// Who has the item, what was written about it, and (for operators) the forms to work it.
+fn item_work(
+    lang: Lang,
+    signed: &Signed,
+    back: &str,
+    i: &ExceptionItem,
+    work: Option<&disburse_engine::ItemWork>,
+) -> Markup {
+    let claimed = work.and_then(|w| w.claimed.as_ref());
+    let mine = claimed.is_some_and(|(by, _)| by == signed.name.as_str());
+    let may_work = signed.role.may_propose();
+    html! {
+        td.claim {
+            @if let Some((by, at)) = claimed { strong { (by) } br; small { (at) } }
+            @if let Some(h) = work.and_then(|w| w.handled()) {
+                p.handled { (tr(lang, T::HandledBy)) " " strong { (h.written_by) } " " small { (h.written_at) } ": " (h.note) }
+            }
+        }
+        td.work {
+            @if let Some(w) = work {
+                @if !w.notes.is_empty() {
+                    ul.notes { @for n in w.notes.iter().filter(|n| n.kind == "comment") {
+                        li { strong { (n.written_by) } " " small { (n.written_at) } ": " (n.note) }
+                    } }
+                }
+            }
+            @if may_work {
+                @if claimed.is_none() {
+                    (work_form(signed, back, &i.id, "claim", html! { button type="submit" { (tr(lang, T::Claim)) } }))
+                } @else if mine || signed.role == disburse_core::correction::Role::Admin {
+                    (work_form(signed, back, &i.id, "release", html! { button type="submit" { (tr(lang, T::Release)) } }))
+                }
+                (work_form(signed, back, &i.id, "comment", html! {
+                    input name="note" required maxlength="2000" aria-label=(tr(lang, T::Comment)) placeholder=(tr(lang, T::Comment));
+                    button type="submit" { (tr(lang, T::Comment)) }
+                }))
+                @if claimed.is_none() || mine {
+                    (work_form(signed, back, &i.id, "handle", html! {
+                        input name="note" required maxlength="2000" aria-label=(tr(lang, T::Note)) placeholder=(tr(lang, T::Note));
+                        button type="submit" { (tr(lang, T::MarkHandled)) }
+                    }))
+                }
+            }
+        }
     }
 }
 
@@ -181,6 +242,7 @@ pub fn exceptions(lang: Lang, signed: &Signed, p: &ExceptionsPage) -> Markup {
                         th { (tr(lang, T::Amount)) } th { (tr(lang, T::Merchant)) }
                         th { (tr(lang, T::Order)) } th { (tr(lang, T::Payout)) }
                         th { (tr(lang, T::Reason)) } th { (tr(lang, T::Needs)) } th { (tr(lang, T::Action)) }
+                        th { (tr(lang, T::ClaimedBy)) } th { (tr(lang, T::Work)) }
                     } }
                     tbody {
                         @for i in &p.items {
@@ -199,6 +261,7 @@ pub fn exceptions(lang: Lang, signed: &Signed, p: &ExceptionsPage) -> Markup {
                                 td { (i.reason) @if let Some(s) = &i.source { br; small { (tr(lang, T::Source)) ": " (s) } } }
                                 td { (i.action) }
                                 td { @if let Some((href, label)) = item_action(lang, i) { a.button href=(href) { (label) } } }
+                                (item_work(lang, signed, &here, i, p.work.get(&i.id)))
                             }
                         }
                     }
@@ -321,7 +384,9 @@ fn timeline(v: &OrderView) -> Vec<Entry> {
     entries
 }
 
-pub fn order(lang: Lang, signed: &Signed, v: &OrderView) -> Markup {
+/// The order page; `paper` are its payouts of a manual channel, whose bank notices are entered
+/// by hand.
+pub fn order(lang: Lang, signed: &Signed, v: &OrderView, paper: &[String]) -> Markup {
     let title = format!("{} {} / {}", tr(lang, T::Order), v.merchant, v.order_no);
     layout(
         lang,
@@ -350,7 +415,12 @@ pub fn order(lang: Lang, signed: &Signed, v: &OrderView) -> Markup {
                         td { "****" (p.bank_account_last4) }
                         td { @if let Some(r) = &p.bank_reference { (r) } }
                         td { @if let Some(c) = &p.reason_code { (c) } @if let Some(t) = &p.reason_text { " " (t) } }
-                        td { a href={ "/console/corrections?payout=" (enc(&p.payout_no)) "#propose" } { (tr(lang, T::ProposeCorrection)) } }
+                        td {
+                            a href={ "/console/corrections?payout=" (enc(&p.payout_no)) "#propose" } { (tr(lang, T::ProposeCorrection)) }
+                            @if paper.contains(&p.payout_no) && signed.role.may_propose() {
+                                br; a href={ "/console/payouts/" (enc(&p.payout_no)) "/result" } { (tr(lang, T::EnterNotice)) }
+                            }
+                        }
                     }
                 } }
             }
