@@ -16,7 +16,8 @@ use maud::{html, Markup};
 use super::i18n::{tr, Lang, T};
 use super::pages::{csrf, enc, layout, state_change};
 use super::session::Signed;
-use super::{api_problem, checked_form, field_error, html as page, signed_in, Posted};
+use super::signed_form;
+use super::{api_problem, field_error, html as page, signed_in, Posted};
 use crate::error::ApiError;
 use crate::AppState;
 
@@ -249,14 +250,10 @@ pub async fn audit_csv(
 
 /// `verify` from the page: a read, but a heavy one, so a form (with its token) asks for it.
 pub async fn verify(State(state): State<AppState>, headers: HeaderMap, form: Posted) -> Response {
-    let lang = Lang::of(&headers);
-    let signed = match signed_in(&state, &headers).await {
+    let (lang, signed, _) = match signed_form(&state, &headers, form).await {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
-    if let Err(r) = checked_form(lang, &signed, form) {
-        return *r;
-    }
     match state.engine().verify_books().await {
         Ok(check) => {
             tracing::info!(operator = %signed.name, ok = check.is_ok(), "console: verify run");

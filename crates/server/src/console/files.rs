@@ -20,7 +20,8 @@ use maud::{html, Markup};
 use super::i18n::{tr, Lang, T};
 use super::pages::{csrf, enc, layout, state_change};
 use super::session::{self, Signed, CSRF_FIELD};
-use super::{api_problem, checked_form, html as page, problem, redirect, signed_in, Posted};
+use super::{api_problem, html as page, problem, redirect, signed_in, Posted};
+use super::{forbidden, signed_form};
 use crate::error::ApiError;
 use crate::AppState;
 
@@ -298,12 +299,7 @@ pub async fn preview(
     };
     if !session::same_token(&token_csrf, &signed.csrf) {
         discard();
-        return problem(
-            lang,
-            Some(&signed),
-            StatusCode::FORBIDDEN,
-            tr(lang, T::CsrfRefused),
-        );
+        return forbidden(lang, &signed, T::CsrfRefused);
     }
     if let Some(r) = refused_files(lang, &signed) {
         discard();
@@ -434,13 +430,8 @@ fn preview_page(
 
 /// Applies a previewed upload: the real import, attributed to the signed-in operator.
 pub async fn apply(State(state): State<AppState>, headers: HeaderMap, form: Posted) -> Response {
-    let lang = Lang::of(&headers);
-    let signed = match signed_in(&state, &headers).await {
+    let (lang, signed, fields) = match signed_form(&state, &headers, form).await {
         Ok(s) => s,
-        Err(r) => return r,
-    };
-    let fields = match checked_form(lang, &signed, form) {
-        Ok(f) => f,
         Err(r) => return *r,
     };
     if let Some(r) = refused_files(lang, &signed) {

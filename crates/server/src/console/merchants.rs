@@ -16,9 +16,8 @@ use maud::{html, Markup};
 use super::i18n::{tr, Lang, T};
 use super::pages::{csrf, enc, layout, order_href};
 use super::session::Signed;
-use super::{
-    api_problem, checked_form, html as page, problem, redirect, signed_in, Fields, Posted,
-};
+use super::{api_problem, html as page, problem, redirect, signed_in, Fields, Posted};
+use super::{forbidden, signed_form};
 use crate::merchant::BankAccountRequest;
 use crate::AppState;
 
@@ -178,22 +177,12 @@ pub async fn fix_account(
     Path(id): Path<String>,
     form: Posted,
 ) -> Response {
-    let lang = Lang::of(&headers);
-    let signed = match signed_in(&state, &headers).await {
+    let (lang, signed, fields) = match signed_form(&state, &headers, form).await {
         Ok(s) => s,
-        Err(r) => return r,
-    };
-    let fields = match checked_form(lang, &signed, form) {
-        Ok(f) => f,
         Err(r) => return *r,
     };
     if !signed.role.may_propose() {
-        return problem(
-            lang,
-            Some(&signed),
-            StatusCode::FORBIDDEN,
-            tr(lang, T::MayNotFixAccount),
-        );
+        return forbidden(lang, &signed, T::MayNotFixAccount);
     }
     let Ok(m) = MerchantId::parse(&id) else {
         return problem(

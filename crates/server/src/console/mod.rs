@@ -194,6 +194,24 @@ impl Fields {
 type Posted = Result<Form<Vec<(String, String)>>, axum::extract::rejection::FormRejection>;
 
 /// The form's fields if it carries this session's CSRF token; the 403 page otherwise.
+/// A posted form of a signed-in operator, its CSRF token checked: what every console form handler
+/// starts with. The error is the answer to send (the sign-in page, or the refusal).
+async fn signed_form(
+    state: &AppState,
+    headers: &HeaderMap,
+    form: Posted,
+) -> Result<(Lang, Signed, Fields), Box<Response>> {
+    let lang = Lang::of(headers);
+    let signed = signed_in(state, headers).await.map_err(Box::new)?;
+    let fields = checked_form(lang, &signed, form)?;
+    Ok((lang, signed, fields))
+}
+
+/// 403 with the reason a role may not do this.
+fn forbidden(lang: Lang, signed: &Signed, why: T) -> Response {
+    problem(lang, Some(signed), StatusCode::FORBIDDEN, tr(lang, why))
+}
+
 fn checked_form(lang: Lang, signed: &Signed, form: Posted) -> Result<Fields, Box<Response>> {
     let fields = Fields(form.map(|Form(f)| f).unwrap_or_default());
     if session::same_token(fields.get(CSRF_FIELD), &signed.csrf) {
@@ -315,14 +333,10 @@ async fn login(
 }
 
 async fn logout(State(state): State<AppState>, headers: HeaderMap, form: Posted) -> Response {
-    let lang = Lang::of(&headers);
-    let signed = match signed_in(&state, &headers).await {
+    let (lang, signed, _) = match signed_form(&state, &headers, form).await {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
-    if let Err(r) = checked_form(lang, &signed, form) {
-        return *r;
-    }
     if let Err(e) = session::sign_out(state.engine(), &signed).await {
         return api_problem(lang, Some(&signed), e);
     }
@@ -470,22 +484,12 @@ async fn work_item(
     Path(action): Path<String>,
     form: Posted,
 ) -> Response {
-    let lang = Lang::of(&headers);
-    let signed = match signed_in(&state, &headers).await {
+    let (lang, signed, fields) = match signed_form(&state, &headers, form).await {
         Ok(s) => s,
-        Err(r) => return r,
-    };
-    let fields = match checked_form(lang, &signed, form) {
-        Ok(f) => f,
         Err(r) => return *r,
     };
     if !signed.role.may_propose() {
-        return problem(
-            lang,
-            Some(&signed),
-            StatusCode::FORBIDDEN,
-            tr(lang, T::MayNotWork),
-        );
+        return forbidden(lang, &signed, T::MayNotWork);
     }
     let item = fields.get("item").trim();
     if item.is_empty() {
@@ -706,22 +710,12 @@ fn correction_kind(fields: &Fields, currency: Currency) -> Result<CorrectionKind
 }
 
 async fn propose(State(state): State<AppState>, headers: HeaderMap, form: Posted) -> Response {
-    let lang = Lang::of(&headers);
-    let signed = match signed_in(&state, &headers).await {
+    let (lang, signed, fields) = match signed_form(&state, &headers, form).await {
         Ok(s) => s,
-        Err(r) => return r,
-    };
-    let fields = match checked_form(lang, &signed, form) {
-        Ok(f) => f,
         Err(r) => return *r,
     };
     if !signed.role.may_propose() {
-        return problem(
-            lang,
-            Some(&signed),
-            StatusCode::FORBIDDEN,
-            tr(lang, T::MayNotPropose),
-        );
+        return forbidden(lang, &signed, T::MayNotPropose);
     }
     let result = async {
         let payout_no = PayoutNo::parse(fields.get("payout_no").trim())
@@ -803,14 +797,10 @@ async fn approve(
     Path(id): Path<String>,
     form: Posted,
 ) -> Response {
-    let lang = Lang::of(&headers);
-    let signed = match signed_in(&state, &headers).await {
+    let (lang, signed, _) = match signed_form(&state, &headers, form).await {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
-    if let Err(r) = checked_form(lang, &signed, form) {
-        return *r;
-    }
     let id = match decidable(&state, lang, &signed, &id).await {
         Ok(id) => id,
         Err(r) => return r,
@@ -831,13 +821,8 @@ async fn reject(
     Path(id): Path<String>,
     form: Posted,
 ) -> Response {
-    let lang = Lang::of(&headers);
-    let signed = match signed_in(&state, &headers).await {
+    let (lang, signed, fields) = match signed_form(&state, &headers, form).await {
         Ok(s) => s,
-        Err(r) => return r,
-    };
-    let fields = match checked_form(lang, &signed, form) {
-        Ok(f) => f,
         Err(r) => return *r,
     };
     let id = match decidable(&state, lang, &signed, &id).await {
@@ -908,13 +893,8 @@ async fn resolve_discrepancy(
     Path(id): Path<String>,
     form: Posted,
 ) -> Response {
-    let lang = Lang::of(&headers);
-    let signed = match signed_in(&state, &headers).await {
+    let (lang, signed, fields) = match signed_form(&state, &headers, form).await {
         Ok(s) => s,
-        Err(r) => return r,
-    };
-    let fields = match checked_form(lang, &signed, form) {
-        Ok(f) => f,
         Err(r) => return *r,
     };
     let refuse = |t: T| problem(lang, Some(&signed), StatusCode::FORBIDDEN, tr(lang, t));

@@ -12,6 +12,7 @@ use disburse_core::{BankResult, PayoutNo};
 use disburse_engine::{Actor, ApplyOutcome, ChannelKind, PayoutOrder};
 use maud::{html, Markup};
 
+use super::forbidden;
 use super::i18n::{tr, Lang, T};
 use super::pages::{csrf, enc, layout, order_href};
 use super::session::{self, Signed, CSRF_FIELD};
@@ -240,12 +241,7 @@ pub async fn enter(
         Err(e) => return api_problem(lang, Some(&signed), e),
     };
     if !session::same_token(&notice.csrf, &signed.csrf) {
-        return problem(
-            lang,
-            Some(&signed),
-            StatusCode::FORBIDDEN,
-            tr(lang, T::CsrfRefused),
-        );
+        return forbidden(lang, &signed, T::CsrfRefused);
     }
     if let Some(r) = refused_role(lang, &signed) {
         return r;
