@@ -46,12 +46,18 @@ pub struct BenchReport {
 
 const SEED_ROWS_PER_STATEMENT: usize = 500;
 
-fn payout_no(set: usize, i: usize) -> String {
+pub(crate) fn payout_no(set: usize, i: usize) -> String {
     format!("PO{}{:09}", set, i)
 }
 
-/// Payouts in state `submitted`, each with its order, for one merchant: `sets` groups of `n`.
-async fn seed(db: &Db, n: usize, channels: &[&str], at: &str) -> anyhow::Result<()> {
+/// Payouts in `state`, each with its order, for one merchant: one set per (channel, count), set
+/// `k` numbered by [`payout_no`]`(k, i)`.
+pub(crate) async fn seed(
+    db: &Db,
+    sets: &[(&str, usize)],
+    at: &str,
+    state: &str,
+) -> anyhow::Result<()> {
     db.execute_raw(&format!(
         "INSERT INTO merchants (id, name, account_status, created_at, updated_at) VALUES ('bench', 'Bench GmbH', 'ok', '{at}', '{at}')"
     ))
@@ -61,31 +67,39 @@ async fn seed(db: &Db, n: usize, channels: &[&str], at: &str) -> anyhow::Result<
          VALUES (1, 'bench', 1, 'Bench GmbH', 'iban', 'DE', '3000', NULL, 'v1:unused-in-bench', '{at}')"
     ))
     .await?;
-    for (set, channel) in channels.iter().enumerate() {
+    let order_state = if state == "succeeded" {
+        "paid"
+    } else {
+        "paying"
+    };
+    let mut offset = 0usize;
+    for (set, (channel, n)) in sets.iter().enumerate() {
+        let n = *n;
         for start in (0..n).step_by(SEED_ROWS_PER_STATEMENT) {
             let end = (start + SEED_ROWS_PER_STATEMENT).min(n);
             let mut orders = String::from("INSERT INTO orders (id, merchant_id, order_no, currency, amount_minor, bank_account_id, state, created_at, updated_at) VALUES ");
             let mut payouts = String::from("INSERT INTO payouts (id, payout_no, order_id, merchant_id, channel_id, currency, amount_minor, bank_account_id, state, submitted_at, created_at, updated_at) VALUES ");
             for i in start..end {
-                let id = (set * n + i + 1) as i64;
+                let id = (offset + i + 1) as i64;
                 let amount = 1000 + (i % 9000) as i64;
                 if i > start {
                     orders.push(',');
                     payouts.push(',');
                 }
                 orders.push_str(&format!(
-                    "({id}, 'bench', 'B{set}-{i}', 'EUR', {amount}, 1, 'paying', '{at}', '{at}')"
+                    "({id}, 'bench', 'B{set}-{i}', 'EUR', {amount}, 1, '{order_state}', '{at}', '{at}')"
                 ));
                 payouts.push_str(&format!(
-                    "({id}, '{}', {id}, 'bench', '{channel}', 'EUR', {amount}, 1, 'submitted', '{at}', '{at}', '{at}')",
+                    "({id}, '{}', {id}, 'bench', '{channel}', 'EUR', {amount}, 1, '{state}', '{at}', '{at}', '{at}')",
                     payout_no(set, i)
                 ));
             }
             db.execute_raw(&orders).await?;
             db.execute_raw(&payouts).await?;
         }
+        offset += n;
     }
-    let total = (channels.len() * n) as i64;
+    let total = offset as i64;
     db.execute_raw(&format!(
         "UPDATE sequences SET value = {total} WHERE name IN ('payout', 'order')"
     ))
@@ -95,7 +109,7 @@ async fn seed(db: &Db, n: usize, channels: &[&str], at: &str) -> anyhow::Result<
     Ok(())
 }
 
-fn amount_of(i: usize) -> Money {
+pub(crate) fn amount_of(i: usize) -> Money {
     Money::from_minor(1000 + (i % 9000) as i64, Currency::Eur)
 }
 
@@ -200,7 +214,7 @@ impl Target {
 }
 
 /// The URL of database `name` on the server of `url`.
-fn with_database(url: &str, name: &str) -> String {
+pub(crate) fn with_database(url: &str, name: &str) -> String {
     let (base, query) = match url.split_once('?') {
         Some((b, q)) => (b, format!("?{q}")),
         None => (url, String::new()),
@@ -212,7 +226,7 @@ fn with_database(url: &str, name: &str) -> String {
     format!("{server}/{name}{query}")
 }
 
-async fn admin(url: &str, sql: &str) -> anyhow::Result<()> {
+pub(crate) async fn admin(url: &str, sql: &str) -> anyhow::Result<()> {
     use sqlx::Connection;
     let mut con = sqlx::PgConnection::connect(url).await?;
     sqlx::query(sql).execute(&mut con).await?;
@@ -314,7 +328,13 @@ async fn measure(
         "seeding {} submitted payouts in 2 sets of {lines} ...",
         2 * lines
     );
-    seed(&db, lines, &["sepa-file", "eb-csv"], &at).await?;
+    seed(
+        &db,
+        &[("sepa-file", lines), ("eb-csv", lines)],
+        &at,
+        "submitted",
+    )
+    .await?;
     // The floor's database is a copy of the seeded one: same rows, same indexes, its own file.
     match target {
         Target::Sqlite { floor, .. } => {

@@ -627,7 +627,89 @@ async fn statements(
             );
         }
     }
-    let _ = writeln!(out, "  (the paper bank sends no statement in the demo; `disburse reconcile --channel C` shows one channel)");
+    out.push_str(&paper_statement(engine, pending, last_day, end, desk).await?);
+    let _ = writeln!(
+        out,
+        "  (`disburse reconcile --channel C --html report.html` writes one channel's report)"
+    );
+    Ok(out)
+}
+
+/// The paper bank writes only about failures; its CSV statement (profile
+/// `myanmarbank-statement`) debits each payout it paid, by the payout number on the instruction
+/// sheet, and credits what came back. It is what proves the silent payouts presumed paid.
+async fn paper_statement(
+    engine: &Engine,
+    pending: &[Pending],
+    last_day: NaiveDate,
+    end: DateTime<Utc>,
+    desk: &Actor,
+) -> anyhow::Result<String> {
+    use disburse_sandbox::{write_paper_statement, PaperBooking};
+    let channel = "mm-paper";
+    let currency = Currency::Mmk;
+    let mut bookings = Vec::new();
+    for p in pending.iter().filter(|p| p.channel == channel) {
+        for a in p.plan.answers.iter().filter(|a| a.on_day <= last_day) {
+            match &a.answer {
+                Answer::Paid { amount, .. } => bookings.push(PaperBooking {
+                    day: a.on_day,
+                    reference: Some(a.end_to_end_id.clone()),
+                    amount: Money::from_minor(-amount.amount_minor(), currency),
+                }),
+                Answer::Returned { amount, .. } => bookings.push(PaperBooking {
+                    day: a.on_day,
+                    reference: Some(a.end_to_end_id.clone()),
+                    amount: *amount,
+                }),
+                _ => {}
+            }
+        }
+    }
+    if bookings.is_empty() {
+        return Ok(format!(
+            "  {channel}: the paper bank paid nothing while the demo ran\n"
+        ));
+    }
+    bookings.sort_by_key(|b| b.day);
+    let mut bytes = Vec::new();
+    write_paper_statement(
+        1,
+        Money::parse("500000000.00", currency)?,
+        &bookings,
+        &mut bytes,
+    )?;
+    let config = engine.config().channel(channel)?;
+    let path = write(
+        &config.inbox_dir,
+        &format!("statement-{channel}-{}.csv", end.date_naive()),
+        &bytes,
+    )?;
+    let imported = engine
+        .import_statement(&path, Some(channel), end, desk)
+        .await?;
+    let r = engine.reconcile(channel, end).await?;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "  {channel}: CSV statement of {} entries: {} matched, {} suggested for a person ({});",
+        imported.entries,
+        r.matched,
+        r.suggested.len(),
+        r.suggested
+            .iter()
+            .map(|e| e.note.as_str())
+            .collect::<Vec<_>>()
+            .join("; ")
+    );
+    let _ = writeln!(
+        out,
+        "     silent payouts presumed paid: {} proven by the statement, {} on no statement after {} business days \
+         (the bank may not have paid them: ask it)",
+        r.presumed_paid_confirmed,
+        r.presumed_paid_unconfirmed,
+        disburse_engine::NOT_ON_STATEMENT_AFTER_DAYS
+    );
     Ok(out)
 }
 

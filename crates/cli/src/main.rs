@@ -20,6 +20,7 @@ use serde::Serialize;
 mod bench;
 mod bench_floor;
 mod bench_http;
+mod bench_statements;
 mod demo;
 mod print;
 
@@ -214,6 +215,16 @@ enum Command {
         /// --dir DIR` printing `N lines in S s`.
         #[arg(long)]
         peer: Option<PathBuf>,
+    },
+    /// Measure statement import and matching (use --release): camt.053 and CSV statements of
+    /// --entries debits each, on a fresh SQLite database in --dir or, with --db postgres://…, a
+    /// scratch database on that server.
+    BenchStatements {
+        #[arg(long, default_value_t = 1_000_000)]
+        entries: usize,
+        /// Directory for the database and files (default: a new temporary directory).
+        #[arg(long)]
+        dir: Option<PathBuf>,
     },
 }
 
@@ -1042,6 +1053,10 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
                 bench::run(*lines, dir.clone(), &cli.db, peer.as_deref(), ctx.as_of).await?;
             ctx.out(&report, || print::bench(&report));
         }
+        Command::BenchStatements { entries, dir } => {
+            let report = bench_statements::run(*entries, dir.clone(), &cli.db, ctx.as_of).await?;
+            ctx.out(&report, || print::bench_statements(&report));
+        }
         Command::Channels => {
             let config = Config::load(cli.config.as_deref())?;
             print::channels(&ctx, &config);
@@ -1455,7 +1470,9 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             let s = engine
                 .import_statement(file, channel.as_deref(), ctx.as_of, &ctx.actor)
                 .await?;
-            ctx.out(&s, || print::statement_summary(&s));
+            let mut json = serde_json::to_value(&s).expect("serializable");
+            json["peak_rss_kb"] = serde_json::json!(peak_rss_kb());
+            ctx.out(&json, || print::statement_summary(&s));
         }
         Command::Statements(StatementsCmd::Confirm { entry, why })
         | Command::Statements(StatementsCmd::Reject { entry, why }) => {

@@ -469,6 +469,27 @@ pub fn payout_start(
     }
 }
 
+pub fn bench_statements(r: &crate::bench_statements::StatementBenchReport) -> String {
+    let mut s = format!(
+        "Disburse statement benchmark\n  database: {}\n  how: {}\n\n",
+        r.database, r.how
+    );
+    for m in &r.measures {
+        let _ = writeln!(
+            s,
+            "  {:<46} {:>9} entries {:>8.1} s {:>10.0} entries/s{}",
+            m.what,
+            m.lines,
+            m.seconds,
+            m.lines_per_second,
+            m.peak_rss_mb
+                .map(|mb| format!("  peak RSS {mb:.0} MB"))
+                .unwrap_or_default()
+        );
+    }
+    s
+}
+
 pub fn bench_http(r: &crate::bench_http::HttpReport) -> String {
     let mut s = format!("Disburse HTTP benchmark\n  how: {}\n\n", r.how);
     for m in &r.measures {
@@ -568,6 +589,14 @@ pub fn reconciliation(r: &disburse_engine::Reconciliation) -> String {
             p.payout_no,
             minor(p.paid_minor, &ccy),
             p.succeeded_at
+        ));
+    }
+    if r.presumed_paid_confirmed + r.presumed_paid_unconfirmed > 0 {
+        out.push_str(&format!(
+            "presumed paid (the bank reports only failures): {} proven by a statement; {} on no statement after {} business days (the bank may not have paid them: ask it)\n",
+            r.presumed_paid_confirmed,
+            r.presumed_paid_unconfirmed,
+            disburse_engine::NOT_ON_STATEMENT_AFTER_DAYS
         ));
     }
     if let Some(b) = &r.books_vs_bank {

@@ -74,6 +74,7 @@ struct RawChannel {
     outbox_dir: Option<PathBuf>,
     inbox_dir: Option<PathBuf>,
     csv_profile: Option<String>,
+    statement_profile: Option<String>,
     #[serde(default)]
     auto_retry_on_account_fix: bool,
     debtor: Option<Debtor>,
@@ -198,6 +199,9 @@ pub struct Channel {
     pub outbox_dir: PathBuf,
     pub inbox_dir: PathBuf,
     pub csv_profile: Option<String>,
+    /// The layout of the bank's CSV account statements (a built-in name or a profile file);
+    /// without it, the channel's statements are camt.053.
+    pub statement_profile: Option<String>,
     pub auto_retry_on_account_fix: bool,
     pub debtor: Debtor,
     /// Set exactly for `http-api` channels.
@@ -312,6 +316,10 @@ impl Config {
             if c.kind == ChannelKind::Csv && c.csv_profile.is_none() {
                 return Err(err("csv_profile", "a csv channel needs a profile".into()));
             }
+            if let Some(name) = &c.statement_profile {
+                crate::statements::statement_profile(name)
+                    .map_err(|e| err("statement_profile", e.to_string()))?;
+            }
             let api = match (c.kind, &c.api) {
                 (ChannelKind::HttpApi, None) => {
                     return Err(err("api", "an http-api channel needs an [channel.api] table with base_url and secret_env or secret_file".into()))
@@ -386,6 +394,7 @@ impl Config {
                 policy,
                 batch_size_max,
                 csv_profile: c.csv_profile.clone(),
+                statement_profile: c.statement_profile.clone(),
                 auto_retry_on_account_fix: c.auto_retry_on_account_fix,
                 api,
             });

@@ -117,7 +117,7 @@ impl ExceptionKind {
 
 enum Reader<'p> {
     Xml(disburse_formats::results::XmlResults<BufReader<File>>),
-    Csv(disburse_formats::csv_profile::CsvResults<'p, BufReader<File>>),
+    Csv(disburse_formats::bank_csv::CsvResults<'p, BufReader<File>>),
 }
 
 impl Iterator for Reader<'_> {

@@ -9,20 +9,22 @@
 //!
 //! The match of one entry is a pure decision ([`match_entry`]) over facts the importer loads.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
-use std::io::BufReader;
+use std::io::{BufReader, Read};
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
 use disburse_core::ledger::{Journal, JournalKind, LedgerAccount};
 use disburse_core::{ChannelId, Currency, Money, OperatorName};
+use disburse_formats::bank_csv::CsvStatement;
 use disburse_formats::statements::{
-    read_statements, EntryKind, StatementEntry, StatementHeader, StatementRecord,
+    read_statements, EntryKind, StatementEntry, StatementHeader, StatementRecord, Statements,
 };
+use disburse_formats::{read_csv_statement, CsvStatementProfile, ReadError};
 use disburse_store::{
-    fmt_date, fmt_time, parse_time, BatchRow, Bind, ExceptionRow, NewAuditEvent, PayoutRow,
-    StatementEntryRow, StatementRow, WriteTx,
+    fmt_date, fmt_time, parse_time, Bind, ExceptionRow, NewAuditEvent, PayoutRow,
+    StatementEntryRow, StatementKey, StatementRow, WriteTx,
 };
 use serde::Serialize;
 use serde_json::json;
@@ -40,8 +42,10 @@ pub struct StatementSummary {
     pub entries: u64,
     /// Entries by match status: matched, suggested, unmatched, fee, not_ours.
     pub by_status: BTreeMap<String, u64>,
-    /// Exceptions raised: (kind, reason).
+    /// Exceptions raised: (kind, reason), the first hundred.
     pub exceptions: Vec<(String, String)>,
+    /// Exceptions raised in all.
+    pub exceptions_total: u64,
 }
 
 /// How an entry was matched.
@@ -251,6 +255,11 @@ pub struct Reconciliation {
     pub unmatched: Vec<EntryLine>,
     /// Succeeded payouts no statement shows leaving, older than the grace period.
     pub not_on_any_statement: Vec<PayoutLine>,
+    /// Failures-only channels: payouts presumed paid (the bank stayed silent) that a statement
+    /// shows leaving — proven paid.
+    pub presumed_paid_confirmed: u64,
+    /// ... and those no statement shows past the grace period: the bank may not have paid them.
+    pub presumed_paid_unconfirmed: u64,
     /// Open exceptions about statements (continuity, unexplained debits...).
     pub open_exceptions: Vec<(String, String)>,
     pub books_vs_bank: Option<BooksVsBank>,
@@ -319,8 +328,14 @@ pub fn business_days_between(from: chrono::NaiveDate, to: chrono::NaiveDate) -> 
 }
 
 impl Engine {
-    /// Imports one camt.053 statement of a channel's account. `channel` may be left out when the
-    /// statement's account is the debtor account of exactly one channel.
+    /// Imports one statement of a channel's account: camt.053 (any channel), or a CSV statement
+    /// in the layout of the channel's `statement_profile`. `channel` may be left out for a
+    /// camt.053 whose account is the debtor account of exactly one channel.
+    ///
+    /// The file is read whole first (a broken one is refused with its line, nothing stored),
+    /// then matched and stored in one transaction, chunk by chunk: each chunk's facts are read
+    /// with set reads, its entries decided in memory ([`match_entry`]) and written as multi-row
+    /// inserts under one audit event; memory holds one chunk whatever the file's size.
     pub async fn import_statement(
         &self,
         path: &Path,
@@ -335,15 +350,60 @@ impl Engine {
         let file_err = |e: &dyn std::fmt::Display| {
             EngineError::invalid("file", format!("{}: {e}", path.display()))
         };
-        let bytes_sha = {
-            let bytes = std::fs::read(path).map_err(|e| file_err(&e))?;
-            hex::encode(Sha256::digest(&bytes))
+        let (bytes_sha, is_xml) = {
+            let mut file = File::open(path).map_err(|e| file_err(&e))?;
+            let mut hasher = Sha256::new();
+            let mut buf = vec![0u8; 256 * 1024];
+            let mut first: Option<u8> = None;
+            loop {
+                let n = file.read(&mut buf).map_err(|e| file_err(&e))?;
+                if n == 0 {
+                    break;
+                }
+                if first.is_none() {
+                    let text = buf[..n].strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&buf[..n]);
+                    first = text.iter().copied().find(|b| !b.is_ascii_whitespace());
+                }
+                hasher.update(&buf[..n]);
+            }
+            (hex::encode(hasher.finalize()), first == Some(b'<'))
+        };
+        // A CSV statement names its bank only by its layout: the channel says which.
+        let csv_channel = if is_xml {
+            None
+        } else {
+            let c = channel.ok_or_else(|| {
+                EngineError::invalid(
+                    "channel",
+                    format!("{file_name}: not camt.053 XML; a CSV statement is read by its channel's statement_profile: name the channel with --channel"),
+                )
+            })?;
+            Some(self.config.channel(c)?)
+        };
+        let profile = match csv_channel {
+            Some(c) => {
+                let name = c.statement_profile.as_deref().ok_or_else(|| {
+                    EngineError::invalid(
+                        "file",
+                        format!(
+                            "{file_name}: not camt.053 XML, and channel {} has no statement_profile for CSV statements",
+                            c.id
+                        ),
+                    )
+                })?;
+                Some(statement_profile(name)?)
+            }
+            None => None,
+        };
+        let open = || -> Result<StatementReader<'_>> {
+            let file =
+                BufReader::with_capacity(256 * 1024, File::open(path).map_err(|e| file_err(&e))?);
+            Ok(match &profile {
+                Some(p) => StatementReader::Csv(Box::new(read_csv_statement(p, file))),
+                None => StatementReader::Camt(Box::new(read_statements(file))),
+            })
         };
         // Pass 1: the whole statement must read, and hold exactly one statement.
-        let open = || -> Result<_> {
-            let file = File::open(path).map_err(|e| file_err(&e))?;
-            Ok(read_statements(BufReader::with_capacity(256 * 1024, file)))
-        };
         let mut header: Option<StatementHeader> = None;
         let mut count = 0u64;
         let mut sums: BTreeMap<Currency, i64> = BTreeMap::new();
@@ -372,11 +432,16 @@ impl Engine {
         }
         let header = header.ok_or_else(|| file_err(&"no statement (Stmt) in the file"))?;
         let line = header.line;
-        let account = header.account.clone().ok_or_else(|| {
-            file_err(&format!(
-                "line {line}: the statement names no account (Acct/Id)"
-            ))
-        })?;
+        // A CSV statement without an account column is of its channel's account.
+        let account = match (&header.account, csv_channel) {
+            (Some(a), _) => a.clone(),
+            (None, Some(c)) => c.debtor.iban.clone(),
+            (None, None) => {
+                return Err(file_err(&format!(
+                    "line {line}: the statement names no account (Acct/Id)"
+                )))
+            }
+        };
         let (opening, closing) = match (header.opening, header.closing) {
             (Some(o), Some(c)) => (o, c),
             _ => {
@@ -386,9 +451,10 @@ impl Engine {
             }
         };
         let digest = account_digest(&account);
-        let channel = match channel {
-            Some(c) => self.config.channel(c)?,
-            None => {
+        let channel = match (csv_channel, channel) {
+            (Some(c), _) => c,
+            (None, Some(c)) => self.config.channel(c)?,
+            (None, None) => {
                 let mut found = self
                     .config
                     .channels
@@ -408,30 +474,23 @@ impl Engine {
                 }
             }
         };
+        let channel_name = channel.id.to_string();
         let mut summary = StatementSummary {
             file_name: file_name.clone(),
-            channel: channel.id.to_string(),
+            channel: channel_name.clone(),
             ..Default::default()
         };
 
         let mut tx = self.db.write().await?;
-        let existing: Option<StatementRow> = tx
-            .fetch_optional(
-                "WHERE channel_id = $6 AND (sha256 = $1 OR (account_digest = $2 \
-                 AND electronic_sequence = $3 AND COALESCE(from_date, '') = $4 \
-                 AND COALESCE(to_date, '') = $5))",
-                &[
-                    Bind::Text(bytes_sha.clone()),
-                    Bind::Text(digest.clone()),
-                    // A statement without a sequence number is the same only by its bytes.
-                    Bind::Int(header.electronic_sequence.map_or(-1, |s| s as i64)),
-                    Bind::Text(header.from.map(fmt_date).unwrap_or_default()),
-                    Bind::Text(header.to.map(fmt_date).unwrap_or_default()),
-                    Bind::Text(channel.id.to_string()),
-                ],
-            )
-            .await?;
-        if let Some(s) = existing {
+        let key = StatementKey {
+            channel: &channel_name,
+            sha256: &bytes_sha,
+            account_digest: &digest,
+            electronic_sequence: header.electronic_sequence.map(|s| s as i64),
+            from_date: header.from.map(fmt_date),
+            to_date: header.to.map(fmt_date),
+        };
+        if let Some(s) = tx.statement_already_imported(&key).await? {
             tx.rollback().await?;
             summary.statement = s.id;
             summary.already_imported = true;
@@ -441,7 +500,7 @@ impl Engine {
         let at = fmt_time(as_of);
         let row = StatementRow {
             id: tx.next_id("statement").await?,
-            channel_id: channel.id.to_string(),
+            channel_id: channel_name.clone(),
             account_digest: digest.clone(),
             account_last4: last4(&account),
             statement_id: header.statement_id.clone(),
@@ -461,117 +520,66 @@ impl Engine {
         summary.statement = row.id;
         summary.entries = count;
         let here = |l: u64| format!("{file_name} line {l}");
-        let mut raise: Vec<(&'static str, String, u64, Option<String>)> = Vec::new();
+        let mut continuity: Vec<(&'static str, String)> = Vec::new();
 
         // Continuity with the previous statement of the same account.
-        let previous: Option<StatementRow> = tx
-            .fetch_optional(
-                "WHERE account_digest = $1 AND electronic_sequence < $2 AND channel_id = $3 \
-                 ORDER BY electronic_sequence DESC LIMIT 1",
-                &[
-                    Bind::Text(digest.clone()),
-                    Bind::Int(row.electronic_sequence.unwrap_or(i64::MAX)),
-                    Bind::Text(channel.id.to_string()),
-                ],
-            )
-            .await?;
-        if let Some(prev) = &previous {
+        if let Some(prev) = tx.previous_statement(&key).await? {
             if prev.closing_minor != row.opening_minor || prev.currency != row.currency {
-                raise.push(("statement_break", format!(
+                continuity.push(("statement_break", format!(
                     "{}: opening balance {} {} is not the closing balance {} {} of the previous statement {} ({}): a statement is missing or wrong",
                     here(line), minor_text(row.opening_minor, opening.currency()), row.currency, minor_text(prev.closing_minor, opening.currency()), prev.currency,
                     prev.electronic_sequence.unwrap_or_default(), prev.file_name
-                ), line, None));
+                )));
             }
             if let (Some(p), Some(n)) = (prev.electronic_sequence, row.electronic_sequence) {
                 if n != p + 1 {
-                    raise.push(("statement_gap", format!(
+                    continuity.push(("statement_gap", format!(
                         "{}: statement {n} follows statement {p} ({}): statements {}..{} are missing",
                         here(line), prev.file_name, p + 1, n - 1
-                    ), line, None));
+                    )));
                 }
             }
         }
         let own_sum = sums.get(&opening.currency()).copied().unwrap_or(0);
         if row.opening_minor.checked_add(own_sum) != Some(row.closing_minor) {
-            raise.push(("statement_unbalanced", format!(
+            continuity.push(("statement_unbalanced", format!(
                 "{}: opening {} + entries {} is not the closing balance {} {}: the statement does not add up",
                 here(line), minor_text(row.opening_minor, opening.currency()), minor_text(own_sum, opening.currency()), minor_text(row.closing_minor, opening.currency()), row.currency
-            ), line, None));
+            )));
         }
         tx.insert(&row).await?;
+        let mut importing = StatementImport {
+            statement: &row,
+            channel: &channel_name,
+            here: &here,
+            at: &at,
+            actor,
+            summary: &mut summary,
+            fees: BTreeMap::new(),
+        };
+        for (kind, reason) in continuity {
+            importing.raise(&mut tx, kind, reason, line, None).await?;
+        }
 
-        // Pass 2: match and store every entry.
-        let channel_id =
-            ChannelId::parse(&channel.id.to_string()).map_err(crate::payouts::corrupt)?;
-        let mut fees: BTreeMap<Currency, i64> = BTreeMap::new();
+        // Pass 2: match and store every entry, a chunk at a time.
+        let mut chunk: Vec<StatementEntry> = Vec::with_capacity(STATEMENT_CHUNK_ENTRIES);
         for item in open()? {
             let StatementRecord::Entry(e) = item.map_err(|e| file_err(&e))? else {
                 continue;
             };
-            let m = if e.amount.currency() != opening.currency() {
-                let mut m = outcome(
-                    "unmatched",
-                    None,
-                    format!(
-                        "an entry in {} on a {} account",
-                        e.amount.currency(),
-                        row.currency
-                    ),
-                );
-                m.exception = Some((
-                    "statement_entry_currency",
-                    format!(
-                        "the entry is in {}, the account in {}: ask the bank",
-                        e.amount.currency(),
-                        row.currency
-                    ),
-                ));
-                m
-            } else {
-                let facts = self
-                    .entry_facts(&mut tx, &e, &channel.id.to_string())
-                    .await?;
-                match_entry(&e, &facts)
-            };
-            if m.status == "fee" {
-                let f = fees.entry(e.amount.currency()).or_default();
-                *f = f.saturating_add(-e.amount.amount_minor());
+            chunk.push(e);
+            if chunk.len() == STATEMENT_CHUNK_ENTRIES {
+                importing.apply_chunk(&mut tx, &chunk).await?;
+                chunk.clear();
             }
-            if let Some((kind, what)) = &m.exception {
-                raise.push((
-                    kind,
-                    format!("{}: {what}", here(e.line)),
-                    e.line,
-                    m.payout_no.clone(),
-                ));
-            }
-            *summary.by_status.entry(m.status.to_string()).or_default() += 1;
-            let entry_row = StatementEntryRow {
-                id: tx.next_id("statement_entry").await?,
-                statement_id: row.id,
-                line: e.line as i64,
-                amount_minor: e.amount.amount_minor(),
-                currency: e.amount.currency().code().to_string(),
-                kind: e.kind.as_str().to_string(),
-                booking_date: e.booking_date.map(fmt_date),
-                bank_reference: e.bank_reference.clone(),
-                end_to_end_id: e.end_to_end_id.clone(),
-                batch_reference: e
-                    .batch
-                    .as_ref()
-                    .and_then(|b| b.payment_information_id.clone().or(b.message_id.clone())),
-                match_status: m.status.to_string(),
-                match_rule: m.rule.map(str::to_string),
-                payout_no: m.payout_no.clone(),
-                batch_id: m.batch_id,
-                note: m.note.clone(),
-                decided_by: None,
-                decided_at: None,
-            };
-            tx.insert(&entry_row).await?;
         }
+        if !chunk.is_empty() {
+            importing.apply_chunk(&mut tx, &chunk).await?;
+        }
+        let fees = std::mem::take(&mut importing.fees);
+        drop(importing);
         // The bank's charges: an expense of the channel, never part of a payout's amount.
+        let channel_id = ChannelId::parse(&channel_name).map_err(crate::payouts::corrupt)?;
         let mut fee_journals = Vec::new();
         for (currency, minor) in &fees {
             if *minor > 0 {
@@ -585,26 +593,6 @@ impl Engine {
                 fee_journals.push(write_journal(&mut tx, &j, None, None, None, &at).await?);
             }
         }
-        for (kind, reason, line, payout_no) in &raise {
-            let ex = ExceptionRow {
-                id: tx.next_id("exception").await?,
-                kind: kind.to_string(),
-                status: "open".into(),
-                payout_no: payout_no.clone(),
-                merchant_id: None,
-                amount_minor: None,
-                currency: Some(row.currency.clone()),
-                bank_file_id: None,
-                line: Some(*line as i64),
-                reason: reason.clone(),
-                detail: json!({"statement": row.id, "file": file_name, "line": line}).to_string(),
-                created_at: at.clone(),
-                resolved_at: None,
-                resolved_by: None,
-            };
-            tx.insert(&ex).await?;
-            summary.exceptions.push((kind.to_string(), reason.clone()));
-        }
         tx.audit(NewAuditEvent {
             at,
             actor: actor.as_str().into(),
@@ -614,89 +602,11 @@ impl Engine {
             detail: json!({"file": file_name, "sha256": bytes_sha, "channel": row.channel_id,
                 "account": format!("****{}", row.account_last4), "sequence": row.electronic_sequence,
                 "entries": count, "by_status": summary.by_status, "fee_journals": fee_journals,
-                "exceptions": summary.exceptions.len()}),
+                "exceptions": summary.exceptions_total}),
         })
         .await?;
         tx.commit().await?;
         Ok(summary)
-    }
-
-    async fn entry_facts(
-        &self,
-        tx: &mut WriteTx<'_>,
-        e: &StatementEntry,
-        channel: &str,
-    ) -> Result<EntryFacts> {
-        let lite = |p: PayoutRow| {
-            let minor = p.paid_amount_minor.unwrap_or(p.amount_minor);
-            (p.payout_no, p.state, minor)
-        };
-        let mut facts = EntryFacts::default();
-        if let Some(id) = &e.end_to_end_id {
-            let p: Option<PayoutRow> = tx
-                .fetch_optional(
-                    "WHERE payout_no = $1 AND channel_id = $2",
-                    &[Bind::Text(id.clone()), Bind::Text(channel.into())],
-                )
-                .await?;
-            facts.end_to_end_returned_minor = p.as_ref().map_or(0, |p| p.returned_minor);
-            facts.by_end_to_end_id = p.map(lite);
-        }
-        if let Some(b) = &e.batch {
-            for id in [&b.message_id, &b.payment_information_id]
-                .into_iter()
-                .flatten()
-            {
-                let batch: Option<BatchRow> = tx
-                    .fetch_optional(
-                        "WHERE message_id = $1 AND channel_id = $2",
-                        &[Bind::Text(id.clone()), Bind::Text(channel.into())],
-                    )
-                    .await?;
-                if let Some(batch) = batch {
-                    facts.by_batch_id = Some((batch.id, batch.control_sum_minor));
-                    let payouts: Vec<PayoutRow> = tx
-                        .fetch_all("WHERE batch_id = $1", &[Bind::Int(batch.id)])
-                        .await?;
-                    facts.batch_paid_minor = Some(
-                        payouts
-                            .iter()
-                            // The bank debited what it paid, including what came back later.
-                            .filter_map(|p| p.paid_amount_minor.map(|m| m + p.returned_minor))
-                            .fold(0i64, i64::saturating_add),
-                    );
-                    break;
-                }
-            }
-        }
-        if let Some(reference) = &e.bank_reference {
-            let mut found: Vec<PayoutRow> = tx
-                .fetch_all(
-                    "WHERE bank_reference = $1 AND channel_id = $2 LIMIT 2",
-                    &[Bind::Text(reference.clone()), Bind::Text(channel.into())],
-                )
-                .await?;
-            if found.len() == 1 {
-                facts.by_reference = found.pop().map(lite);
-            }
-        }
-        if e.amount.amount_minor() < 0 && facts.by_batch_id.is_none() && e.transactions != 1 {
-            let mut found: Vec<BatchRow> = tx
-                .fetch_all(
-                    "WHERE channel_id = $1 AND control_sum_minor = $2 AND currency = $3 LIMIT 2",
-                    &[
-                        Bind::Text(channel.into()),
-                        Bind::Int(-e.amount.amount_minor()),
-                        Bind::Text(e.amount.currency().code().into()),
-                    ],
-                )
-                .await?;
-            if found.len() == 1 {
-                let b = found.pop().expect("one");
-                facts.by_control_sum = Some((b.id, b.control_sum_minor));
-            }
-        }
-        Ok(facts)
     }
 
     /// A person confirms a suggested match, or rejects it (then a debit is unexplained).
@@ -837,8 +747,11 @@ impl Engine {
 
         let mut books_only_minor = 0i64;
         let mut not_on_any_statement = Vec::new();
+        let (mut presumed_paid_confirmed, mut presumed_paid_unconfirmed) = (0u64, 0u64);
         for p in &succeeded {
+            let presumed = p.paid_basis.as_deref() == Some("assumed");
             if on_statement.contains(&p.payout_no) {
+                presumed_paid_confirmed += u64::from(presumed);
                 continue;
             }
             let paid = p.paid_amount_minor.unwrap_or(p.amount_minor);
@@ -849,6 +762,7 @@ impl Engine {
                     >= NOT_ON_STATEMENT_AFTER_DAYS
             });
             if due {
+                presumed_paid_unconfirmed += u64::from(presumed);
                 not_on_any_statement.push(PayoutLine {
                     payout_no: p.payout_no.clone(),
                     paid_minor: paid,
@@ -935,6 +849,8 @@ impl Engine {
                 .map(line)
                 .collect(),
             not_on_any_statement,
+            presumed_paid_confirmed,
+            presumed_paid_unconfirmed,
             open_exceptions: open.into_iter().map(|e| (e.kind, e.reason)).collect(),
             books_vs_bank,
         })
@@ -942,6 +858,316 @@ impl Engine {
 }
 
 /// Our own account identifies a statement's account; it is kept as a digest, never in clear.
+/// Entries matched and written per chunk of a statement import (one audit event each).
+pub const STATEMENT_CHUNK_ENTRIES: usize = 2_000;
+/// Exceptions an import summary lists by name; all of them are on the exception queue.
+const SUMMARY_EXCEPTIONS_MAX: usize = 100;
+
+/// The two CSV statement layouts shipped with Disburse; a channel may also name a profile file.
+pub fn statement_profile(name: &str) -> Result<CsvStatementProfile> {
+    let text = match name {
+        "englishbank-statement" => {
+            include_str!("../../formats/profiles/englishbank-statement.toml").to_string()
+        }
+        "myanmarbank-statement" => {
+            include_str!("../../formats/profiles/myanmarbank-statement.toml").to_string()
+        }
+        path => std::fs::read_to_string(path).map_err(|e| {
+            EngineError::Config(format!(
+                "statement profile {path:?}: {e} (built in: englishbank-statement, myanmarbank-statement)"
+            ))
+        })?,
+    };
+    CsvStatementProfile::from_toml(&text)
+        .map_err(|e| EngineError::Config(format!("statement profile {name}: {e}")))
+}
+
+/// A statement file as records, whichever way the bank writes it.
+enum StatementReader<'p> {
+    // Boxed: both hold hundreds of bytes of parser state, of very different sizes.
+    Camt(Box<Statements<BufReader<File>>>),
+    Csv(Box<CsvStatement<'p, BufReader<File>>>),
+}
+
+impl Iterator for StatementReader<'_> {
+    type Item = std::result::Result<StatementRecord, ReadError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            StatementReader::Camt(r) => r.next(),
+            StatementReader::Csv(r) => r.next(),
+        }
+    }
+}
+
+/// A payout as matching sees it: (number, state, paid or instructed minor units).
+type PayoutFact = (String, String, i64);
+
+/// What one chunk's entries may match, read with one set read per kind of fact.
+#[derive(Default)]
+struct ChunkFacts {
+    /// By payout number: the payout, and what came back of it while it stayed succeeded.
+    payouts: HashMap<String, (PayoutFact, i64)>,
+    /// By bank reference: every payout of the channel carrying it.
+    by_reference: HashMap<String, Vec<PayoutFact>>,
+    /// By message id: (batch id, control sum).
+    batches: HashMap<String, (i64, i64)>,
+    /// By batch id: what our books hold paid for its payouts.
+    batch_paid: HashMap<i64, i64>,
+    /// By (currency, control sum): the channel's batches of that sum.
+    by_control_sum: HashMap<(Currency, i64), Vec<(i64, i64)>>,
+}
+
+fn payout_fact(p: &PayoutRow) -> PayoutFact {
+    let minor = p.paid_amount_minor.unwrap_or(p.amount_minor);
+    (p.payout_no.clone(), p.state.clone(), minor)
+}
+
+impl ChunkFacts {
+    async fn load(
+        tx: &mut WriteTx<'_>,
+        channel: &str,
+        chunk: &[StatementEntry],
+    ) -> Result<ChunkFacts> {
+        let mut facts = ChunkFacts::default();
+        let distinct = |values: &mut dyn Iterator<Item = String>| -> Vec<String> {
+            let mut v: Vec<String> = values.collect();
+            v.sort();
+            v.dedup();
+            v
+        };
+        let numbers = distinct(&mut chunk.iter().filter_map(|e| e.end_to_end_id.clone()));
+        for p in tx.channel_payouts_by_numbers(channel, &numbers).await? {
+            facts
+                .payouts
+                .insert(p.payout_no.clone(), (payout_fact(&p), p.returned_minor));
+        }
+        let references = distinct(&mut chunk.iter().filter_map(|e| e.bank_reference.clone()));
+        for p in tx
+            .channel_payouts_by_bank_references(channel, &references)
+            .await?
+        {
+            if let Some(r) = &p.bank_reference {
+                facts
+                    .by_reference
+                    .entry(r.clone())
+                    .or_default()
+                    .push(payout_fact(&p));
+            }
+        }
+        let ids = distinct(
+            &mut chunk.iter().filter_map(|e| e.batch.as_ref()).flat_map(|b| {
+                [b.message_id.clone(), b.payment_information_id.clone()]
+                    .into_iter()
+                    .flatten()
+            }),
+        );
+        let batches = tx.channel_batches_by_message_ids(channel, &ids).await?;
+        let batch_ids: Vec<i64> = batches.iter().map(|b| b.id).collect();
+        for b in batches {
+            facts
+                .batches
+                .insert(b.message_id, (b.id, b.control_sum_minor));
+        }
+        facts.batch_paid = tx.paid_of_batches(&batch_ids).await?.into_iter().collect();
+        let mut sums: BTreeMap<Currency, Vec<i64>> = BTreeMap::new();
+        for e in chunk {
+            if Self::wants_control_sum(e) && facts.batch_of(e).is_none() {
+                sums.entry(e.amount.currency())
+                    .or_default()
+                    .push(-e.amount.amount_minor());
+            }
+        }
+        for (currency, mut values) in sums {
+            values.sort_unstable();
+            values.dedup();
+            for b in tx
+                .channel_batches_by_control_sums(channel, currency.code(), &values)
+                .await?
+            {
+                facts
+                    .by_control_sum
+                    .entry((currency, b.control_sum_minor))
+                    .or_default()
+                    .push((b.id, b.control_sum_minor));
+            }
+        }
+        Ok(facts)
+    }
+
+    /// A debit that is not one transfer may book a whole batch named by nothing but its sum.
+    fn wants_control_sum(e: &StatementEntry) -> bool {
+        e.amount.amount_minor() < 0 && e.transactions != 1
+    }
+
+    fn batch_of(&self, e: &StatementEntry) -> Option<(i64, i64)> {
+        let b = e.batch.as_ref()?;
+        [&b.message_id, &b.payment_information_id]
+            .into_iter()
+            .flatten()
+            .find_map(|id| self.batches.get(id).copied())
+    }
+
+    /// The facts of one entry: what [`match_entry`] decides on.
+    fn of(&self, e: &StatementEntry) -> EntryFacts {
+        let mut facts = EntryFacts::default();
+        if let Some((p, returned)) = e.end_to_end_id.as_ref().and_then(|n| self.payouts.get(n)) {
+            facts.by_end_to_end_id = Some(p.clone());
+            facts.end_to_end_returned_minor = *returned;
+        }
+        if let Some((id, sum)) = self.batch_of(e) {
+            facts.by_batch_id = Some((id, sum));
+            facts.batch_paid_minor = Some(self.batch_paid.get(&id).copied().unwrap_or(0));
+        }
+        // A reference two payouts carry names neither.
+        if let Some([only]) = e
+            .bank_reference
+            .as_ref()
+            .and_then(|r| self.by_reference.get(r))
+            .map(Vec::as_slice)
+        {
+            facts.by_reference = Some(only.clone());
+        }
+        if facts.by_batch_id.is_none() && Self::wants_control_sum(e) {
+            if let Some([only]) = self
+                .by_control_sum
+                .get(&(e.amount.currency(), -e.amount.amount_minor()))
+                .map(Vec::as_slice)
+            {
+                facts.by_control_sum = Some(*only);
+            }
+        }
+        facts
+    }
+}
+
+/// One statement being imported: where its entries go and what they add up to.
+struct StatementImport<'a> {
+    statement: &'a StatementRow,
+    channel: &'a str,
+    here: &'a (dyn Fn(u64) -> String + Sync),
+    at: &'a str,
+    actor: &'a Actor,
+    summary: &'a mut StatementSummary,
+    /// The bank's charges by currency, booked once at the end.
+    fees: BTreeMap<Currency, i64>,
+}
+
+impl StatementImport<'_> {
+    async fn raise(
+        &mut self,
+        tx: &mut WriteTx<'_>,
+        kind: &str,
+        reason: String,
+        line: u64,
+        payout_no: Option<String>,
+    ) -> Result<()> {
+        let ex = ExceptionRow {
+            id: tx.next_id("exception").await?,
+            kind: kind.to_string(),
+            status: "open".into(),
+            payout_no,
+            merchant_id: None,
+            amount_minor: None,
+            currency: Some(self.statement.currency.clone()),
+            bank_file_id: None,
+            line: Some(line as i64),
+            reason: reason.clone(),
+            detail: json!({"statement": self.statement.id, "file": self.statement.file_name, "line": line})
+                .to_string(),
+            created_at: self.at.to_string(),
+            resolved_at: None,
+            resolved_by: None,
+        };
+        tx.insert(&ex).await?;
+        self.summary.exceptions_total += 1;
+        if self.summary.exceptions.len() < SUMMARY_EXCEPTIONS_MAX {
+            self.summary.exceptions.push((kind.to_string(), reason));
+        }
+        Ok(())
+    }
+
+    /// Matches and writes one chunk of entries under one audit event.
+    async fn apply_chunk(&mut self, tx: &mut WriteTx<'_>, chunk: &[StatementEntry]) -> Result<()> {
+        let facts = ChunkFacts::load(tx, self.channel, chunk).await?;
+        let first_id = tx.next_ids("statement_entry", chunk.len() as i64).await?;
+        let mut by_status: BTreeMap<&'static str, u64> = BTreeMap::new();
+        for (i, e) in chunk.iter().enumerate() {
+            let m = if e.amount.currency().code() != self.statement.currency {
+                let mut m = outcome(
+                    "unmatched",
+                    None,
+                    format!(
+                        "an entry in {} on a {} account",
+                        e.amount.currency(),
+                        self.statement.currency
+                    ),
+                );
+                m.exception = Some((
+                    "statement_entry_currency",
+                    format!(
+                        "the entry is in {}, the account in {}: ask the bank",
+                        e.amount.currency(),
+                        self.statement.currency
+                    ),
+                ));
+                m
+            } else {
+                match_entry(e, &facts.of(e))
+            };
+            if m.status == "fee" {
+                let f = self.fees.entry(e.amount.currency()).or_default();
+                *f = f.saturating_add(-e.amount.amount_minor());
+            }
+            if let Some((kind, what)) = &m.exception {
+                let reason = format!("{}: {what}", (self.here)(e.line));
+                self.raise(tx, kind, reason, e.line, m.payout_no.clone())
+                    .await?;
+            }
+            *by_status.entry(m.status).or_default() += 1;
+            *self
+                .summary
+                .by_status
+                .entry(m.status.to_string())
+                .or_default() += 1;
+            let entry_row = StatementEntryRow {
+                id: first_id + i as i64,
+                statement_id: self.statement.id,
+                line: e.line as i64,
+                amount_minor: e.amount.amount_minor(),
+                currency: e.amount.currency().code().to_string(),
+                kind: e.kind.as_str().to_string(),
+                booking_date: e.booking_date.map(fmt_date),
+                bank_reference: e.bank_reference.clone(),
+                end_to_end_id: e.end_to_end_id.clone(),
+                batch_reference: e
+                    .batch
+                    .as_ref()
+                    .and_then(|b| b.payment_information_id.clone().or(b.message_id.clone())),
+                match_status: m.status.to_string(),
+                match_rule: m.rule.map(str::to_string),
+                payout_no: m.payout_no,
+                batch_id: m.batch_id,
+                note: m.note,
+                decided_by: None,
+                decided_at: None,
+            };
+            tx.insert(&entry_row).await?;
+        }
+        let lines = [chunk.first().map(|e| e.line), chunk.last().map(|e| e.line)];
+        tx.audit(NewAuditEvent {
+            at: self.at.to_string(),
+            actor: self.actor.as_str().into(),
+            action: "statement.entries_matched".into(),
+            subject: format!("statement:{}", self.statement.id),
+            reason: None,
+            detail: json!({"lines": lines, "entries": chunk.len(), "by_status": by_status}),
+        })
+        .await?;
+        Ok(())
+    }
+}
+
 fn account_digest(account: &str) -> String {
     let normalized: String = account
         .chars()

@@ -468,3 +468,252 @@ both_backends!(
         std::fs::remove_dir_all(dir).ok();
     }
 );
+
+/// The English bank's CSV statement (profile `englishbank-statement`, the layout its file in
+/// `crates/formats/profiles` shows): one line per movement with the balance after it.
+fn englishbank_statement(
+    number: u64,
+    opening_minor: i64,
+    lines: &[(&str, &str, &str, i64)],
+) -> String {
+    let mut text = String::from(
+        "Date,Value Date,Account,Statement No,Type,Payment Reference,Bank Reference,Batch Reference,Paid Out,Paid In,Balance\r\n",
+    );
+    let mut balance = opening_minor;
+    let dec = |m: i64| format!("{}.{:02}", m / 100, m % 100);
+    for (i, (kind, e2e, batch, signed_minor)) in lines.iter().enumerate() {
+        balance += signed_minor;
+        let (out, inn) = if *signed_minor < 0 {
+            (dec(-signed_minor), String::new())
+        } else {
+            (String::new(), dec(*signed_minor))
+        };
+        text.push_str(&format!(
+            "03/11/2026,03/11/2026,DE89370400440532013000,{number},{kind},{e2e},EB-{number}-{i},{batch},{out},{inn},{}\r\n",
+            dec(balance)
+        ));
+    }
+    text
+}
+
+both_backends!(
+    a_csv_statement_books_a_batch_as_one_debit_and_the_fee_on_its_own,
+    |app: App| async move {
+        let e = &app.engine;
+        funded_merchant(e, "acme", "1000.00").await;
+        let mut nos = Vec::new();
+        for i in 1..=3 {
+            withdraw(e, "acme", &format!("W{i}"), "100.00").await;
+            let p = e
+                .create_payout(&order(&format!("W{i}")), Some("eb-csv"), t0(), &ops())
+                .await
+                .unwrap();
+            nos.push(p.into_payout().unwrap().payout_no);
+        }
+        let (batch, _) = e
+            .create_batch("eb-csv", t0(), &ops())
+            .await
+            .unwrap()
+            .unwrap();
+        for no in &nos {
+            apply(e, no, paid("100.00"), day(2)).await.unwrap();
+        }
+        let dir = disburse_store::testing::temp_dir();
+        // ONE debit of 300.00 for the batch, the bank's 2.50, and 210.00 nobody ordered.
+        let text = englishbank_statement(
+            1,
+            1_000_000,
+            &[
+                ("BATCH", "", &batch.message_id, -30_000),
+                ("CHARGE", "", "", -250),
+                ("PAYMENT", "", "", -21_000),
+                ("RECEIPT", "", "", 5_000),
+            ],
+        );
+        let s = import(&app, &write(&dir, "eb-1.csv", &text), "eb-csv").await;
+        assert_eq!(s.entries, 4);
+        assert_eq!(s.by_status.get("matched"), Some(&1), "{s:?}");
+        assert_eq!(s.by_status.get("fee"), Some(&1), "{s:?}");
+        assert_eq!(s.by_status.get("unmatched"), Some(&1), "{s:?}");
+        assert_eq!(s.by_status.get("not_ours"), Some(&1), "{s:?}");
+        let kinds_raised: Vec<&str> = s.exceptions.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            kinds_raised,
+            vec!["unexplained_debit"],
+            "{:?}",
+            s.exceptions
+        );
+        assert!(
+            s.exceptions[0].1.contains("eb-1.csv line 4"),
+            "{:?}",
+            s.exceptions
+        );
+        assert!(s.exceptions[0].1.contains("210.00"), "{:?}", s.exceptions);
+        assert_eq!(s.exceptions_total, 1);
+        assert_eq!(
+            e.db().balance("channel:eb-csv:fees", "EUR").await.unwrap(),
+            250,
+            "the fee is the channel's expense, never a payout's"
+        );
+        let r = e.reconcile("eb-csv", day(3)).await.unwrap();
+        assert_eq!(r.matched, 1);
+        assert_eq!(r.statements.len(), 1);
+        assert_eq!(r.statements[0].opening_minor, 1_000_000);
+        assert_eq!(
+            r.statements[0].closing_minor,
+            1_000_000 - 30_000 - 250 - 21_000 + 5_000
+        );
+
+        // The same file again: already imported, nothing added.
+        assert!(
+            import(&app, &write(&dir, "eb-1-again.csv", &text), "eb-csv")
+                .await
+                .already_imported
+        );
+        // A statement whose balance column breaks is refused whole, naming file, line and field.
+        let statements_before = e.db().count("statements").await.unwrap();
+        let broken = englishbank_statement(
+            2,
+            953_750,
+            &[("PAYMENT", "", "", -100), ("PAYMENT", "", "", -100)],
+        )
+        .replacen("9535.50\r\n", "9999.99\r\n", 1);
+        let err = e
+            .import_statement(
+                &write(&dir, "eb-broken.csv", &broken),
+                Some("eb-csv"),
+                day(3),
+                &ops(),
+            )
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("eb-broken.csv") && err.contains("line 3") && err.contains("balance"),
+            "{err}"
+        );
+        assert_eq!(e.db().count("statements").await.unwrap(), statements_before);
+        // Statement 3 after 1: statement 2 is missing, and the exception names both.
+        let next = englishbank_statement(3, 953_750, &[("CHARGE", "", "", -100)]);
+        let s3 = import(&app, &write(&dir, "eb-3.csv", &next), "eb-csv").await;
+        let gap = s3
+            .exceptions
+            .iter()
+            .find(|(k, _)| k == "statement_gap")
+            .expect("a gap");
+        assert!(
+            gap.1.contains("eb-3.csv") && gap.1.contains("eb-1.csv"),
+            "{gap:?}"
+        );
+        assert!(
+            !s3.exceptions.iter().any(|(k, _)| k == "statement_break"),
+            "{:?}",
+            s3.exceptions
+        );
+        // A CSV statement needs its channel: the layout says nothing of which bank it is.
+        let err = e
+            .import_statement(&write(&dir, "eb-4.csv", &next), None, day(3), &ops())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--channel"), "{err}");
+        assert_books_and_audit(e).await;
+        std::fs::remove_dir_all(dir).ok();
+    }
+);
+
+// The Myanmar bank reports only failures; its CSV statement shows what it paid. A silent payout
+// on it is confirmed; one it does not show is listed as not on any statement once the grace
+// period has passed.
+both_backends!(
+    presumed_paid_paper_payouts_are_confirmed_or_not_by_the_csv_statement,
+    |app: App| async move {
+        use disburse_core::account::{BankAccount, CountryCode, HolderName, LocalAccount};
+        use disburse_core::{Currency, Money, OrderNo};
+        let e = &app.engine;
+        let yangon = m("yangon");
+        e.add_merchant(&yangon, "Yangon Traders", t0(), &ops())
+            .await
+            .unwrap();
+        let account =
+            LocalAccount::new(CountryCode::parse("MM").unwrap(), "KBZ0001", "0123456789").unwrap();
+        e.set_bank_account(
+            &yangon,
+            &BankAccount::new(
+                HolderName::parse("Yangon Traders").unwrap(),
+                account.into(),
+                None,
+            ),
+            t0(),
+            &ops(),
+        )
+        .await
+        .unwrap();
+        let mmk = |t: &str| Money::parse(t, Currency::Mmk).unwrap();
+        e.fund(&yangon, mmk("9000000.00"), None, t0(), &ops())
+            .await
+            .unwrap();
+        let mut nos = Vec::new();
+        for (no, amount) in [("P1", "2500000.00"), ("P2", "1000000.00")] {
+            e.withdraw(
+                &disburse_engine::WithdrawRequest {
+                    merchant: yangon.clone(),
+                    order_no: OrderNo::parse(no).unwrap(),
+                    amount: mmk(amount),
+                },
+                t0(),
+                &ops(),
+            )
+            .await
+            .unwrap();
+            let p = e
+                .create_payout(&order(no), Some("mm-paper"), t0(), &ops())
+                .await
+                .unwrap()
+                .into_payout()
+                .unwrap();
+            nos.push(p.payout_no);
+        }
+        e.create_batch("mm-paper", t0(), &ops())
+            .await
+            .unwrap()
+            .unwrap();
+        let swept = e.sweep(day(20), &ops()).await.unwrap();
+        assert_eq!(swept.presumed_succeeded.len(), 2, "{swept:?}");
+        // The bank's statement: P1's 2,500,000.00 left the account; of P2 it says nothing.
+        let text = format!(
+            "Txn Date,Txn No,Reference,Amount,Balance,Statement\n\
+             05-11-2026,MB-1,{},-2500000.00,\"87,500,000.00\",1\n",
+            nos[0]
+        );
+        let dir = disburse_store::testing::temp_dir();
+        let s = import(&app, &write(&dir, "mm-1.csv", &text), "mm-paper").await;
+        assert_eq!(s.by_status.get("matched"), Some(&1), "{s:?}");
+        assert!(s.exceptions.is_empty(), "{:?}", s.exceptions);
+        // Three business days after it was presumed paid (the grace period), P2 is listed.
+        let early = e.reconcile("mm-paper", day(21)).await.unwrap();
+        assert!(
+            early.not_on_any_statement.is_empty(),
+            "inside the grace period: {early:?}"
+        );
+        let r = e.reconcile("mm-paper", day(27)).await.unwrap();
+        let missing: Vec<&str> = r
+            .not_on_any_statement
+            .iter()
+            .map(|p| p.payout_no.as_str())
+            .collect();
+        assert_eq!(
+            missing,
+            vec![nos[1].as_str()],
+            "P1 is proven paid, P2 is not: {r:?}"
+        );
+        let b = r.books_vs_bank.expect("books against the bank");
+        assert_eq!(
+            b.explained_by_books_only_minor, 100_000_000,
+            "P2's 1,000,000.00 is in our books only: {b:?}"
+        );
+        assert_eq!(b.unexplained_minor, 0, "{b:?}");
+        assert_books_and_audit(e).await;
+        std::fs::remove_dir_all(dir).ok();
+    }
+);

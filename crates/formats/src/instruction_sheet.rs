@@ -8,7 +8,7 @@ use std::io::{BufWriter, Write};
 use chrono::{DateTime, Utc};
 use disburse_core::Currency;
 
-use crate::csv_profile::{format_amount, AmountFormat};
+use crate::bank_csv::{format_amount, AmountFormat};
 use crate::error::WriteError;
 use crate::transfer::{summarize, BatchSummary, CreditTransfer, CreditorAccount};
 

@@ -1,9 +1,9 @@
 //! Bank file formats for Disburse: what we send banks and what they send back.
 //!
 //! Out: [`pain001`] (ISO 20022 pain.001.001.09), bank CSV instruction files
-//! ([`csv_profile::write_csv_instructions`]) and printed instruction sheets for manual channels
+//! ([`bank_csv::write_csv_instructions`]) and printed instruction sheets for manual channels
 //! ([`instruction_sheet`]). In: [`results`] readers of pain.002, camt.054 and camt.053, and bank
-//! CSV result files ([`csv_profile::read_csv_results`]), all producing [`ResultRecord`]s. Plus the
+//! CSV result files ([`bank_csv::read_csv_results`]), all producing [`ResultRecord`]s. Plus the
 //! table of bank [`reason_codes`].
 //!
 //! This crate is pure and streaming: no database, no network, no clock (times are passed in).
@@ -12,7 +12,7 @@
 //! decimal text, never a float. Only this crate knows bank file layouts.
 
 mod amount;
-pub mod csv_profile;
+pub mod bank_csv;
 mod error;
 pub mod instruction_sheet;
 pub mod pain001;
@@ -22,7 +22,10 @@ pub mod statements;
 mod transfer;
 mod xml;
 
-pub use csv_profile::{read_csv_results, write_csv_instructions, write_export, CsvProfile};
+pub use bank_csv::{
+    read_csv_results, read_csv_statement, write_csv_instructions, write_export, CsvProfile,
+    CsvStatementProfile,
+};
 pub use error::{FormatError, FormatErrorKind, LineError, ReadError, WriteError};
 pub use instruction_sheet::{write_html as write_instruction_sheet, SheetHeader};
 pub use pain001::{read_transfers, write as write_pain001, InstructedTransfer, Pain001Header};

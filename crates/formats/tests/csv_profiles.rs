@@ -8,7 +8,7 @@ use std::io::BufReader;
 use chrono::NaiveDate;
 use common::money;
 use disburse_core::Currency::{Cny, Eur};
-use disburse_formats::csv_profile::CsvEncoding;
+use disburse_formats::bank_csv::CsvEncoding;
 use disburse_formats::{
     read_csv_results, write_csv_instructions, BankOutcome, CreditTransfer, CreditorAccount,
     CsvProfile, FormatErrorKind, ReadError, ResultLine, ResultRecord,

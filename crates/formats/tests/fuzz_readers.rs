@@ -19,8 +19,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use disburse_formats::{
-    read_camt053, read_camt054, read_csv_results, read_pain002, read_xml_results, CsvProfile,
-    ReadError,
+    read_camt053, read_camt054, read_csv_results, read_csv_statement, read_pain002,
+    read_xml_results, CsvProfile, CsvStatementProfile, ReadError,
 };
 
 /// The XML samples the XML readers start from.
@@ -190,6 +190,8 @@ fn check_reader(
 struct Readers {
     english: CsvProfile,
     chinese: CsvProfile,
+    english_statement: CsvStatementProfile,
+    myanmar_statement: CsvStatementProfile,
 }
 
 impl Readers {
@@ -197,6 +199,14 @@ impl Readers {
         Readers {
             english: CsvProfile::from_toml(include_str!("../profiles/englishbank.toml")).unwrap(),
             chinese: CsvProfile::from_toml(include_str!("../profiles/chinabank.toml")).unwrap(),
+            english_statement: CsvStatementProfile::from_toml(include_str!(
+                "../profiles/englishbank-statement.toml"
+            ))
+            .unwrap(),
+            myanmar_statement: CsvStatementProfile::from_toml(include_str!(
+                "../profiles/myanmarbank-statement.toml"
+            ))
+            .unwrap(),
         }
     }
 
@@ -220,6 +230,20 @@ impl Readers {
                         "read_csv_results(chinabank)",
                         input,
                         read_csv_results(&self.chinese, r()),
+                    )
+                })
+                .or_else(|| {
+                    check_reader(
+                        "read_csv_statement(englishbank-statement)",
+                        input,
+                        read_csv_statement(&self.english_statement, r()),
+                    )
+                })
+                .or_else(|| {
+                    check_reader(
+                        "read_csv_statement(myanmarbank-statement)",
+                        input,
+                        read_csv_statement(&self.myanmar_statement, r()),
                     )
                 })
                 .or_else(|| {
@@ -255,6 +279,8 @@ fn seeds() -> Vec<Vec<u8>> {
         .collect();
     seeds.push(include_bytes!("../profiles/englishbank-results.csv").to_vec());
     seeds.push(include_bytes!("../profiles/chinabank-results.csv").to_vec());
+    seeds.push(include_bytes!("../profiles/englishbank-statement.csv").to_vec());
+    seeds.push(include_bytes!("../profiles/myanmarbank-statement.csv").to_vec());
     seeds
 }
 

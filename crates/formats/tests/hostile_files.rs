@@ -302,8 +302,8 @@ fn cells_that_would_run_as_formulas_are_neutralised_in_every_profile() {
         let mut out = Vec::new();
         write_csv_instructions(&p, &transfers, &mut out).unwrap();
         let text = match p.encoding() {
-            disburse_formats::csv_profile::CsvEncoding::Utf8 => String::from_utf8(out).unwrap(),
-            disburse_formats::csv_profile::CsvEncoding::Gbk => GBK.decode(&out).0.into_owned(),
+            disburse_formats::bank_csv::CsvEncoding::Utf8 => String::from_utf8(out).unwrap(),
+            disburse_formats::bank_csv::CsvEncoding::Gbk => GBK.decode(&out).0.into_owned(),
         };
         // Read the cells back as a spreadsheet would see them.
         let mut reader = csv::ReaderBuilder::new()
@@ -336,8 +336,8 @@ fn cells_that_would_run_as_formulas_are_neutralised_in_every_profile() {
         )
         .unwrap();
         let text = match p.encoding() {
-            disburse_formats::csv_profile::CsvEncoding::Utf8 => String::from_utf8(out).unwrap(),
-            disburse_formats::csv_profile::CsvEncoding::Gbk => GBK.decode(&out).0.into_owned(),
+            disburse_formats::bank_csv::CsvEncoding::Utf8 => String::from_utf8(out).unwrap(),
+            disburse_formats::bank_csv::CsvEncoding::Gbk => GBK.decode(&out).0.into_owned(),
         };
         assert!(!text.contains('\''), "{text}");
         assert!(

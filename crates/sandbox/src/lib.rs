@@ -50,6 +50,7 @@ mod camt054;
 mod config;
 mod error;
 mod pain002;
+mod paper_statement;
 mod plan;
 mod util;
 mod xml;
@@ -64,6 +65,7 @@ pub use camt054::{write_camt054, CAMT054_NAMESPACE};
 pub use config::{OutcomeKind, OutcomeMix, SandboxConfig};
 pub use error::SandboxError;
 pub use pain002::{write_pain002, ORIGINAL_MESSAGE_NAME, PAIN002_NAMESPACE};
+pub use paper_statement::{write_paper_statement, PaperBooking};
 pub use plan::{plan, Answer, BankPlan, PlannedAnswer, PlannedTransfer};
 
 /// The name the sandbox bank gives itself in its files.

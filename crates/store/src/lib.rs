@@ -9,6 +9,7 @@ mod claims;
 mod plans;
 pub mod rows;
 pub mod service;
+mod statements;
 mod sums;
 pub mod testing;
 mod tx;
@@ -24,6 +25,7 @@ use sqlx::{AnyPool, Executor, Row};
 pub use claims::Claim;
 pub use plans::QueryPlan;
 pub use rows::*;
+pub use statements::StatementKey;
 pub use tx::{NewAuditEvent, WriteTx};
 pub use verify::{BalanceRowOff, LedgerCheck, TamperFinding};
 

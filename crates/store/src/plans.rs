@@ -6,6 +6,11 @@
 use sqlx::{Executor, Row};
 
 use crate::rows::*;
+use crate::statements::{
+    CHANNEL_BATCHES_BY_CONTROL_SUMS, CHANNEL_BATCHES_BY_MESSAGE_IDS,
+    CHANNEL_PAYOUTS_BY_BANK_REFERENCES, CHANNEL_PAYOUTS_BY_NUMBERS, PAID_OF_BATCHES,
+    PREVIOUS_STATEMENT, STATEMENT_ALREADY_IMPORTED,
+};
 use crate::tx::{OPEN_EXCEPTION_OF_FACT, OPEN_PAYOUTS_OF_AMOUNT, PAYOUTS_BY_BANK_REFERENCE};
 use crate::{bind_all, Backend, Bind, Db, Result};
 
@@ -95,6 +100,44 @@ fn hot_queries() -> Vec<(&'static str, String, Vec<Bind>)> {
                 PayoutRow::SELECT
             ),
             vec![Bind::Int(1)],
+        ),
+        (
+            "a statement chunk's payouts by number",
+            format!("{} {CHANNEL_PAYOUTS_BY_NUMBERS}($2, $3)", PayoutRow::SELECT),
+            vec![t("sepa-file"), t("PO0000000001"), t("PO0000000002")],
+        ),
+        (
+            "a statement chunk's payouts by the bank's reference",
+            format!(
+                "{} {CHANNEL_PAYOUTS_BY_BANK_REFERENCES}($2, $3)",
+                PayoutRow::SELECT
+            ),
+            vec![t("sepa-file"), t("R1"), t("R2")],
+        ),
+        (
+            "a statement chunk's batches by message id",
+            format!("{} {CHANNEL_BATCHES_BY_MESSAGE_IDS}($2)", BatchRow::SELECT),
+            vec![t("sepa-file"), t("DSB-sepa-file-00000001")],
+        ),
+        (
+            "a statement chunk's batches by control sum",
+            format!("{} {CHANNEL_BATCHES_BY_CONTROL_SUMS}($3)", BatchRow::SELECT),
+            vec![t("sepa-file"), t("EUR"), Bind::Int(10000)],
+        ),
+        (
+            "what a statement chunk's batches paid",
+            format!("{PAID_OF_BATCHES}($1) GROUP BY batch_id"),
+            vec![Bind::Int(1)],
+        ),
+        (
+            "a statement imported before",
+            format!("{} {STATEMENT_ALREADY_IMPORTED}", StatementRow::SELECT),
+            vec![t("00"), t("00"), Bind::Int(1), t(""), t(""), t("sepa-file")],
+        ),
+        (
+            "the statement before in the account's sequence",
+            format!("{} {PREVIOUS_STATEMENT}", StatementRow::SELECT),
+            vec![t("00"), Bind::Int(2), t("sepa-file")],
         ),
         (
             "an import's claim",

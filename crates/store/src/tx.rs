@@ -72,8 +72,16 @@ struct Balance {
     changed: bool,
 }
 
-/// Tables written only by appending; their rows are buffered until a read needs them or commit.
-const APPEND_ONLY: [&str; 4] = ["journals", "journal_lines", "outbox", "audit_events"];
+/// Tables whose inserts are buffered until a read needs them or commit: the append-only ones,
+/// and statement entries (written by the million in one import; decided later, one by one, in
+/// transactions of their own).
+const BUFFERED: [&str; 5] = [
+    "journals",
+    "journal_lines",
+    "outbox",
+    "audit_events",
+    "statement_entries",
+];
 /// Tables whose rows the transaction keeps as it last saw them, answering reads by key.
 const CACHED: [&str; 4] = ["payouts", "orders", "merchants", "batches"];
 /// Cached tables whose updates wait to be written set-based (the hot rows of an import).
@@ -255,7 +263,7 @@ impl<'c> WriteTx<'c> {
             self.post(&line.account, &line.currency, line.amount_minor)
                 .await?;
         }
-        if APPEND_ONLY.contains(&T::TABLE) {
+        if BUFFERED.contains(&T::TABLE) {
             self.append(
                 T::TABLE,
                 format!("INSERT INTO {} ({})", T::TABLE, names.join(", ")),
@@ -431,6 +439,10 @@ impl<'c> WriteTx<'c> {
             self.pending.push(row.digest());
             return Ok(());
         }
+        if BUFFERED.contains(&T::TABLE) {
+            // The row may still be waiting in the buffer.
+            self.flush_appends().await?;
+        }
         let sets: Vec<String> = cols
             .iter()
             .enumerate()
@@ -461,6 +473,9 @@ impl<'c> WriteTx<'c> {
     /// absent from then on.
     pub async fn delete<T: Tracked>(&mut self, row: &T) -> Result<()> {
         self.flush_updates().await?;
+        if BUFFERED.contains(&T::TABLE) {
+            self.flush_appends().await?;
+        }
         self.cache.remove(&(T::TABLE, row.key()));
         let cols = row.columns();
         let sql = format!("DELETE FROM {} WHERE {} = $1", T::TABLE, cols[0].0);
@@ -766,7 +781,7 @@ impl<'c> WriteTx<'c> {
         if DEFERRED.iter().any(|t| names(t)) {
             self.flush_updates().await?;
         }
-        if APPEND_ONLY.iter().any(|t| names(t)) {
+        if BUFFERED.iter().any(|t| names(t)) {
             self.flush_appends().await?;
         }
         if names("account_balances") {

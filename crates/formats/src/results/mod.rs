@@ -8,7 +8,7 @@
 //!
 //! Use [`detect`] on the first bytes of a file to learn what it is, then [`read_xml_results`]
 //! (or [`read_pain002`], [`read_camt054`], [`read_camt053`] to insist on one kind) or
-//! [`crate::csv_profile::read_csv_results`].
+//! [`crate::bank_csv::read_csv_results`].
 //!
 //! Records are yielded as they are read. A file can still turn out broken at its end (a
 //! [`ReadError::File`] item): a caller that applies all-or-nothing should read to the end before
@@ -189,7 +189,7 @@ pub enum Detected {
     Camt053 {
         version: CamtVersion,
     },
-    /// Not XML: the caller must supply a [`crate::csv_profile::CsvProfile`].
+    /// Not XML: the caller must supply a [`crate::bank_csv::CsvProfile`].
     Csv,
 }
 
