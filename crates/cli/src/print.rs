@@ -627,16 +627,164 @@ fn html_escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// The report as one self-contained HTML page (no scripts, no outside resources).
+/// The report as one self-contained HTML page an auditor can read (no scripts, no outside
+/// resources): each section of the text report as a table, every value escaped.
 pub fn reconciliation_html(r: &disburse_engine::Reconciliation) -> String {
-    let text = reconciliation(r);
+    use std::fmt::Write as _;
+    let ccy = r.currency.clone().unwrap_or_default();
+    let e = |s: &str| html_escape(s);
+    let money = |m: i64| format!("{} {}", minor(m, &ccy), e(&ccy));
+    let mut h = String::new();
+    let table = |h: &mut String, id: &str, head: &[&str], rows: Vec<Vec<String>>| {
+        if rows.is_empty() {
+            let _ = write!(h, "<p id=\"{id}\" class=\"none\">None.</p>");
+            return;
+        }
+        let _ = write!(h, "<table id=\"{id}\"><thead><tr>");
+        for c in head {
+            let _ = write!(h, "<th>{c}</th>");
+        }
+        h.push_str("</tr></thead><tbody>");
+        for row in rows {
+            h.push_str("<tr>");
+            for c in row {
+                let _ = write!(h, "<td>{c}</td>");
+            }
+            h.push_str("</tr>");
+        }
+        h.push_str("</tbody></table>");
+    };
+    let _ = write!(
+        h,
+        "<h1>Reconciliation of channel {}</h1><p>As of {}; amounts in {}.</p>",
+        e(&r.channel),
+        e(&r.as_of),
+        e(&ccy)
+    );
+    h.push_str("<h2>Statements and their continuity</h2>");
+    table(
+        &mut h,
+        "statements",
+        &[
+            "Sequence", "From", "To", "Opening", "Closing", "Entries", "File",
+        ],
+        r.statements
+            .iter()
+            .map(|s| {
+                vec![
+                    s.electronic_sequence.map_or("-".into(), |n| n.to_string()),
+                    e(s.from.as_deref().unwrap_or("?")),
+                    e(s.to.as_deref().unwrap_or("?")),
+                    money(s.opening_minor),
+                    money(s.closing_minor),
+                    s.entries.to_string(),
+                    e(&s.file_name),
+                ]
+            })
+            .collect(),
+    );
+    let _ = write!(
+        h,
+        "<h2>Matched</h2><p id=\"matched\">{} entries, {}; the bank's fees {} (booked to the channel's fees account, never to a payout).</p>",
+        r.matched,
+        money(r.matched_minor),
+        money(r.fees_minor)
+    );
+    let entries = |list: &[disburse_engine::EntryLine]| -> Vec<Vec<String>> {
+        list.iter()
+            .map(|x| {
+                vec![
+                    x.entry.to_string(),
+                    x.statement.to_string(),
+                    x.line.to_string(),
+                    money(x.amount_minor),
+                    e(&x.note),
+                ]
+            })
+            .collect()
+    };
+    h.push_str("<h2>Suggested: a person confirms or rejects</h2>");
+    table(
+        &mut h,
+        "suggested",
+        &["Entry", "Statement", "Line", "Amount", "Why"],
+        entries(&r.suggested),
+    );
+    h.push_str("<h2>On the statement only</h2>");
+    table(
+        &mut h,
+        "unmatched",
+        &["Entry", "Statement", "Line", "Amount", "Why"],
+        entries(&r.unmatched),
+    );
+    let _ = write!(
+        h,
+        "<h2>In our books only: paid, on no statement after {} business days</h2>",
+        disburse_engine::NOT_ON_STATEMENT_AFTER_DAYS
+    );
+    table(
+        &mut h,
+        "books-only",
+        &["Payout", "Paid", "Succeeded at"],
+        r.not_on_any_statement
+            .iter()
+            .map(|p| vec![e(&p.payout_no), money(p.paid_minor), e(&p.succeeded_at)])
+            .collect(),
+    );
+    if r.presumed_paid_confirmed + r.presumed_paid_unconfirmed > 0 {
+        let _ = write!(
+            h,
+            "<p id=\"presumed\">Presumed paid (the bank reports only failures): {} proven by a statement; {} on no statement past the grace period — the bank may not have paid them: ask it.</p>",
+            r.presumed_paid_confirmed, r.presumed_paid_unconfirmed
+        );
+    }
+    h.push_str("<h2>The books against the bank</h2>");
+    match &r.books_vs_bank {
+        Some(b) => table(
+            &mut h,
+            "books-vs-bank",
+            &["", "Amount"],
+            vec![
+                vec![
+                    "The statements moved (last closing − first opening)".into(),
+                    money(b.bank_movement_minor),
+                ],
+                vec![
+                    "Our books moved (the channel's bank account)".into(),
+                    money(b.books_movement_minor),
+                ],
+                vec!["Difference".into(), money(b.difference_minor)],
+                vec![
+                    "explained: entries on the statement only".into(),
+                    money(b.explained_by_statement_only_minor),
+                ],
+                vec![
+                    "explained: payouts in our books only".into(),
+                    money(b.explained_by_books_only_minor),
+                ],
+                vec![
+                    "<strong>Unexplained</strong>".into(),
+                    format!("<strong>{}</strong>", money(b.unexplained_minor)),
+                ],
+            ],
+        ),
+        None => h.push_str("<p>No statement yet.</p>"),
+    }
+    h.push_str("<h2>Open statement exceptions</h2>");
+    table(
+        &mut h,
+        "exceptions",
+        &["Kind", "What it asks"],
+        r.open_exceptions
+            .iter()
+            .map(|(k, why)| vec![e(k), e(why)])
+            .collect(),
+    );
     format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Reconciliation {}</title>\
-         <style>body{{font-family:sans-serif;margin:2em}}pre{{background:#f6f6f6;padding:1em}}</style></head>\
-         <body><h1>Reconciliation of channel {}</h1><p>As of {}</p><pre>{}</pre></body></html>\n",
-        html_escape(&r.channel),
-        html_escape(&r.channel),
-        html_escape(&r.as_of),
-        html_escape(&text)
+         <style>body{{font-family:sans-serif;margin:2em;max-width:72em}}table{{border-collapse:collapse;margin:.5em 0}}\
+         td,th{{border:1px solid #bbb;padding:.25em .6em;text-align:left}}td:nth-child(n){{vertical-align:top}}\
+         .none{{color:#666}}</style></head><body>{h}</body></html>\n",
+        e(&r.channel)
     )
 }

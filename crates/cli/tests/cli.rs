@@ -594,4 +594,26 @@ async fn a_statement_is_imported_and_the_channel_reconciled() {
         "our account is never shown in clear"
     );
     assert!(!report.to_string().contains("FI7433010001222090"));
+    // Each section a table an auditor reads: the three debits nobody ordered, the books against
+    // the bank with what is left unexplained.
+    let section = |id: &str| -> String {
+        let start = page
+            .find(&format!("<table id=\"{id}\">"))
+            .unwrap_or_else(|| panic!("no table {id}: {page}"));
+        let end = page[start..].find("</table>").unwrap() + start;
+        page[start..end].to_string()
+    };
+    assert_eq!(section("unmatched").matches("<tr>").count(), 1 + 3);
+    assert!(section("books-vs-bank").contains("Unexplained"));
+    assert!(section("statements").contains("camt053-v02-fi-fkl-statement.xml"));
+
+    // A CSV statement, by the channel's statement profile.
+    let csv = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../crates/formats/profiles/englishbank-statement.csv"
+    );
+    let text = cli.ok(&["statements", "import", csv, "--channel", "eb-csv"]);
+    assert!(text.contains("5 entries"), "{text}");
+    assert!(text.contains("fee: 1"), "{text}");
+    assert!(!text.contains("GB33BUKB20201555555555"), "{text}");
 }
