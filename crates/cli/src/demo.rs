@@ -692,7 +692,7 @@ async fn paper_statement(
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "  {channel}: CSV statement of {} entries: {} matched, {} suggested for a person ({});",
+        "  {channel}: CSV statement of {} entries: {} matched, {} suggested for a person ({}); raised: {};",
         imported.entries,
         r.matched,
         r.suggested.len(),
@@ -700,7 +700,17 @@ async fn paper_statement(
             .iter()
             .map(|e| e.note.as_str())
             .collect::<Vec<_>>()
-            .join("; ")
+            .join("; "),
+        if imported.exceptions.is_empty() {
+            "none".to_string()
+        } else {
+            imported
+                .exceptions
+                .iter()
+                .map(|(k, _)| k.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
     );
     let _ = writeln!(
         out,

@@ -479,6 +479,18 @@ fn demo_plays_the_situations_and_leaves_the_books_balanced_and_verified() {
             && !text.contains("and 0 partial return(s)"),
         "{text}"
     );
+    // The paper bank's CSV statement proves silent payouts presumed paid.
+    let paper = text
+        .split("mm-paper: CSV statement of")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no paper statement: {text}"));
+    let proven: u64 = paper
+        .split("silent payouts presumed paid: ")
+        .nth(1)
+        .and_then(|rest| rest.split(" proven").next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no paper statement line: {text}"));
+    assert!(proven > 0, "{text}");
     // The batch files it sent are real: the pain.001s validate where xmllint is available.
     let outbox = dir.join("run/bank/sepa-file/outbox");
     let files: Vec<_> = std::fs::read_dir(&outbox)

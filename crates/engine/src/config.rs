@@ -75,6 +75,7 @@ struct RawChannel {
     inbox_dir: Option<PathBuf>,
     csv_profile: Option<String>,
     statement_profile: Option<String>,
+    statement_tolerance_bps: Option<u32>,
     #[serde(default)]
     auto_retry_on_account_fix: bool,
     debtor: Option<Debtor>,
@@ -202,6 +203,9 @@ pub struct Channel {
     /// The layout of the bank's CSV account statements (a built-in name or a profile file);
     /// without it, the channel's statements are camt.053.
     pub statement_profile: Option<String>,
+    /// Statement matching: a debit whose amount differs from what our books hold by at most this
+    /// many basis points is suggested for a person; beyond, raised (default 500: 5%).
+    pub statement_tolerance_bps: u32,
     pub auto_retry_on_account_fix: bool,
     pub debtor: Debtor,
     /// Set exactly for `http-api` channels.
@@ -224,6 +228,9 @@ pub struct Config {
 
 /// The built-in channels: a SEPA file bank, a Chinese CSV bank, a Myanmar paper bank that reports
 /// only failures, and a sandbox API bank for everything else.
+/// Statement matching tolerance when a channel sets none: 5%.
+pub const STATEMENT_TOLERANCE_BPS: u32 = 500;
+
 pub const DEFAULT_CONFIG: &str = include_str!("../../../disburse.example.toml");
 
 impl Config {
@@ -316,6 +323,14 @@ impl Config {
             if c.kind == ChannelKind::Csv && c.csv_profile.is_none() {
                 return Err(err("csv_profile", "a csv channel needs a profile".into()));
             }
+            let statement_tolerance_bps =
+                c.statement_tolerance_bps.unwrap_or(STATEMENT_TOLERANCE_BPS);
+            if statement_tolerance_bps > 10_000 {
+                return Err(err(
+                    "statement_tolerance_bps",
+                    format!("{statement_tolerance_bps}: at most 10000 (100%)"),
+                ));
+            }
             if let Some(name) = &c.statement_profile {
                 crate::statements::statement_profile(name)
                     .map_err(|e| err("statement_profile", e.to_string()))?;
@@ -395,6 +410,7 @@ impl Config {
                 batch_size_max,
                 csv_profile: c.csv_profile.clone(),
                 statement_profile: c.statement_profile.clone(),
+                statement_tolerance_bps,
                 auto_retry_on_account_fix: c.auto_retry_on_account_fix,
                 api,
             });

@@ -46,7 +46,7 @@ pub use orders::{OrderRef, WithdrawOutcome, WithdrawRequest};
 pub use payouts::parse_value_date;
 pub use payouts::{ApplyOutcome, PayoutStart, ResultSource, SweepReport};
 pub use statements::{
-    match_entry, statement_profile, EntryFacts, EntryLine, EntryMatch, Reconciliation,
+    match_entry, statement_profile, EntryFacts, EntryLine, EntryMatch, MatchRules, Reconciliation,
     StatementSummary, NOT_ON_STATEMENT_AFTER_DAYS, STATEMENT_CHUNK_ENTRIES,
 };
 pub use views::{MerchantView, OrderView};

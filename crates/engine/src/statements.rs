@@ -90,11 +90,28 @@ fn outcome(status: &'static str, rule: Option<&'static str>, note: String) -> En
     }
 }
 
+/// A channel's tolerance rules for statement matching (`statement_tolerance_bps`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MatchRules {
+    /// A debit naming a payout (or a batch) whose amount differs from what our books hold by at
+    /// most this many basis points of it is *suggested* for a person; beyond, it is unmatched and
+    /// raised as `statement_amount_differs`. An equal amount always matches.
+    pub amount_tolerance_bps: u32,
+}
+
+impl MatchRules {
+    /// Whether `moved` is within the tolerance of `expected` (both minor units).
+    fn within(self, moved: i64, expected: i64) -> bool {
+        let diff = (i128::from(moved) - i128::from(expected)).abs();
+        diff * 10_000 <= i128::from(expected).abs() * i128::from(self.amount_tolerance_bps)
+    }
+}
+
 /// Decides the match of one entry. Strong rules (end-to-end id, the batch's own id, the bank's
 /// reference) match; a weaker one (a control sum alone, an amount that differs) is only
 /// *suggested*, for a person to confirm. Money that left with nothing of ours behind it is the
 /// most serious exception there is.
-pub fn match_entry(entry: &StatementEntry, facts: &EntryFacts) -> EntryMatch {
+pub fn match_entry(entry: &StatementEntry, facts: &EntryFacts, rules: MatchRules) -> EntryMatch {
     let moved = -entry.amount.amount_minor();
     let ccy = entry.amount.currency();
     if !entry.booked {
@@ -144,15 +161,36 @@ pub fn match_entry(entry: &StatementEntry, facts: &EntryFacts) -> EntryMatch {
             "succeeded" if *minor == moved => {
                 outcome("matched", Some(rule), format!("payout {no}"))
             }
-            "succeeded" => outcome(
+            "succeeded" if rules.within(moved, *minor) => outcome(
                 "suggested",
                 Some(rule),
                 format!(
-                    "payout {no} is recorded paid {}, the statement debits {}",
+                    "payout {no} is recorded paid {}, the statement debits {} (within the channel's tolerance)",
                     minor_text(*minor, ccy),
                     minor_text(moved, ccy)
                 ),
             ),
+            "succeeded" => {
+                let mut m = outcome(
+                    "unmatched",
+                    Some(rule),
+                    format!(
+                        "payout {no} is recorded paid {}, the statement debits {}: beyond the channel's tolerance",
+                        minor_text(*minor, ccy),
+                        minor_text(moved, ccy)
+                    ),
+                );
+                m.exception = Some((
+                    "statement_amount_differs",
+                    format!(
+                        "the bank debited {} for payout {no}, which our books hold paid {}: ask the bank; \
+                         if it paid another amount, correct the payout and settle the difference with the merchant",
+                        minor_text(moved, ccy),
+                        minor_text(*minor, ccy)
+                    ),
+                ));
+                m
+            }
             "failed" | "returned" | "cancelled" => {
                 let mut m = outcome(
                     "unmatched",
@@ -194,16 +232,38 @@ pub fn match_entry(entry: &StatementEntry, facts: &EntryFacts) -> EntryMatch {
                 Some("batch_id"),
                 format!("batch {id} booked as one debit of what it paid"),
             )
-        } else {
+        } else if rules.within(moved, facts.batch_paid_minor.unwrap_or(sum))
+            || rules.within(moved, sum)
+        {
             outcome(
                 "suggested",
                 Some("batch_id"),
                 format!(
-                    "batch {id} (control sum {}) booked as {}",
+                    "batch {id} (control sum {}) booked as {} (within the channel's tolerance)",
                     minor_text(sum, ccy),
                     minor_text(moved, ccy)
                 ),
             )
+        } else {
+            let mut m = outcome(
+                "unmatched",
+                Some("batch_id"),
+                format!(
+                    "batch {id} (control sum {}) booked as {}: beyond the channel's tolerance",
+                    minor_text(sum, ccy),
+                    minor_text(moved, ccy)
+                ),
+            );
+            m.exception = Some((
+                "statement_amount_differs",
+                format!(
+                    "the bank debited {} for batch {id}, whose control sum is {} and of which our books hold {} paid: ask the bank",
+                    minor_text(moved, ccy),
+                    minor_text(sum, ccy),
+                    minor_text(facts.batch_paid_minor.unwrap_or(0), ccy)
+                ),
+            ));
+            m
         };
         m.batch_id = Some(id);
         return m;
@@ -556,6 +616,9 @@ impl Engine {
             actor,
             summary: &mut summary,
             fees: BTreeMap::new(),
+            rules: MatchRules {
+                amount_tolerance_bps: channel.statement_tolerance_bps,
+            },
         };
         for (kind, reason) in continuity {
             importing.raise(&mut tx, kind, reason, line, None).await?;
@@ -1051,6 +1114,7 @@ struct StatementImport<'a> {
     summary: &'a mut StatementSummary,
     /// The bank's charges by currency, booked once at the end.
     fees: BTreeMap<Currency, i64>,
+    rules: MatchRules,
 }
 
 impl StatementImport<'_> {
@@ -1113,7 +1177,7 @@ impl StatementImport<'_> {
                 ));
                 m
             } else {
-                match_entry(e, &facts.of(e))
+                match_entry(e, &facts.of(e), self.rules)
             };
             if m.status == "fee" {
                 let f = self.fees.entry(e.amount.currency()).or_default();
@@ -1195,5 +1259,76 @@ mod tests {
         assert_eq!(business_days_between(d(11, 6), d(11, 11)), 3);
         assert_eq!(business_days_between(d(11, 9), d(11, 9)), 0);
         assert_eq!(business_days_between(d(11, 7), d(11, 8)), 0, "a weekend");
+    }
+
+    fn debit(minor: i64) -> StatementEntry {
+        StatementEntry {
+            line: 7,
+            amount: Money::from_minor(-minor, Currency::Eur),
+            booked: true,
+            booking_date: None,
+            value_date: None,
+            bank_reference: None,
+            kind: EntryKind::Payment,
+            batch: None,
+            end_to_end_id: Some("PO1".into()),
+            transactions: 1,
+        }
+    }
+
+    fn paid(minor: i64) -> EntryFacts {
+        EntryFacts {
+            by_end_to_end_id: Some(("PO1".into(), "succeeded".into(), minor)),
+            ..EntryFacts::default()
+        }
+    }
+
+    #[test]
+    fn the_channels_tolerance_decides_suggested_or_raised() {
+        let five_percent = MatchRules {
+            amount_tolerance_bps: 500,
+        };
+        let exact = MatchRules {
+            amount_tolerance_bps: 0,
+        };
+        // Equal: matched, whatever the tolerance.
+        assert_eq!(
+            match_entry(&debit(10_000), &paid(10_000), exact).status,
+            "matched"
+        );
+        // 5.00 on 100.00 is 5%: suggested for a person; 5.01 is beyond.
+        let m = match_entry(&debit(10_500), &paid(10_000), five_percent);
+        assert_eq!(
+            (m.status, m.exception.is_none()),
+            ("suggested", true),
+            "{m:?}"
+        );
+        let m = match_entry(&debit(10_501), &paid(10_000), five_percent);
+        assert_eq!(m.status, "unmatched", "{m:?}");
+        let (kind, what) = m.exception.expect("raised");
+        assert_eq!(kind, "statement_amount_differs");
+        assert!(what.contains("105.01") && what.contains("100.00"), "{what}");
+        // A tolerance of zero raises any difference, a cent too.
+        let m = match_entry(&debit(10_001), &paid(10_000), exact);
+        assert_eq!(m.exception.map(|e| e.0), Some("statement_amount_differs"));
+        // The same rule for a whole batch booked as one debit.
+        let mut batch = debit(30_600);
+        batch.end_to_end_id = None;
+        batch.transactions = 0;
+        let facts = EntryFacts {
+            by_batch_id: Some((3, 30_000)),
+            batch_paid_minor: Some(30_000),
+            ..EntryFacts::default()
+        };
+        assert_eq!(
+            match_entry(&batch, &facts, five_percent).status,
+            "suggested"
+        );
+        let raised = match_entry(&batch, &facts, exact);
+        assert_eq!(
+            raised.exception.map(|e| e.0),
+            Some("statement_amount_differs")
+        );
+        assert_eq!(raised.batch_id, Some(3));
     }
 }
