@@ -452,6 +452,10 @@ pub async fn serve_configured(
     for path in disburse_store::service::restrict_sqlite_files(engine.db()).await? {
         tracing::info!(file = %path.display(), "database file made owner-only (0600)");
     }
+    if opts.api {
+        // Result files previewed in the console and never applied, left by an earlier run.
+        console::remove_stale_uploads();
+    }
     settings.dispatcher.url_policy = service.webhooks.clone();
     let (stop, stopped) = watch::channel(false);
     let stop = Arc::new(stop);

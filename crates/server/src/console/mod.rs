@@ -20,6 +20,8 @@ mod pages;
 mod results;
 pub mod session;
 
+pub use files::remove_stale_uploads;
+
 use std::collections::HashMap;
 
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
