@@ -46,7 +46,7 @@ pub use orders::{OrderRef, WithdrawOutcome, WithdrawRequest};
 pub use payouts::parse_value_date;
 pub use payouts::{ApplyOutcome, PayoutStart, ResultSource, SweepReport};
 pub use statements::{
-    match_entry, EntryFacts, EntryMatch, Reconciliation, StatementSummary,
+    match_entry, EntryFacts, EntryLine, EntryMatch, Reconciliation, StatementSummary,
     NOT_ON_STATEMENT_AFTER_DAYS,
 };
 pub use views::{MerchantView, OrderView};

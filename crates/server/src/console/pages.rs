@@ -62,6 +62,7 @@ pub(super) fn layout(
                             a href="/console/corrections" { (tr(lang, T::Corrections)) }
                             a href="/console/discrepancies" { (tr(lang, T::Discrepancies)) }
                             a href="/console/batches" { (tr(lang, T::BatchesAndFiles)) }
+                            a href="/console/reconciliation" { (tr(lang, T::Reconciliation)) }
                             a href="/console/merchants" { (tr(lang, T::Merchants)) }
                             a href="/console/audit" { (tr(lang, T::Audit)) }
                             a href="/console/ledger" { (tr(lang, T::Ledger)) }
