@@ -150,6 +150,16 @@ fn item_action(lang: Lang, i: &ExceptionItem) -> Option<(String, &'static str)> 
                 tr(lang, T::ProposeCorrection),
             )
         }),
+        "waiting_for_account_fix" => i.merchant.as_ref().map(|m| {
+            (
+                format!("{}#fix", super::merchants::merchant_href(m)),
+                tr(lang, T::FixAccount),
+            )
+        }),
+        k if k.starts_with("discrepancy_") => Some((
+            "/console/discrepancies".to_string(),
+            tr(lang, T::Discrepancies),
+        )),
         _ => None,
     }
 }
