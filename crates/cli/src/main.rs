@@ -660,8 +660,26 @@ enum DiscrepancyCmd {
 enum ExceptionsCmd {
     /// Everything waiting for a person, with age, amount and the action it needs.
     List,
-    /// One item of the list.
+    /// One item of the list, with who has claimed it and its comments and notes.
     Show { id: String },
+    /// Take an item (as --operator): the queue shows who works on it, and nobody else claims
+    /// or handles it until it is released or handled.
+    Claim { id: String },
+    /// Give a claimed item back (its claimant, or an admin).
+    Release { id: String },
+    /// Comment on an item, for whoever looks at it next.
+    Comment {
+        id: String,
+        #[arg(long)]
+        note: String,
+    },
+    /// Mark an item handled, saying what was done (the claim ends with it). The item leaves
+    /// the queue when its condition ends.
+    Handle {
+        id: String,
+        #[arg(long)]
+        note: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -849,6 +867,18 @@ async fn open_engine(cli: &Cli, create_key: bool) -> Result<Engine, Failure> {
         .with_context(|| format!("opening database {}", redact_url(&cli.db)))?
         .with_chain_key(chain_key);
     Ok(Engine::new(db, config, key))
+}
+
+/// A queue item's comment or handled note, as `--json` shows it.
+fn note_json(row: &disburse_store::ExceptionNoteRow) -> serde_json::Value {
+    serde_json::json!({
+        "id": row.id,
+        "item_id": row.item_id,
+        "kind": row.kind,
+        "note": row.note,
+        "written_by": row.written_by,
+        "written_at": row.written_at,
+    })
 }
 
 /// A database URL without its password, for messages.
@@ -1754,8 +1784,64 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
                     id: id.clone(),
                 })
             })?;
-            ctx.out(&item, || {
-                serde_json::to_string_pretty(&item).unwrap_or_default()
+            let work = engine
+                .exception_work()
+                .await?
+                .remove(&item.id)
+                .unwrap_or_default();
+            // The item as before, with what people have done about it beside it.
+            let mut shown = serde_json::to_value(&item).unwrap_or_default();
+            if let Some(o) = shown.as_object_mut() {
+                o.insert(
+                    "work".into(),
+                    serde_json::to_value(&work).unwrap_or_default(),
+                );
+            }
+            ctx.out(&shown, || {
+                serde_json::to_string_pretty(&shown).unwrap_or_default()
+            });
+        }
+        Command::Exceptions(ExceptionsCmd::Claim { id }) => {
+            let engine = open_engine(&cli, false).await?;
+            let row = engine.claim_exception(id, ctx.as_of, &operator).await?;
+            let shown = serde_json::json!({"item_id": row.item_id, "claimed_by": row.claimed_by, "claimed_at": row.claimed_at});
+            ctx.out(&shown, || {
+                format!(
+                    "{} claimed by {} since {}",
+                    row.item_id, row.claimed_by, row.claimed_at
+                )
+            });
+        }
+        Command::Exceptions(ExceptionsCmd::Release { id }) => {
+            let engine = open_engine(&cli, false).await?;
+            engine.release_exception(id, ctx.as_of, &operator).await?;
+            let done = serde_json::json!({"item_id": id.trim(), "released_by": operator.as_str()});
+            ctx.out(&done, || format!("{} released by {operator}", id.trim()));
+        }
+        Command::Exceptions(ExceptionsCmd::Comment { id, note }) => {
+            let engine = open_engine(&cli, false).await?;
+            let row = engine
+                .comment_exception(id, note, ctx.as_of, &operator)
+                .await?;
+            let shown = note_json(&row);
+            ctx.out(&shown, || {
+                format!(
+                    "comment {} on {} by {}",
+                    row.id, row.item_id, row.written_by
+                )
+            });
+        }
+        Command::Exceptions(ExceptionsCmd::Handle { id, note }) => {
+            let engine = open_engine(&cli, false).await?;
+            let row = engine
+                .handle_exception(id, note, ctx.as_of, &operator)
+                .await?;
+            let shown = note_json(&row);
+            ctx.out(&shown, || {
+                format!(
+                    "{} marked handled by {}: {} (it leaves the queue when its condition ends)",
+                    row.item_id, row.written_by, row.note
+                )
             });
         }
         Command::Sweep => {

@@ -40,6 +40,49 @@ impl Cli {
             .expect("run disburse")
     }
 
+    /// The same command as another person (`--operator NAME`).
+    fn run_as(&self, operator: &str, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_disburse"))
+            .current_dir(&self.dir)
+            .env_remove("DISBURSE_ACCOUNT_KEY")
+            .env_remove("DISBURSE_CONFIG")
+            .args([
+                "--db",
+                &self.db.url,
+                "--key-file",
+                self.key_file.to_str().unwrap(),
+            ])
+            .args(["--as-of", "2026-11-02T09:00:00Z", "--operator", operator])
+            .args(args)
+            .output()
+            .expect("run disburse")
+    }
+
+    /// `--json` output of a command that must succeed, as `operator`.
+    fn json_as(&self, operator: &str, args: &[&str]) -> serde_json::Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let out = self.run_as(operator, &all);
+        assert!(
+            out.status.success(),
+            "disburse {args:?} as {operator} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("json output")
+    }
+
+    /// A command that must be refused for `operator`, saying `why` on one line.
+    fn refused_as(&self, operator: &str, args: &[&str], why: &str) {
+        let out = self.run_as(operator, args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success(),
+            "disburse {args:?} as {operator} should fail"
+        );
+        assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
+        assert!(stderr.contains(why), "{args:?} as {operator}: {stderr}");
+    }
+
     fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args);
         assert!(
@@ -628,4 +671,124 @@ async fn a_statement_is_imported_and_the_channel_reconciled() {
     assert!(text.contains("5 entries"), "{text}");
     assert!(text.contains("fee: 1"), "{text}");
     assert!(!text.contains("GB33BUKB20201555555555"), "{text}");
+}
+
+/// The queue is worked from the CLI as from the console: claim, comment, release, handle, each
+/// attributed to `--operator`, and another person's claim refused.
+async fn queue_work(backend: TestBackend) {
+    let Some(cli) = Cli::new(backend, "queue_work").await else {
+        return;
+    };
+    cli.ok(&["init"]);
+    for (name, role) in [
+        ("alice", "admin"),
+        ("olga", "operator"),
+        ("bert", "approver"),
+        ("vera", "viewer"),
+    ] {
+        cli.ok(&["operator", "add", name, "--role", role]);
+    }
+    cli.ok(&["merchant", "add", "acme", "--name", "Acme GmbH"]);
+    cli.ok(&[
+        "merchant",
+        "account",
+        "set",
+        "acme",
+        "--holder",
+        "Acme GmbH",
+        "--iban",
+        "DE89370400440532013000",
+    ]);
+    cli.ok(&["fund", "acme", "100.00", "EUR"]);
+    cli.ok(&["withdraw", "acme", "W1", "50.00", "EUR"]);
+    let p = cli.json(&["payout", "create", "W1", "--channel", "sandbox-api"]);
+    let payout_no = p["payout_no"].as_str().unwrap().to_string();
+    cli.ok(&[
+        "payout",
+        "result",
+        &payout_no,
+        "rejected",
+        "--reason",
+        "AC04",
+        "--evidence",
+        "call",
+    ]);
+    let items = cli.json(&["exceptions", "list"]);
+    let item = items
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["order_no"] == "W1")
+        .expect("W1 in the queue")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    cli.refused_as(
+        "vera",
+        &["exceptions", "claim", &item],
+        "only operators and above",
+    );
+    let claimed = cli.json_as("olga", &["exceptions", "claim", &item]);
+    assert_eq!(claimed["claimed_by"], "olga");
+    assert_eq!(claimed["item_id"], item.as_str());
+    // Another person's claim: refused, naming who has it.
+    cli.refused_as("bert", &["exceptions", "claim", &item], "claimed by olga");
+    cli.refused_as("bert", &["exceptions", "release", &item], "claimed by olga");
+    cli.refused_as(
+        "bert",
+        &["exceptions", "handle", &item, "--note", "done"],
+        "claimed by olga",
+    );
+    let comment = cli.json_as(
+        "bert",
+        &[
+            "exceptions",
+            "comment",
+            &item,
+            "--note",
+            "the bank says the account is closed",
+        ],
+    );
+    assert_eq!(comment["kind"], "comment");
+    assert_eq!(comment["written_by"], "bert");
+    cli.refused_as(
+        "bert",
+        &["exceptions", "comment", &item, "--note", " "],
+        "note",
+    );
+    let text =
+        String::from_utf8(cli.run_as("olga", &["exceptions", "release", &item]).stdout).unwrap();
+    assert!(text.contains("released by olga"), "{text}");
+    let handled = cli.json_as(
+        "bert",
+        &[
+            "exceptions",
+            "handle",
+            &item,
+            "--note",
+            "asked the merchant for a new account",
+        ],
+    );
+    assert_eq!(handled["kind"], "handled");
+    // `show` says what people did: no claim left, the comment and the handled note.
+    let shown = cli.json(&["exceptions", "show", &item]);
+    assert_eq!(shown["id"], item.as_str());
+    assert!(shown["work"]["claimed"].is_null(), "{shown}");
+    let notes = shown["work"]["notes"].as_array().unwrap();
+    assert_eq!(notes.len(), 2, "{shown}");
+    assert_eq!(notes[1]["kind"], "handled");
+    assert_eq!(notes[1]["written_by"], "bert");
+    cli.refused_as("olga", &["exceptions", "claim", "E999999"], "E999999");
+    assert!(cli.run(&["audit", "verify"]).status.success());
+}
+
+#[tokio::test]
+async fn queue_work_sqlite() {
+    queue_work(TestBackend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn queue_work_postgres() {
+    queue_work(TestBackend::Postgres).await;
 }

@@ -9,14 +9,19 @@ console error; the overview draws its charts; a result file is uploaded, preview
 changes) and applied. Screenshots of each page go to SCREENSHOT_DIR. Exit 0 when every check holds.
 """
 
+import json
 import os
 import re
+import subprocess
 import sys
 import tempfile
+from decimal import Decimal
 
 from playwright.sync_api import expect, sync_playwright
 
 BASE, SHOTS, PASSWORD, PAYOUT, UPLOAD_PAYOUT, UPLOAD_MESSAGE = sys.argv[1:7]
+EXPIRED_PAYOUT, STATEMENT_FEE, STATEMENT_UNEXPLAINED = sys.argv[7:10]
+DISBURSE, DB_DIR = os.environ["DISBURSE_BIN"], os.environ["DISBURSE_DIR"]
 errors = []
 # While a step provokes a refusal on purpose, its one 403 is expected (and checked by the step).
 expecting_refusal = [False]
@@ -70,6 +75,81 @@ def post_form(page, action, fields):
         [action, fields],
     )
     page.wait_for_load_state()
+
+
+def bank(*args):
+    """The bank's side, with the CLI on the same database: batch files out, and the like."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DISBURSE_KEY_FILE", "DISBURSE_ACCOUNT_KEY", "DISBURSE_OPERATOR",
+                        "DISBURSE_CONFIG")}
+    env["DISBURSE_DB"] = "console.db"
+    out = subprocess.run([DISBURSE, "--json", *args], cwd=DB_DIR, env=env,
+                         capture_output=True, text=True)
+    assert out.returncode == 0, f"disburse {args}: {out.stderr}"
+    return json.loads(out.stdout)
+
+
+def eur(amount):
+    """How the console writes an amount of euros."""
+    return f"{Decimal(amount):.2f} EUR"
+
+
+def pain002_rejected(message, payout_no, code):
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<Document xmlns="urn:iso:std:iso:20022:tech:xsd:pain.002.001.10">
+  <CstmrPmtStsRpt>
+    <GrpHdr><MsgId>STS-{payout_no}</MsgId><CreDtTm>2026-11-05T10:00:00</CreDtTm></GrpHdr>
+    <OrgnlGrpInfAndSts><OrgnlMsgId>{message}</OrgnlMsgId><OrgnlMsgNmId>pain.001.001.09</OrgnlMsgNmId></OrgnlGrpInfAndSts>
+    <OrgnlPmtInfAndSts><OrgnlPmtInfId>{message}</OrgnlPmtInfId>
+      <TxInfAndSts><OrgnlEndToEndId>{payout_no}</OrgnlEndToEndId><TxSts>RJCT</TxSts>
+        <StsRsnInf><Rsn><Cd>{code}</Cd></Rsn><AddtlInf>Account closed</AddtlInf></StsRsnInf>
+      </TxInfAndSts>
+    </OrgnlPmtInfAndSts>
+  </CstmrPmtStsRpt>
+</Document>
+"""
+
+
+def camt054_booked(payout_no, amount, reference):
+    """A debit notification: what the bank booked (moved) for the payout."""
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.054.001.08">
+  <BkToCstmrDbtCdtNtfctn>
+    <GrpHdr><MsgId>NTF-{reference}</MsgId><CreDtTm>2026-11-06T18:00:00+00:00</CreDtTm></GrpHdr>
+    <Ntfctn><Id>NTF-{reference}</Id><CreDtTm>2026-11-06T18:00:00+00:00</CreDtTm>
+      <Acct><Id><IBAN>DE89370400440532013000</IBAN></Id></Acct>
+      <Ntry><Amt Ccy="EUR">{amount}</Amt><CdtDbtInd>DBIT</CdtDbtInd><Sts><Cd>BOOK</Cd></Sts>
+        <BookgDt><Dt>2026-11-06</Dt></BookgDt><AcctSvcrRef>{reference}</AcctSvcrRef>
+        <BkTxCd><Domn><Cd>PMNT</Cd><Fmly><Cd>ICDT</Cd><SubFmlyCd>ESCT</SubFmlyCd></Fmly></Domn></BkTxCd>
+        <NtryDtls><TxDtls><Refs><AcctSvcrRef>{reference}</AcctSvcrRef><EndToEndId>{payout_no}</EndToEndId></Refs>
+          <Amt Ccy="EUR">{amount}</Amt><CdtDbtInd>DBIT</CdtDbtInd></TxDtls></NtryDtls>
+      </Ntry>
+    </Ntfctn>
+  </BkToCstmrDbtCdtNtfctn>
+</Document>
+"""
+
+
+def upload(page, name, content):
+    """Uploads a result file on the batches page; returns at its preview."""
+    path = os.path.join(tempfile.mkdtemp(), name)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(content)
+    page.goto(f"{BASE}/console/batches")
+    page.set_input_files("input[name=file]", path)
+    page.click("#upload ~ form.card button[type=submit]")
+    expect(page.locator("h1")).to_have_text("Preview of a result file")
+
+
+def apply_upload(page, name):
+    page.click("#apply")
+    expect(page.locator("p.done")).to_contain_text(name)
+
+
+def balance(page, merchant, account):
+    """The merchant page's balance row of one of its accounts (empty when it is zero)."""
+    page.goto(f"{BASE}/console/merchants/{merchant}")
+    return page.locator("#balances tr", has_text=f"merchant:{merchant}:{account}")
 
 
 def refused(page, action, fields, expect_text, name):
@@ -270,6 +350,221 @@ with sync_playwright() as p:
     maker.goto(f"{BASE}/console/discrepancies")
     expect(maker.locator("h1")).to_have_text("Discrepancies")
     shot(maker, "discrepancies")
+
+    # ----------------------------------------------------------------------------------------
+    # Situation 1: failed because the account is wrong; the operator fixes it on the merchant
+    # page; the order is paid again as a new payout of the same order.
+    created = bank("withdraw", "gamma", "G1", "120.00", "EUR")
+    first = bank("payout", "create", "G1")["payout_no"]
+    batch = bank("batch", "create", "--channel", "sepa-file")["batch"]
+    assert batch["payout_count"] == 1, batch
+    upload(maker, "s1-pain002-AC04.xml", pain002_rejected(batch["message_id"], first, "AC04"))
+    expect(maker.locator(f"#preview-changes tr[data-subject='payout:{first}']")).to_contain_text(
+        "submitted → failed")
+    shot(maker, "s1-upload-rejected")
+    apply_upload(maker, "s1-pain002-AC04.xml")
+    # The queue says the order waits for the merchant's account, and links to the fix.
+    maker.goto(f"{BASE}/console/exceptions?merchant=gamma")
+    waiting = maker.locator("#exceptions tbody tr[data-kind=waiting_for_account_fix]")
+    expect(waiting).to_have_count(1)
+    expect(waiting).to_contain_text("G1")
+    expect(waiting).to_contain_text("AC04")
+    waiting.locator("a.button").click()
+    expect(maker).to_have_url(re.compile(r"/console/merchants/gamma#fix$"))
+    expect(maker.locator("#account-status")).to_have_text("needs_update")
+    maker.fill("#fix ~ form input[name=holder]", "gamma Ltd")
+    maker.fill("#fix ~ form input[name=iban]", "DE02120300000000202051")
+    maker.click("#fix ~ form button[type=submit]")
+    retried = maker.locator("p.done")
+    expect(retried).to_contain_text("PO")
+    second = re.search(r"PO\d{10}", retried.inner_text()).group(0)
+    assert second != first, (first, second)
+    expect(maker.locator("#account")).to_contain_text("****2051")
+    assert "DE02120300000000202051" not in maker.content(), "the typed account shown back"
+    shot(maker, "s1-merchant-fixed")
+    # The bank: the new payout goes out in the next file, and is booked in full.
+    batch = bank("batch", "create", "--channel", "sepa-file")["batch"]
+    assert batch["payout_count"] == 1 and batch["control_sum_minor"] == 12000, batch
+    booked = "120.00"
+    upload(maker, "s1-camt054-paid.xml", camt054_booked(second, booked, f"BOOK-{second}"))
+    expect(maker.locator(f"#preview-changes tr[data-subject='payout:{second}']")).to_contain_text(
+        "submitted → succeeded")
+    expect(maker.locator("#preview-postings")).to_contain_text(eur(booked))
+    apply_upload(maker, "s1-camt054-paid.xml")
+    # The checker looks the order up: one order number, both payouts, one timeline.
+    checker.goto(f"{BASE}/console/search?q=G1")
+    expect(checker).to_have_url(re.compile(r"/console/orders/gamma/G1"))
+    expect(checker.locator("p.summary b.state")).to_have_text("paid")
+    expect(checker.locator("#payouts tbody tr")).to_have_count(2)
+    expect(checker.locator(f"#payouts tr#{first} .state")).to_have_text("failed")
+    expect(checker.locator(f"#payouts tr#{first}")).to_contain_text("AC04")
+    expect(checker.locator(f"#payouts tr#{first}")).to_contain_text("****3000")
+    expect(checker.locator(f"#payouts tr#{second} .state")).to_have_text("succeeded")
+    expect(checker.locator(f"#payouts tr#{second} td.num").nth(1)).to_have_text(eur(booked))
+    expect(checker.locator(f"#payouts tr#{second}")).to_contain_text("****2051")
+    timeline = checker.locator("#timeline")
+    expect(timeline).to_contain_text("s1-pain002-AC04.xml")
+    expect(timeline).to_contain_text("s1-camt054-paid.xml")
+    expect(timeline).to_contain_text("payout.failed")
+    expect(timeline).to_contain_text("order.paid")
+    shot(checker, "s1-order-both-payouts")
+
+    # ----------------------------------------------------------------------------------------
+    # Situation 3: no result past the channel's deadline (the sweep ran seven days after it was
+    # sent): escalated, money still reserved, nothing paid again; the maker learns it was paid
+    # and proposes it, the checker approves; a late bank answer that disagrees is a conflict.
+    maker.goto(f"{BASE}/console/exceptions?kind=expired_payout")
+    item = maker.locator("#exceptions tbody tr[data-kind=expired_payout]", has_text=EXPIRED_PAYOUT)
+    expect(item).to_have_count(1)
+    expect(item).to_contain_text(eur("300.00"))
+    expect(item).to_contain_text("ask the bank")
+    shot(maker, "s3-expired")
+    reserved = balance(maker, "delta", "in_transit")
+    expect(reserved).to_contain_text(eur("300.00"))
+    maker.goto(f"{BASE}/console/search?q=D3")
+    expect(maker.locator("#payouts tbody tr")).to_have_count(1)  # nothing paid again
+    expect(maker.locator(f"#payouts tr#{EXPIRED_PAYOUT} .state")).to_have_text("expired")
+    maker.goto(f"{BASE}/console/exceptions?kind=expired_payout")
+    item.locator("a.button").click()
+    expect(maker.locator("input[name=payout_no]")).to_have_value(EXPIRED_PAYOUT)
+    maker.select_option("select[name=kind]", "confirm_succeeded")
+    maker.fill("input[name=amount]", "300.00")
+    maker.fill("input[name=bank_reference]", "BANK-CONF-D3")
+    maker.fill("textarea[name=reason]", "the bank confirmed on the phone that it paid")
+    maker.fill("textarea[name=evidence]", "call with the bank's desk, reference BANK-CONF-D3")
+    maker.click("form.card button[type=submit]")
+    expect(maker.locator("p.done")).to_have_text("Correction proposed.")
+    mine = maker.locator("#mine-list tr", has_text=EXPIRED_PAYOUT)
+    expect(mine).to_contain_text("proposed")
+    expect(mine.locator("button[name=approve]")).to_have_count(0)
+    correction = mine.get_attribute("data-correction")
+    checker.goto(f"{BASE}/console/corrections")
+    waiting = checker.locator(f"#waiting-list tr[data-correction='{correction}']")
+    expect(waiting).to_contain_text("olga")
+    expect(waiting).to_contain_text(EXPIRED_PAYOUT)
+    shot(checker, "s3-checker-approves")
+    waiting.locator("button[name=approve]").click()
+    expect(checker.locator("p.done")).to_have_text("更正已批准并生效。")
+    checker.goto(f"{BASE}/console/search?q={EXPIRED_PAYOUT}")
+    expect(checker.locator(f"#payouts tr#{EXPIRED_PAYOUT} .state")).to_have_text("succeeded")
+    expect(checker.locator(f"#payouts tr#{EXPIRED_PAYOUT}")).to_contain_text("BANK-CONF-D3")
+    expect(checker.locator("#timeline")).to_contain_text("payout.corrected.confirm_succeeded")
+    expect(balance(maker, "delta", "in_transit")).to_have_count(0)  # no longer in transit
+    # The bank's late notification books another amount: raised, not applied.
+    late = "290.00"
+    upload(maker, "s3-camt054-late.xml", camt054_booked(EXPIRED_PAYOUT, late, "LATE-D3"))
+    expect(maker.locator("#preview-exceptions")).to_contain_text("conflict")
+    expect(maker.locator("b[data-count=applied]")).to_have_text("0")
+    apply_upload(maker, "s3-camt054-late.xml")
+    maker.goto(f"{BASE}/console/exceptions?kind=conflict")
+    conflict = maker.locator("#exceptions tbody tr[data-kind=conflict]", has_text=EXPIRED_PAYOUT)
+    expect(conflict).to_have_count(1)
+    expect(conflict).to_contain_text(late)
+    expect(conflict).to_contain_text("s3-camt054-late.xml")
+    shot(maker, "s3-late-conflict")
+    maker.goto(f"{BASE}/console/search?q={EXPIRED_PAYOUT}")
+    expect(maker.locator(f"#payouts tr#{EXPIRED_PAYOUT} td.num").nth(1)).to_have_text(eur("300.00"))
+
+    # ----------------------------------------------------------------------------------------
+    # Situation 4: the bank paid a different amount. The discrepancy is tracked until settled,
+    # with what the merchant was told; a write-off is proposed by one and approved by another.
+    bank("withdraw", "epsilon", "E4", "100.00", "EUR")
+    paid_more = bank("payout", "create", "E4")["payout_no"]
+    batch = bank("batch", "create", "--channel", "sepa-file")["batch"]
+    assert batch["control_sum_minor"] == 10000, batch
+    moved = "104.00"
+    over = Decimal(moved) - Decimal("100.00")
+    upload(maker, "s4-camt054-booked.xml", camt054_booked(paid_more, moved, f"BOOK-{paid_more}"))
+    expect(maker.locator("#preview-postings")).to_contain_text(eur(moved))
+    apply_upload(maker, "s4-camt054-booked.xml")
+    maker.goto(f"{BASE}/console/discrepancies")
+    row = maker.locator("#discrepancies tbody tr", has_text=paid_more)
+    expect(row).to_have_count(1)
+    expect(row).to_have_attribute("data-status", "open")
+    expect(row).to_contain_text(eur(over))
+    expect(row).to_contain_text("the merchant owes us")
+    expect(row.locator("td.told")).to_contain_text("discrepancy.opened")
+    expect(row.locator("td.told")).to_contain_text(str(int(over * 100)))
+    discrepancy = row.get_attribute("data-discrepancy")
+    shot(maker, "s4-discrepancy-open")
+    expect(balance(maker, "epsilon", "receivable")).to_contain_text(eur(over))
+    maker.goto(f"{BASE}/console/discrepancies")
+    propose = row.locator("form[data-resolution=propose_write_off]")
+    propose.locator("input[name=reason]").fill("below the collection threshold")
+    propose.locator("button").click()
+    expect(maker.locator("p.done")).to_have_text("Discrepancy updated.")
+    expect(row).to_have_attribute("data-status", "write_off_proposed")
+    # The maker is offered no approval, and the server refuses one anyway.
+    expect(row.locator("form[data-resolution=approve_write_off]")).to_have_count(0)
+    shot(maker, "s4-write-off-proposed")
+    csrf = maker.locator("input[name=csrf]").first.get_attribute("value")
+    refused(maker, f"/console/discrepancies/{discrepancy}/resolve",
+            {"csrf": csrf, "resolution": "approve_write_off", "reason": "mine"},
+            "may not approve write-offs", "refused-maker-write-off")
+    checker.goto(f"{BASE}/console/discrepancies")
+    theirs = checker.locator(f"#discrepancies tr[data-discrepancy='{discrepancy}']")
+    expect(theirs).to_contain_text("olga")
+    approve = theirs.locator("form[data-resolution=approve_write_off]")
+    approve.locator("input[name=reason]").fill("agreed: not worth collecting")
+    approve.locator("button").click()
+    expect(checker.locator("p.done")).to_have_text("差额已更新。")
+    checker.goto(f"{BASE}/console/discrepancies?all=1")
+    settled = checker.locator(f"#discrepancies tr[data-discrepancy='{discrepancy}']")
+    expect(settled).to_have_attribute("data-status", "settled")
+    expect(settled).to_contain_text(eur(over))
+    shot(checker, "s4-settled")
+    # The receivable is gone and the write-off is on the books.
+    expect(balance(maker, "epsilon", "receivable")).to_have_count(0)
+    maker.goto(f"{BASE}/console/ledger")
+    expect(maker.locator("#balances tr", has_text="platform:EUR:write_offs")).to_contain_text(
+        eur(over))
+    expect(maker.locator("#trial tr[data-currency=EUR]")).to_contain_text("0.00 EUR")
+
+    # ----------------------------------------------------------------------------------------
+    # Reconciliation: the SEPA bank's statement against our payouts and books.
+    maker.click("header nav a[href='/console/reconciliation']")
+    maker.select_option("select[name=channel]", "sepa-file")
+    maker.click("form.filters button")
+    expect(maker).to_have_url(re.compile(r"channel=sepa-file"))
+    expect(maker.locator("h1")).to_have_text("Reconciliation")
+    expect(maker.locator("#statements tbody tr")).to_have_count(1)
+    expect(maker.locator("#statements")).to_contain_text("statement-1.xml")
+    expect(maker.locator("#statements td.continuity")).to_contain_text("first statement")
+    expect(maker.locator("#matched")).to_have_attribute("data-count", "1")
+    expect(maker.locator("#fees")).to_have_text(eur(STATEMENT_FEE))
+    suggested = maker.locator("#suggested tbody tr")
+    expect(suggested).to_have_count(1)
+    expect(suggested).to_contain_text(eur("-100.00"))
+    expect(maker.locator("#unmatched tbody tr")).to_have_count(1)
+    expect(maker.locator("#unmatched")).to_contain_text(eur("-" + STATEMENT_UNEXPLAINED))
+    expect(maker.locator("#books-vs-bank tr[data-row=unexplained] td.num")).to_have_text(eur("0"))
+    expect(maker.locator("#statement-exceptions tr[data-kind=unexplained_debit]")).to_have_count(1)
+    shot(maker, "reconciliation")
+    # A viewer reads it, and may not decide a match.
+    viewer.goto(f"{BASE}/console/reconciliation?channel=sepa-file")
+    expect(viewer.locator("#suggested form")).to_have_count(0)
+    entry = suggested.get_attribute("data-entry")
+    vcsrf = viewer.locator("input[name=csrf]").first.get_attribute("value")
+    refused(viewer, f"/console/reconciliation/entries/{entry}/confirm",
+            {"csrf": vcsrf, "channel": "sepa-file", "why": "looked"},
+            "may not confirm", "refused-viewer-reconciliation")
+    # Without the form's token: refused too.
+    maker.goto(f"{BASE}/console/reconciliation?channel=sepa-file")
+    refused(maker, f"/console/reconciliation/entries/{entry}/confirm",
+            {"channel": "sepa-file", "why": "forged"},
+            "did not come from this console", "refused-csrf-reconciliation")
+    maker.goto(f"{BASE}/console/reconciliation?channel=sepa-file")
+    confirm = maker.locator(f"#suggested tr[data-entry='{entry}'] form[data-decision=confirm]")
+    confirm.locator("input[name=why]").fill(f"the debit is {UPLOAD_PAYOUT}, paid since")
+    confirm.locator("button").click()
+    expect(maker.locator("p.done")).to_have_text("Match confirmed.")
+    expect(maker.locator("#suggested tbody tr")).to_have_count(0)
+    expect(maker.locator("#matched")).to_have_attribute("data-count", "2")
+    expect(maker.locator("#matched")).to_contain_text(eur("-200.00"))
+    expect(maker.locator("#books-vs-bank tr[data-row=unexplained] td.num")).to_have_text(eur("0"))
+    shot(maker, "reconciliation-confirmed")
+    maker.goto(f"{BASE}/console/audit?action=statement_entry.")
+    expect(maker.locator("body")).to_contain_text(f"statement_entry:{entry}")
 
     # Sign-out ends the session: the next page asks to sign in again.
     maker.click("header form.inline button")

@@ -184,6 +184,104 @@ fn seed(dir: &Path) {
     run(dir, &["batch", "create", "--channel", "sepa-file"]);
 }
 
+/// Situations 1, 3 and 4 of DESIGN §1, each with a merchant of its own, up to where a person
+/// takes over, and a statement of the SEPA bank's account for the reconciliation page. What the
+/// bank does later (batch files, answers) the scenario does through the CLI and uploads.
+/// Returns the payout that is past its deadline (situation 3).
+fn seed_situations(dir: &Path) -> String {
+    for m in ["gamma", "delta", "epsilon"] {
+        run(dir, &["merchant", "add", m, "--name", &format!("{m} Ltd")]);
+        run(
+            dir,
+            &[
+                "merchant",
+                "account",
+                "set",
+                m,
+                "--holder",
+                &format!("{m} Ltd"),
+                "--iban",
+                "DE89370400440532013000",
+            ],
+        );
+        run(dir, &["fund", m, "1000.00", "EUR"]);
+    }
+    // Situation 3: sent seven days ago to a bank that promises five; the sweep (now) escalates it.
+    let sent = (chrono::Utc::now() - chrono::Duration::days(7)).to_rfc3339();
+    run(
+        dir,
+        &["--as-of", &sent, "withdraw", "delta", "D3", "300.00", "EUR"],
+    );
+    let payout: serde_json::Value = serde_json::from_str(&run(
+        dir,
+        &[
+            "--json",
+            "--as-of",
+            &sent,
+            "payout",
+            "create",
+            "D3",
+            "--channel",
+            "sandbox-api",
+        ],
+    ))
+    .expect("payout json");
+    let expired = payout["payout_no"].as_str().expect("payout_no").to_string();
+    run(dir, &["sweep"]);
+    // The SEPA bank's statement: the payout of batch 2 (matched), the upload's payout, still
+    // waiting (suggested, for a person), a fee, and a debit nobody ordered.
+    let entry = |amount: &str, reference: &str, e2e: Option<&str>, fee: bool| {
+        let (fmly, sub) = if fee {
+            ("CCRD", "CHRG")
+        } else {
+            ("ICDT", "ESCT")
+        };
+        let details = e2e.map(|id| format!(
+            "<NtryDtls><TxDtls><Refs><EndToEndId>{id}</EndToEndId></Refs><Amt Ccy=\"EUR\">{amount}</Amt><CdtDbtInd>DBIT</CdtDbtInd></TxDtls></NtryDtls>"
+        )).unwrap_or_default();
+        format!(
+            "<Ntry><Amt Ccy=\"EUR\">{amount}</Amt><CdtDbtInd>DBIT</CdtDbtInd><Sts><Cd>BOOK</Cd></Sts>\
+             <BookgDt><Dt>2026-11-04</Dt></BookgDt><ValDt><Dt>2026-11-04</Dt></ValDt><AcctSvcrRef>{reference}</AcctSvcrRef>\
+             <BkTxCd><Domn><Cd>PMNT</Cd><Fmly><Cd>{fmly}</Cd><SubFmlyCd>{sub}</SubFmlyCd></Fmly></Domn></BkTxCd>{details}</Ntry>\n"
+        )
+    };
+    let bal = |code: &str, amount: &str| {
+        format!(
+            "<Bal><Tp><CdOrPrtry><Cd>{code}</Cd></CdOrPrtry></Tp><Amt Ccy=\"EUR\">{amount}</Amt><CdtDbtInd>CRDT</CdtDbtInd><Dt><Dt>2026-11-04</Dt></Dt></Bal>"
+        )
+    };
+    let statement = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Document xmlns=\"urn:iso:std:iso:20022:tech:xsd:camt.053.001.08\"><BkToCstmrStmt>\
+         <GrpHdr><MsgId>STMT-1</MsgId><CreDtTm>2026-11-04T20:00:00</CreDtTm></GrpHdr>\n<Stmt><Id>S1</Id><ElctrncSeqNb>1</ElctrncSeqNb>\
+         <FrToDt><FrDtTm>2026-11-04T00:00:00</FrDtTm><ToDtTm>2026-11-04T23:59:59</ToDtTm></FrToDt>\
+         <Acct><Id><IBAN>DE89370400440532013000</IBAN></Id></Acct>\n{}{}\n{}{}{}{}</Stmt></BkToCstmrStmt></Document>\n",
+        bal("OPBD", STATEMENT_OPENING),
+        bal("CLBD", STATEMENT_CLOSING),
+        entry("100.00", "BOOK-PO0000000002", Some("PO0000000002"), false),
+        entry("100.00", "BOOK-4", Some(UPLOAD_PAYOUT), false),
+        entry(STATEMENT_FEE, "FEE-1", None, true),
+        entry(STATEMENT_UNEXPLAINED, "UNKNOWN-1", None, false),
+    );
+    std::fs::write(dir.join("statement-1.xml"), statement).expect("write statement");
+    run(
+        dir,
+        &[
+            "statements",
+            "import",
+            "statement-1.xml",
+            "--channel",
+            "sepa-file",
+        ],
+    );
+    expired
+}
+
+/// The statement's balances and the amounts the reconciliation page must show from it.
+const STATEMENT_OPENING: &str = "1000.00";
+const STATEMENT_CLOSING: &str = "790.50";
+const STATEMENT_FEE: &str = "2.50";
+const STATEMENT_UNEXPLAINED: &str = "7.00";
+
 /// The payout and message of the batch the browser answers with an uploaded result file.
 const UPLOAD_PAYOUT: &str = "PO0000000004";
 const UPLOAD_MESSAGE: &str = "DSB-sepa-file-00000003";
@@ -236,6 +334,7 @@ fn console_in_a_real_browser() {
     };
     let dir = tempfile::tempdir().expect("temp dir");
     seed(dir.path());
+    let expired = seed_situations(dir.path());
     let addr = free_port();
     let serve = disburse(dir.path())
         .args(["serve", "--api-only", "--listen", &addr.to_string()])
@@ -251,6 +350,9 @@ fn console_in_a_real_browser() {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/console_browser.py");
     let out = Command::new(python)
         .arg(script)
+        // The bank's side of the situations (batch files out, the clock) is played with the CLI.
+        .env("DISBURSE_BIN", env!("CARGO_BIN_EXE_disburse"))
+        .env("DISBURSE_DIR", dir.path())
         .args([
             format!("http://{addr}"),
             shots.to_string_lossy().into_owned(),
@@ -258,6 +360,9 @@ fn console_in_a_real_browser() {
             "PO0000000003".to_string(),
             UPLOAD_PAYOUT.to_string(),
             UPLOAD_MESSAGE.to_string(),
+            expired,
+            STATEMENT_FEE.to_string(),
+            STATEMENT_UNEXPLAINED.to_string(),
         ])
         .output()
         .expect("run the browser scenario");
@@ -286,6 +391,17 @@ fn console_in_a_real_browser() {
         "refused-viewer-propose",
         "corrections-checker-zh",
         "order-after-zh",
+        "s1-upload-rejected",
+        "s1-merchant-fixed",
+        "s1-order-both-payouts",
+        "s3-expired",
+        "s3-checker-approves",
+        "s3-late-conflict",
+        "s4-discrepancy-open",
+        "s4-write-off-proposed",
+        "s4-settled",
+        "reconciliation",
+        "reconciliation-confirmed",
     ] {
         let png = shots.join(format!("{page}.png"));
         assert!(

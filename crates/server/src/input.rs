@@ -38,6 +38,8 @@ pub const FIELD_MAX_CHARS: &[(&str, usize)] = &[
     ("url", 2048),
     ("value_date", 10),
     ("merchant", 64),
+    ("item_id", 140),
+    ("note", 2000),
 ];
 
 /// The maximum length of a field, by the last segment of its path.

@@ -264,6 +264,10 @@ fn api(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(ops::logout))
         .routes(routes!(ops::me))
         .routes(routes!(ops::list_exceptions))
+        .routes(routes!(ops::claim_exception))
+        .routes(routes!(ops::release_exception))
+        .routes(routes!(ops::comment_exception))
+        .routes(routes!(ops::handle_exception))
         .routes(routes!(ops::get_order))
         .routes(routes!(ops::list_corrections, ops::propose_correction))
         .routes(routes!(ops::approve_correction))
@@ -447,6 +451,10 @@ pub async fn serve_configured(
     // Owner-only before anything is served: the file holds the books and credential hashes.
     for path in disburse_store::service::restrict_sqlite_files(engine.db()).await? {
         tracing::info!(file = %path.display(), "database file made owner-only (0600)");
+    }
+    if opts.api {
+        // Result files previewed in the console and never applied, left by an earlier run.
+        console::remove_stale_uploads();
     }
     settings.dispatcher.url_policy = service.webhooks.clone();
     let (stop, stopped) = watch::channel(false);

@@ -1835,3 +1835,154 @@ both_backends!(
             .contains("/result\""));
     }
 );
+
+/// A camt.053 of our SEPA account: one debit naming `payout_no` and a bank fee.
+fn statement_naming(payout_no: &str) -> String {
+    let entry = |amount: &str, fmly: &str, sub: &str, details: &str| {
+        format!(
+            "<Ntry><Amt Ccy=\"EUR\">{amount}</Amt><CdtDbtInd>DBIT</CdtDbtInd><Sts><Cd>BOOK</Cd></Sts>\
+             <BookgDt><Dt>2026-11-04</Dt></BookgDt><AcctSvcrRef>R-{amount}</AcctSvcrRef>\
+             <BkTxCd><Domn><Cd>PMNT</Cd><Fmly><Cd>{fmly}</Cd><SubFmlyCd>{sub}</SubFmlyCd></Fmly></Domn></BkTxCd>{details}</Ntry>"
+        )
+    };
+    let bal = |code: &str, amount: &str| {
+        format!("<Bal><Tp><CdOrPrtry><Cd>{code}</Cd></CdOrPrtry></Tp><Amt Ccy=\"EUR\">{amount}</Amt><CdtDbtInd>CRDT</CdtDbtInd><Dt><Dt>2026-11-04</Dt></Dt></Bal>")
+    };
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Document xmlns=\"urn:iso:std:iso:20022:tech:xsd:camt.053.001.08\"><BkToCstmrStmt>\
+         <GrpHdr><MsgId>STMT-1</MsgId><CreDtTm>2026-11-04T20:00:00</CreDtTm></GrpHdr><Stmt><Id>S1</Id><ElctrncSeqNb>1</ElctrncSeqNb>\
+         <FrToDt><FrDtTm>2026-11-04T00:00:00</FrDtTm><ToDtTm>2026-11-04T23:59:59</ToDtTm></FrToDt><Acct><Id><IBAN>DE89370400440532013000</IBAN></Id></Acct>{}{}{}{}</Stmt></BkToCstmrStmt></Document>",
+        bal("OPBD", "500.00"),
+        bal("CLBD", "399.00"),
+        entry(
+            "100.00",
+            "ICDT",
+            "ESCT",
+            &format!("<NtryDtls><TxDtls><Refs><EndToEndId>{payout_no}</EndToEndId></Refs><Amt Ccy=\"EUR\">100.00</Amt><CdtDbtInd>DBIT</CdtDbtInd></TxDtls></NtryDtls>"),
+        ),
+        entry("1.00", "CCRD", "CHRG", ""),
+    )
+}
+
+both_backends!(
+    the_reconciliation_page_and_its_match_decisions,
+    |app: TestApp| async move {
+        let key = app.merchant("acme", 100_000).await;
+        assert_eq!(app.withdraw(&key, "W1", 10_000).await.status, 201);
+        payout_on(&app, "W1", "sepa-file", Utc::now()).await;
+        let out = tempfile::tempdir().unwrap();
+        app.engine
+            .create_batch_file("sepa-file", Some(out.path()), Utc::now(), &desk())
+            .await
+            .unwrap()
+            .expect("a batch");
+        // The statement shows the debit while the payout still waits for its result: suggested.
+        let file = out.path().join("statement-1.xml");
+        std::fs::write(&file, statement_naming("PO0000000001")).unwrap();
+        app.engine
+            .import_statement(&file, Some("sepa-file"), Utc::now(), &desk())
+            .await
+            .unwrap();
+        let entry = app
+            .engine
+            .reconcile("sepa-file", Utc::now())
+            .await
+            .unwrap()
+            .suggested[0]
+            .entry;
+        people(&app, &[("olga", Role::Operator), ("vic", Role::Viewer)]).await;
+
+        // A viewer reads the report, without the forms; the server refuses a decision anyway.
+        let mut vic = Browser::new(&app);
+        vic.sign_in("vic").await;
+        let page = vic.get("/console/reconciliation?channel=sepa-file").await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        for section in [
+            "id=\"statements\"",
+            "id=\"matched\"",
+            "id=\"suggested\"",
+            "id=\"books-vs-bank\"",
+            "statement-1.xml",
+            "1.00 EUR",
+            "-100.00 EUR",
+        ] {
+            assert!(page.body.contains(section), "{section} in {}", page.body);
+        }
+        assert!(!page.body.contains("data-decision=\"confirm\""));
+        assert!(
+            !page.body.contains("DE89370400440532013000"),
+            "account unmasked"
+        );
+        let csrf = vic.csrf().await;
+        let path = format!("/console/reconciliation/entries/{entry}/confirm");
+        let refused = vic
+            .post(
+                &path,
+                &[("csrf", &csrf), ("channel", "sepa-file"), ("why", "x")],
+            )
+            .await;
+        assert_eq!(refused.status, 403, "{}", refused.body);
+        let unknown = vic.get("/console/reconciliation?channel=nope").await;
+        assert_eq!(unknown.status, 404);
+
+        // An operator: without the token, refused; with it, the match is confirmed.
+        let mut olga = Browser::new(&app);
+        olga.sign_in("olga").await;
+        let page = olga.get("/console/reconciliation?channel=sepa-file").await;
+        assert!(
+            page.body.contains("data-decision=\"confirm\""),
+            "{}",
+            page.body
+        );
+        let forged = olga
+            .post(&path, &[("channel", "sepa-file"), ("why", "forged")])
+            .await;
+        assert_eq!(forged.status, 403);
+        assert_eq!(
+            app.engine
+                .reconcile("sepa-file", Utc::now())
+                .await
+                .unwrap()
+                .suggested
+                .len(),
+            1,
+            "nothing decided by a refused form"
+        );
+        let csrf = olga.csrf().await;
+        let empty = olga
+            .post(
+                &path,
+                &[("csrf", &csrf), ("channel", "sepa-file"), ("why", " ")],
+            )
+            .await;
+        assert_eq!(empty.status, 422, "a reason is needed");
+        let done = olga
+            .post(
+                &path,
+                &[
+                    ("csrf", &csrf),
+                    ("channel", "sepa-file"),
+                    ("why", "the bank's advice"),
+                ],
+            )
+            .await;
+        assert_eq!(done.status, 303, "{}", done.body);
+        assert_eq!(
+            done.location,
+            "/console/reconciliation?channel=sepa-file&done=confirmed"
+        );
+        let r = app.engine.reconcile("sepa-file", Utc::now()).await.unwrap();
+        assert!(r.suggested.is_empty());
+        assert_eq!(r.matched, 1);
+        let page = olga.get(&done.location).await;
+        assert!(page.body.contains("Match confirmed."), "{}", page.body);
+        // Decided once: again is refused by the engine, said on the page.
+        let again = olga
+            .post(
+                &path,
+                &[("csrf", &csrf), ("channel", "sepa-file"), ("why", "again")],
+            )
+            .await;
+        assert_eq!(again.status, 409, "{}", again.body);
+    }
+);

@@ -5,10 +5,12 @@
 //!
 //! An uploaded file waits for its "apply" in a directory of its own under the system's
 //! temporary directory, named by a random token the preview page's form carries; applying it
-//! (or finding it already imported) removes it.
+//! (or finding it already imported) removes it. One previewed and never applied is removed once
+//! it is older than [`STAGED_MAX_AGE`]: at each preview and apply, and when `serve` starts.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
 
 use axum::extract::{Multipart, Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -30,10 +32,60 @@ fn staging_root() -> PathBuf {
     std::env::temp_dir().join("disburse-console-uploads")
 }
 
+/// How long a previewed upload waits for its "apply" before it is removed.
+pub const STAGED_MAX_AGE: Duration = Duration::from_secs(3600);
+
+/// Removes the uploads previewed more than [`STAGED_MAX_AGE`] ago and never applied; returns
+/// how many. Called at each preview and apply, and when `serve` starts.
+pub fn remove_stale_uploads() -> usize {
+    let removed = remove_stale_in(&staging_root(), SystemTime::now(), STAGED_MAX_AGE);
+    if removed > 0 {
+        tracing::info!(removed, "console: stale upload previews removed");
+    }
+    removed
+}
+
+/// The sweep itself, on any directory and clock: each staged upload (a directory named by a
+/// token) last written more than `max_age` before `now` is removed with its file.
+fn remove_stale_in(root: &std::path::Path, now: SystemTime, max_age: Duration) -> usize {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.filter_map(|e| e.ok()) {
+        let name = entry.file_name();
+        let Some(dir) = name.to_str().and_then(staged_in(root)) else {
+            continue;
+        };
+        // The newest of the directory and what it holds: a file still being written is fresh.
+        let newest = std::iter::once(dir.clone())
+            .chain(
+                std::fs::read_dir(&dir)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|e| e.ok())
+                    .map(|e| e.path()),
+            )
+            .filter_map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
+            .max();
+        let stale = newest.is_some_and(|t| now.duration_since(t).is_ok_and(|age| age > max_age));
+        if stale && std::fs::remove_dir_all(&dir).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
 /// The staged upload a token names, if the token is one this console could have made.
 fn staged(token: &str) -> Option<PathBuf> {
-    let ok = token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit());
-    ok.then(|| staging_root().join(token))
+    staged_in(&staging_root())(token)
+}
+
+fn staged_in(root: &std::path::Path) -> impl Fn(&str) -> Option<PathBuf> + '_ {
+    move |token| {
+        let ok = token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit());
+        ok.then(|| root.join(token))
+    }
 }
 
 /// The one file in a staged upload's directory.
@@ -288,6 +340,7 @@ pub async fn preview(
         Ok(s) => s,
         Err(r) => return r,
     };
+    remove_stale_uploads();
     let (token_csrf, channel, token, path) = match stage_upload(&mut form).await {
         Ok(v) => v,
         Err(e) => return api_problem(lang, Some(&signed), e),
@@ -437,6 +490,7 @@ pub async fn apply(State(state): State<AppState>, headers: HeaderMap, form: Post
     if let Some(r) = refused_files(lang, &signed) {
         return r;
     }
+    remove_stale_uploads();
     let gone = || {
         problem(
             lang,
@@ -480,5 +534,44 @@ pub async fn apply(State(state): State<AppState>, headers: HeaderMap, form: Post
                 ),
             )
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(c: char) -> String {
+        std::iter::repeat_n(c, 64).collect()
+    }
+
+    #[test]
+    fn a_stale_preview_is_removed_and_a_fresh_one_stays() {
+        let root = tempfile::tempdir().unwrap();
+        for t in ['a', 'b'] {
+            let dir = root.path().join(token(t));
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("result.xml"), b"<Document/>").unwrap();
+        }
+        // Something else in the directory is not ours to remove.
+        std::fs::create_dir_all(root.path().join("not-a-token")).unwrap();
+        let now = SystemTime::now();
+        // Just written: nothing is stale yet.
+        assert_eq!(remove_stale_in(root.path(), now, STAGED_MAX_AGE), 0);
+        assert!(root.path().join(token('a')).exists());
+        // An hour and a bit later, both are; only after `b` is touched again does it stay.
+        let later = now + STAGED_MAX_AGE + Duration::from_secs(60);
+        let fresh = root.path().join(token('b')).join("result.xml");
+        let f = std::fs::File::options().write(true).open(&fresh).unwrap();
+        f.set_modified(later).unwrap();
+        assert_eq!(remove_stale_in(root.path(), later, STAGED_MAX_AGE), 1);
+        assert!(
+            !root.path().join(token('a')).exists(),
+            "the stale preview is gone"
+        );
+        assert!(fresh.exists(), "the fresh preview stays");
+        assert!(root.path().join("not-a-token").exists());
+        // The sweep of the real directory runs without one.
+        let _ = remove_stale_uploads();
     }
 }

@@ -3,10 +3,10 @@
 //!
 //! It decides nothing and writes no business SQL: pages are drawn from the engine's read models
 //! (`overview`, `exceptions`, `order_view`, `corrections`, `payout_order`, `discrepancy_desk`,
-//! `batches`, `preview_results`) and every change is an engine use case (`propose_correction`,
+//! `batches`, `preview_results`, `reconcile`) and every change is an engine use case (`propose_correction`,
 //! `approve_correction`, `reject_correction`, `resolve_discrepancy`, `import_results`, the queue's
 //! `claim_exception`, `release_exception`, `comment_exception`, `handle_exception`,
-//! `record_manual_result` for a paper notice)
+//! `record_manual_result` for a paper notice, `decide_statement_entry` for a suggested match)
 //! attributed to the signed-in operator. Its only table is `console_sessions` (see [`session`]). Roles are checked
 //! here before the engine is asked (viewer reads, operator proposes, approver decides) and again
 //! by the engine; every form that changes something carries the session's CSRF token, checked on
@@ -17,8 +17,11 @@ mod files;
 mod i18n;
 mod merchants;
 mod pages;
+mod reconciliation;
 mod results;
 pub mod session;
+
+pub use files::remove_stale_uploads;
 
 use std::collections::HashMap;
 
@@ -84,6 +87,11 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/console/merchants/{id}/account",
             post(merchants::fix_account),
+        )
+        .route("/console/reconciliation", get(reconciliation::page_of))
+        .route(
+            "/console/reconciliation/entries/{entry}/{decision}",
+            post(reconciliation::decide),
         )
         .route("/console/payouts/{payout_no}/result", get(results::form))
         .layer(RequestBodyLimitLayer::new(FORM_MAX_BYTES))

@@ -62,6 +62,7 @@ pub(super) fn layout(
                             a href="/console/corrections" { (tr(lang, T::Corrections)) }
                             a href="/console/discrepancies" { (tr(lang, T::Discrepancies)) }
                             a href="/console/batches" { (tr(lang, T::BatchesAndFiles)) }
+                            a href="/console/reconciliation" { (tr(lang, T::Reconciliation)) }
                             a href="/console/merchants" { (tr(lang, T::Merchants)) }
                             a href="/console/audit" { (tr(lang, T::Audit)) }
                             a href="/console/ledger" { (tr(lang, T::Ledger)) }
@@ -149,6 +150,16 @@ fn item_action(lang: Lang, i: &ExceptionItem) -> Option<(String, &'static str)> 
                 tr(lang, T::ProposeCorrection),
             )
         }),
+        "waiting_for_account_fix" => i.merchant.as_ref().map(|m| {
+            (
+                format!("{}#fix", super::merchants::merchant_href(m)),
+                tr(lang, T::FixAccount),
+            )
+        }),
+        k if k.starts_with("discrepancy_") => Some((
+            "/console/discrepancies".to_string(),
+            tr(lang, T::Discrepancies),
+        )),
         _ => None,
     }
 }

@@ -509,3 +509,145 @@ both_backends!(
         assert!(kinds.contains(&"waiting_for_account_fix"), "{kinds:?}");
     }
 );
+
+both_backends!(
+    the_queue_is_worked_through_the_ops_api,
+    |app: TestApp| async move {
+        let key = app.merchant("acme", 100_000).await;
+        assert_eq!(app.withdraw(&key, "W1", 10_000).await.status, 201);
+        sandbox_payout(&app, "W1", rejected()).await;
+        let ada = app.operator("ada", Role::Admin).await;
+        let olga = app.operator("olga", Role::Operator).await;
+        let bert = app.operator("bert", Role::Approver).await;
+        let vic = app.operator("vic", Role::Viewer).await;
+        let queue = app.get("/ops/v1/exceptions", &olga).await;
+        let item = queue
+            .json
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["order_no"] == "W1")
+            .expect("W1 waits in the queue")["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let it = json!({"item_id": item});
+
+        // A viewer reads the queue but may not work it.
+        app.post("/ops/v1/exceptions/claim", &vic, it.clone())
+            .await
+            .assert_problem(403, None);
+        // Olga claims it; claiming again is the same claim.
+        let claimed = app
+            .post("/ops/v1/exceptions/claim", &olga, it.clone())
+            .await;
+        assert_eq!(claimed.status, 200, "{claimed:?}");
+        assert_eq!(claimed.json["item_id"], item.as_str());
+        assert_eq!(claimed.json["claimed_by"], "olga");
+        let again = app
+            .post("/ops/v1/exceptions/claim", &olga, it.clone())
+            .await;
+        assert_eq!(again.json["claimed_at"], claimed.json["claimed_at"]);
+        // Another person's claim: bert may neither claim, release nor handle it…
+        let theirs = app
+            .post("/ops/v1/exceptions/claim", &bert, it.clone())
+            .await;
+        theirs.assert_problem(409, None);
+        assert!(
+            theirs.json["detail"]
+                .as_str()
+                .unwrap()
+                .contains("claimed by olga"),
+            "{theirs:?}"
+        );
+        app.post("/ops/v1/exceptions/release", &bert, it.clone())
+            .await
+            .assert_problem(409, None);
+        let note = json!({"item_id": item, "note": "called the bank"});
+        app.post("/ops/v1/exceptions/handle", &bert, note.clone())
+            .await
+            .assert_problem(409, None);
+        // …but may comment on it.
+        let commented = app
+            .post("/ops/v1/exceptions/comment", &bert, note.clone())
+            .await;
+        assert_eq!(commented.status, 201, "{commented:?}");
+        assert_eq!(commented.json["notes"][0]["kind"], "comment");
+        assert_eq!(commented.json["notes"][0]["written_by"], "bert");
+        assert_eq!(
+            commented.json["claimed_by"], "olga",
+            "a comment keeps the claim"
+        );
+        // An empty note and an unknown item are refused.
+        app.post(
+            "/ops/v1/exceptions/comment",
+            &bert,
+            json!({"item_id": item, "note": "  "}),
+        )
+        .await
+        .assert_problem(422, Some("note"));
+        app.post(
+            "/ops/v1/exceptions/claim",
+            &olga,
+            json!({"item_id": "E999999"}),
+        )
+        .await
+        .assert_problem(404, None);
+        // An admin releases anyone's claim (someone left for the day).
+        let released = app
+            .post("/ops/v1/exceptions/release", &ada, it.clone())
+            .await;
+        assert_eq!(released.status, 200, "{released:?}");
+        assert!(released.json["claimed_by"].is_null(), "{released:?}");
+        // Bert claims it now and marks it handled: the claim ends with it.
+        assert_eq!(
+            app.post("/ops/v1/exceptions/claim", &bert, it.clone())
+                .await
+                .status,
+            200
+        );
+        let handled = app
+            .post(
+                "/ops/v1/exceptions/handle",
+                &bert,
+                json!({"item_id": item, "note": "merchant asked for a new account"}),
+            )
+            .await;
+        assert_eq!(handled.status, 200, "{handled:?}");
+        assert!(handled.json["claimed_by"].is_null());
+        assert_eq!(handled.json["notes"][1]["kind"], "handled");
+        // Each action is an audit event naming who did it.
+        let actions: Vec<(String, String)> = app
+            .engine
+            .audit_log(&disburse_engine::AuditFilter {
+                subject: Some(format!("exception:{item}")),
+                limit: 500,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.subject == format!("exception:{item}"))
+            .map(|e| (e.action, e.actor))
+            .collect();
+        for (action, who) in [
+            ("exception.claimed", "operator:olga"),
+            ("exception.commented", "operator:bert"),
+            ("exception.released", "operator:ada"),
+            ("exception.handled", "operator:bert"),
+        ] {
+            assert!(
+                actions.iter().any(|(a, w)| a == action && w == who),
+                "{action} by {who} in {actions:?}"
+            );
+        }
+        // The OpenAPI document describes the four operations.
+        let doc = app.get("/openapi.json", "").await;
+        for op in ["claim", "release", "comment", "handle"] {
+            assert!(
+                doc.json["paths"][format!("/ops/v1/exceptions/{op}")]["post"].is_object(),
+                "{op} documented"
+            );
+        }
+    }
+);
