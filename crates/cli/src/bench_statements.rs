@@ -30,7 +30,7 @@ pub struct StatementBenchReport {
 /// Our account at the bank, as every channel's default debtor account.
 const ACCOUNT: &str = "DE89370400440532013000";
 
-/// Opening balance: more than the statement debits, so the account never runs dry.
+/// Opening balance: more than the statements debit, so the account never runs dry.
 fn opening_minor(n: usize) -> i64 {
     (n as i64 + 1) * 10_000
 }
@@ -44,10 +44,16 @@ fn decimal(minor: i64) -> String {
     format!("{sign}{}.{:02}", minor.abs() / 100, minor.abs() % 100)
 }
 
-/// A camt.053.001.08 statement of `n` booked debits, one per payout of `set`.
-fn write_camt053(path: &Path, set: usize, n: usize, sequence: u64) -> anyhow::Result<()> {
+/// A camt.053.001.08 statement of `n` booked debits, one per payout of `set`, opening at
+/// `opening` (the previous statement's closing balance); returns its closing balance.
+fn write_camt053(
+    path: &Path,
+    set: usize,
+    n: usize,
+    sequence: u64,
+    opening: i64,
+) -> anyhow::Result<i64> {
     let mut w = std::io::BufWriter::new(std::fs::File::create(path)?);
-    let opening = opening_minor(n);
     let closing = opening - total_minor(n);
     let bal = |code: &str, minor: i64| {
         format!(
@@ -79,7 +85,7 @@ fn write_camt053(path: &Path, set: usize, n: usize, sequence: u64) -> anyhow::Re
     }
     writeln!(w, "</Stmt></BkToCstmrStmt></Document>")?;
     w.flush()?;
-    Ok(())
+    Ok(closing)
 }
 
 /// The English bank's CSV statement of `n` debits, one per payout of `set`.
@@ -211,8 +217,9 @@ async fn measure(
     let xml = dir.join("bench-camt053.xml");
     let csv = dir.join("bench-statement.csv");
     eprintln!("writing the statements ...");
-    write_camt053(&small_xml, 0, small, 1)?;
-    write_camt053(&xml, 1, n, 2)?;
+    // The two camt.053 are statements 1 and 2 of one account: the second opens where the first closed.
+    let closing = write_camt053(&small_xml, 0, small, 1, opening_minor(small + n))?;
+    write_camt053(&xml, 1, n, 2, closing)?;
     write_csv(&csv, 2, n)?;
     let exe = std::env::current_exe()?;
     let as_of_text = as_of.to_rfc3339();

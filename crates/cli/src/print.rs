@@ -545,6 +545,12 @@ pub fn reconciliation(r: &disburse_engine::Reconciliation) -> String {
             s.entries,
             s.file_name
         ));
+        if s.entries_imported < s.entries {
+            out.push_str(&format!(
+                "    ! only {} of its {} entries are imported: the import stopped half-way; run it again\n",
+                s.entries_imported, s.entries
+            ));
+        }
     }
     out.push_str(&format!(
         "matched: {} entries, {} {ccy}; bank fees: {} {ccy}\n",
@@ -677,7 +683,14 @@ pub fn reconciliation_html(r: &disburse_engine::Reconciliation) -> String {
                     e(s.to.as_deref().unwrap_or("?")),
                     money(s.opening_minor),
                     money(s.closing_minor),
-                    s.entries.to_string(),
+                    if s.entries_imported < s.entries {
+                        format!(
+                            "{} (only {} imported: run the import again)",
+                            s.entries, s.entries_imported
+                        )
+                    } else {
+                        s.entries.to_string()
+                    },
                     e(&s.file_name),
                 ]
             })

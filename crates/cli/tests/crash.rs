@@ -231,3 +231,122 @@ async fn killed_import_of_a_one_line_file_is_resumed_by_record_postgres() {
 async fn killed_import_leaves_whole_chunks_and_a_rerun_finishes_it_postgres() {
     crash_and_resume(TestBackend::Postgres, false).await;
 }
+
+/// A statement import killed after some chunks are stored keeps whole chunks, and the same file
+/// again goes on after them: every entry once, the statement closed once, the trail intact.
+async fn statement_crash_and_resume(backend: TestBackend) {
+    const ENTRIES: usize = 40_000;
+    let Some(db) = TestDb::fresh(backend, "statement_crash").await else {
+        return;
+    };
+    let dir = disburse_store::testing::temp_dir();
+    let key = AccountKey::generate();
+    let key_file = dir.join("k.key");
+    std::fs::write(&key_file, key.to_hex()).unwrap();
+    let chain_key = disburse_core::crypto::ChainKey::derived_from(&key);
+    // Credits that are not ours: each entry is decided without a payout behind it.
+    let file = dir.join("big-statement.xml");
+    let mut w = std::io::BufWriter::new(std::fs::File::create(&file).unwrap());
+    let bal = |code: &str, amount: &str| {
+        format!("<Bal><Tp><CdOrPrtry><Cd>{code}</Cd></CdOrPrtry></Tp><Amt Ccy=\"EUR\">{amount}</Amt><CdtDbtInd>CRDT</CdtDbtInd><Dt><Dt>2026-11-03</Dt></Dt></Bal>")
+    };
+    writeln!(w, r#"<?xml version="1.0" encoding="UTF-8"?><Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.08"><BkToCstmrStmt><GrpHdr><MsgId>S</MsgId><CreDtTm>2026-11-03T20:00:00</CreDtTm></GrpHdr><Stmt><Id>S1</Id><ElctrncSeqNb>1</ElctrncSeqNb><Acct><Id><IBAN>DE89370400440532013000</IBAN></Id></Acct>{}{}"#, bal("OPBD", "0.00"), bal("CLBD", &format!("{ENTRIES}.00"))).unwrap();
+    for i in 0..ENTRIES {
+        writeln!(w, "<Ntry><Amt Ccy=\"EUR\">1.00</Amt><CdtDbtInd>CRDT</CdtDbtInd><Sts><Cd>BOOK</Cd></Sts><BookgDt><Dt>2026-11-03</Dt></BookgDt><AcctSvcrRef>IN-{i}</AcctSvcrRef><BkTxCd><Domn><Cd>PMNT</Cd><Fmly><Cd>RCDT</Cd><SubFmlyCd>ESCT</SubFmlyCd></Fmly></Domn></BkTxCd></Ntry>").unwrap();
+    }
+    writeln!(w, "</Stmt></BkToCstmrStmt></Document>").unwrap();
+    drop(w);
+    let import = || {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_disburse"));
+        c.args([
+            "--db",
+            &db.url,
+            "--key-file",
+            key_file.to_str().unwrap(),
+            "--as-of",
+            "2026-11-03T21:00:00Z",
+            "--json",
+            "statements",
+            "import",
+        ])
+        .arg(&file)
+        .args(["--channel", "sepa-file"]);
+        c
+    };
+    let stored = || async {
+        let db = Db::open(&db.url).await.unwrap();
+        let n = db.count("statement_entries").await.unwrap();
+        db.close().await;
+        n
+    };
+    let mut child = import().spawn().unwrap();
+    let started = Instant::now();
+    while stored().await == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "no chunk stored in time"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the import finished before it could be killed"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let n = stored().await;
+    assert!(
+        n > 0 && (n as usize) < ENTRIES,
+        "killed mid-way: {n} of {ENTRIES}"
+    );
+    assert_eq!(
+        n % disburse_engine::STATEMENT_CHUNK_ENTRIES as i64,
+        0,
+        "only whole chunks are stored: {n}"
+    );
+    let check = Db::open(&db.url)
+        .await
+        .unwrap()
+        .with_chain_key(chain_key.clone());
+    assert!(
+        check.verify_audit().await.unwrap().is_empty(),
+        "a killed import leaves a consistent trail"
+    );
+    check.close().await;
+
+    let out = import().output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["resumed"], true, "{summary}");
+    assert_eq!(summary["by_status"]["not_ours"], ENTRIES, "{summary}");
+    assert_eq!(stored().await as usize, ENTRIES);
+    let out = import().output().unwrap();
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["already_imported"], true, "{summary}");
+    let check = Db::open(&db.url).await.unwrap().with_chain_key(chain_key);
+    assert!(check.verify_audit().await.unwrap().is_empty());
+    assert_eq!(
+        check
+            .count_where("audit_events", "action = 'statement.imported'")
+            .await
+            .unwrap(),
+        1,
+        "the statement is closed once"
+    );
+    check.close().await;
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_statement_import_keeps_whole_chunks_and_a_rerun_finishes_it_sqlite() {
+    statement_crash_and_resume(TestBackend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_statement_import_keeps_whole_chunks_and_a_rerun_finishes_it_postgres() {
+    statement_crash_and_resume(TestBackend::Postgres).await;
+}

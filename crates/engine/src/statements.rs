@@ -46,6 +46,8 @@ pub struct StatementSummary {
     pub exceptions: Vec<(String, String)>,
     /// Exceptions raised in all.
     pub exceptions_total: u64,
+    /// This run went on with an import an earlier run had stopped half-way.
+    pub resumed: bool,
 }
 
 /// How an entry was matched.
@@ -334,6 +336,9 @@ pub struct StatementLine {
     pub opening_minor: i64,
     pub closing_minor: i64,
     pub entries: i64,
+    /// Entries stored so far: fewer than `entries` while an import that stopped half-way has not
+    /// been run again.
+    pub entries_imported: i64,
     pub file_name: String,
 }
 
@@ -550,40 +555,58 @@ impl Engine {
             from_date: header.from.map(fmt_date),
             to_date: header.to.map(fmt_date),
         };
-        if let Some(s) = tx.statement_already_imported(&key).await? {
-            tx.rollback().await?;
-            summary.statement = s.id;
-            summary.already_imported = true;
-            summary.entries = s.entries as u64;
-            return Ok(summary);
-        }
         let at = fmt_time(as_of);
-        let row = StatementRow {
-            id: tx.next_id("statement").await?,
-            channel_id: channel_name.clone(),
-            account_digest: digest.clone(),
-            account_last4: last4(&account),
-            statement_id: header.statement_id.clone(),
-            message_id: header.message_id.clone(),
-            electronic_sequence: header.electronic_sequence.map(|s| s as i64),
-            legal_sequence: header.legal_sequence.map(|s| s as i64),
-            from_date: header.from.map(fmt_date),
-            to_date: header.to.map(fmt_date),
-            currency: opening.currency().code().to_string(),
-            opening_minor: opening.amount_minor(),
-            closing_minor: closing.amount_minor(),
-            entries: count as i64,
-            file_name: file_name.clone(),
-            sha256: bytes_sha.clone(),
-            imported_at: at.clone(),
+        // An import stopped half-way (killed, a crash) left its first chunks; the same file again
+        // goes on after the entries stored. Counted by entry, not by line: a file written on one
+        // line has every entry on line 1.
+        let mut resume_after: Option<u64> = None;
+        let mut resumed: Option<StatementRow> = None;
+        if let Some(s) = tx.statement_already_imported(&key).await? {
+            let (stored, _last_line) = tx.statement_entries_stored(s.id).await?;
+            if stored >= s.entries || s.sha256 != bytes_sha {
+                tx.rollback().await?;
+                summary.statement = s.id;
+                summary.already_imported = true;
+                summary.entries = s.entries as u64;
+                return Ok(summary);
+            }
+            resume_after = Some(stored as u64);
+            resumed = Some(s);
+        }
+        let row = match resumed {
+            Some(row) => row,
+            None => StatementRow {
+                id: tx.next_id("statement").await?,
+                channel_id: channel_name.clone(),
+                account_digest: digest.clone(),
+                account_last4: last4(&account),
+                statement_id: header.statement_id.clone(),
+                message_id: header.message_id.clone(),
+                electronic_sequence: header.electronic_sequence.map(|s| s as i64),
+                legal_sequence: header.legal_sequence.map(|s| s as i64),
+                from_date: header.from.map(fmt_date),
+                to_date: header.to.map(fmt_date),
+                currency: opening.currency().code().to_string(),
+                opening_minor: opening.amount_minor(),
+                closing_minor: closing.amount_minor(),
+                entries: count as i64,
+                file_name: file_name.clone(),
+                sha256: bytes_sha.clone(),
+                imported_at: at.clone(),
+            },
         };
         summary.statement = row.id;
         summary.entries = count;
         let here = |l: u64| format!("{file_name} line {l}");
         let mut continuity: Vec<(&'static str, String)> = Vec::new();
 
-        // Continuity with the previous statement of the same account.
-        if let Some(prev) = tx.previous_statement(&key).await? {
+        // Continuity with the previous statement of the same account (raised once, by the run
+        // that stored the statement).
+        let previous = match resume_after {
+            Some(_) => None,
+            None => tx.previous_statement(&key).await?,
+        };
+        if let Some(prev) = previous {
             if prev.closing_minor != row.opening_minor || prev.currency != row.currency {
                 continuity.push(("statement_break", format!(
                     "{}: opening balance {} {} is not the closing balance {} {} of the previous statement {} ({}): a statement is missing or wrong",
@@ -601,13 +624,17 @@ impl Engine {
             }
         }
         let own_sum = sums.get(&opening.currency()).copied().unwrap_or(0);
-        if row.opening_minor.checked_add(own_sum) != Some(row.closing_minor) {
+        if resume_after.is_none()
+            && row.opening_minor.checked_add(own_sum) != Some(row.closing_minor)
+        {
             continuity.push(("statement_unbalanced", format!(
                 "{}: opening {} + entries {} is not the closing balance {} {}: the statement does not add up",
                 here(line), minor_text(row.opening_minor, opening.currency()), minor_text(own_sum, opening.currency()), minor_text(row.closing_minor, opening.currency()), row.currency
             )));
         }
-        tx.insert(&row).await?;
+        if resume_after.is_none() {
+            tx.insert(&row).await?;
+        }
         let mut importing = StatementImport {
             statement: &row,
             channel: &channel_name,
@@ -615,7 +642,6 @@ impl Engine {
             at: &at,
             actor,
             summary: &mut summary,
-            fees: BTreeMap::new(),
             rules: MatchRules {
                 amount_tolerance_bps: channel.statement_tolerance_bps,
             },
@@ -624,38 +650,42 @@ impl Engine {
             importing.raise(&mut tx, kind, reason, line, None).await?;
         }
 
-        // Pass 2: match and store every entry, a chunk at a time.
+        // Pass 2: match and store every entry, a chunk per transaction. SQLite's WAL is made for
+        // small transactions: one of a million entries reads back its own spilled pages ever
+        // more slowly. Each chunk's transaction holds its entries, their exceptions, the fees
+        // they book and one audit event; the last one also the event that closes the statement.
         let mut chunk: Vec<StatementEntry> = Vec::with_capacity(STATEMENT_CHUNK_ENTRIES);
+        let mut applied_uncommitted = false;
+        let mut entry_index = 0u64;
         for item in open()? {
             let StatementRecord::Entry(e) = item.map_err(|e| file_err(&e))? else {
                 continue;
             };
+            entry_index += 1;
+            if resume_after.is_some_and(|stored| entry_index <= stored) {
+                continue;
+            }
             chunk.push(e);
             if chunk.len() == STATEMENT_CHUNK_ENTRIES {
+                if applied_uncommitted {
+                    tx.commit().await?;
+                    tx = self.db.write().await?;
+                }
                 importing.apply_chunk(&mut tx, &chunk).await?;
+                applied_uncommitted = true;
                 chunk.clear();
             }
         }
         if !chunk.is_empty() {
+            if applied_uncommitted {
+                tx.commit().await?;
+                tx = self.db.write().await?;
+            }
             importing.apply_chunk(&mut tx, &chunk).await?;
         }
-        let fees = std::mem::take(&mut importing.fees);
-        drop(importing);
-        // The bank's charges: an expense of the channel, never part of a payout's amount.
-        let channel_id = ChannelId::parse(&channel_name).map_err(crate::payouts::corrupt)?;
-        let mut fee_journals = Vec::new();
-        for (currency, minor) in &fees {
-            if *minor > 0 {
-                let j = Journal::transfer(
-                    JournalKind::BankFees,
-                    LedgerAccount::ChannelFees(channel_id.clone()),
-                    LedgerAccount::ChannelBank(channel_id.clone()),
-                    Money::from_minor(*minor, *currency),
-                )
-                .map_err(|e| EngineError::Refused(e.to_string()))?;
-                fee_journals.push(write_journal(&mut tx, &j, None, None, None, &at).await?);
-            }
-        }
+        // What the whole statement came to, this run's chunks and an earlier run's alike.
+        summary.by_status = tx.statement_entry_counts(row.id).await?;
+        summary.resumed = resume_after.is_some();
         tx.audit(NewAuditEvent {
             at,
             actor: actor.as_str().into(),
@@ -664,8 +694,8 @@ impl Engine {
             reason: None,
             detail: json!({"file": file_name, "sha256": bytes_sha, "channel": row.channel_id,
                 "account": format!("****{}", row.account_last4), "sequence": row.electronic_sequence,
-                "entries": count, "by_status": summary.by_status, "fee_journals": fee_journals,
-                "exceptions": summary.exceptions_total}),
+                "entries": count, "by_status": summary.by_status,
+                "exceptions": summary.exceptions_total, "resumed": summary.resumed}),
         })
         .await?;
         tx.commit().await?;
@@ -895,6 +925,8 @@ impl Engine {
                     opening_minor: s.opening_minor,
                     closing_minor: s.closing_minor,
                     entries: s.entries,
+                    entries_imported: entries.iter().filter(|e| e.statement_id == s.id).count()
+                        as i64,
                     file_name: s.file_name.clone(),
                 })
                 .collect(),
@@ -1112,8 +1144,6 @@ struct StatementImport<'a> {
     at: &'a str,
     actor: &'a Actor,
     summary: &'a mut StatementSummary,
-    /// The bank's charges by currency, booked once at the end.
-    fees: BTreeMap<Currency, i64>,
     rules: MatchRules,
 }
 
@@ -1156,6 +1186,7 @@ impl StatementImport<'_> {
         let facts = ChunkFacts::load(tx, self.channel, chunk).await?;
         let first_id = tx.next_ids("statement_entry", chunk.len() as i64).await?;
         let mut by_status: BTreeMap<&'static str, u64> = BTreeMap::new();
+        let mut fees: BTreeMap<Currency, i64> = BTreeMap::new();
         for (i, e) in chunk.iter().enumerate() {
             let m = if e.amount.currency().code() != self.statement.currency {
                 let mut m = outcome(
@@ -1180,8 +1211,13 @@ impl StatementImport<'_> {
                 match_entry(e, &facts.of(e), self.rules)
             };
             if m.status == "fee" {
-                let f = self.fees.entry(e.amount.currency()).or_default();
-                *f = f.saturating_add(-e.amount.amount_minor());
+                let f = fees.entry(e.amount.currency()).or_default();
+                *f = f.checked_add(-e.amount.amount_minor()).ok_or_else(|| {
+                    EngineError::invalid(
+                        "file",
+                        format!("{}: the fees' sum overflows", (self.here)(e.line)),
+                    )
+                })?;
             }
             if let Some((kind, what)) = &m.exception {
                 let reason = format!("{}: {what}", (self.here)(e.line));
@@ -1218,6 +1254,21 @@ impl StatementImport<'_> {
             };
             tx.insert(&entry_row).await?;
         }
+        // The bank's charges: an expense of the channel, never part of a payout's amount.
+        let channel_id = ChannelId::parse(self.channel).map_err(crate::payouts::corrupt)?;
+        let mut fee_journals = Vec::new();
+        for (currency, minor) in &fees {
+            if *minor > 0 {
+                let j = Journal::transfer(
+                    JournalKind::BankFees,
+                    LedgerAccount::ChannelFees(channel_id.clone()),
+                    LedgerAccount::ChannelBank(channel_id.clone()),
+                    Money::from_minor(*minor, *currency),
+                )
+                .map_err(|e| EngineError::Refused(e.to_string()))?;
+                fee_journals.push(write_journal(tx, &j, None, None, None, self.at).await?);
+            }
+        }
         let lines = [chunk.first().map(|e| e.line), chunk.last().map(|e| e.line)];
         tx.audit(NewAuditEvent {
             at: self.at.to_string(),
@@ -1225,7 +1276,8 @@ impl StatementImport<'_> {
             action: "statement.entries_matched".into(),
             subject: format!("statement:{}", self.statement.id),
             reason: None,
-            detail: json!({"lines": lines, "entries": chunk.len(), "by_status": by_status}),
+            detail: json!({"lines": lines, "entries": chunk.len(), "by_status": by_status,
+                "fee_journals": fee_journals}),
         })
         .await?;
         Ok(())

@@ -9,7 +9,8 @@ use crate::rows::*;
 use crate::statements::{
     CHANNEL_BATCHES_BY_CONTROL_SUMS, CHANNEL_BATCHES_BY_MESSAGE_IDS,
     CHANNEL_PAYOUTS_BY_BANK_REFERENCES, CHANNEL_PAYOUTS_BY_NUMBERS, PAID_OF_BATCHES,
-    PREVIOUS_STATEMENT, STATEMENT_ALREADY_IMPORTED,
+    PREVIOUS_STATEMENT, STATEMENT_ALREADY_IMPORTED, STATEMENT_ENTRIES_STORED,
+    STATEMENT_ENTRY_COUNTS,
 };
 use crate::tx::{OPEN_EXCEPTION_OF_FACT, OPEN_PAYOUTS_OF_AMOUNT, PAYOUTS_BY_BANK_REFERENCE};
 use crate::{bind_all, Backend, Bind, Db, Result};
@@ -133,6 +134,16 @@ fn hot_queries() -> Vec<(&'static str, String, Vec<Bind>)> {
             "a statement imported before",
             format!("{} {STATEMENT_ALREADY_IMPORTED}", StatementRow::SELECT),
             vec![t("00"), t("00"), Bind::Int(1), t(""), t(""), t("sepa-file")],
+        ),
+        (
+            "how much of a statement is stored",
+            STATEMENT_ENTRIES_STORED.to_string(),
+            vec![Bind::Int(1)],
+        ),
+        (
+            "a statement's entries by status",
+            STATEMENT_ENTRY_COUNTS.to_string(),
+            vec![Bind::Int(1)],
         ),
         (
             "the statement before in the account's sequence",

@@ -32,6 +32,10 @@ pub(crate) const PAID_OF_BATCHES: &str = "SELECT batch_id, \
 pub(crate) const STATEMENT_ALREADY_IMPORTED: &str = "WHERE channel_id = $6 AND (sha256 = $1 OR \
      (account_digest = $2 AND electronic_sequence = $3 AND COALESCE(from_date, '') = $4 \
      AND COALESCE(to_date, '') = $5))";
+pub(crate) const STATEMENT_ENTRIES_STORED: &str = "SELECT COUNT(*) AS stored, \
+     MAX(line) AS last_line FROM statement_entries WHERE statement_id = $1";
+pub(crate) const STATEMENT_ENTRY_COUNTS: &str = "SELECT match_status, COUNT(*) AS n \
+     FROM statement_entries WHERE statement_id = $1 GROUP BY match_status ORDER BY match_status";
 pub(crate) const PREVIOUS_STATEMENT: &str = "WHERE account_digest = $1 AND \
      electronic_sequence < $2 AND channel_id = $3 ORDER BY electronic_sequence DESC LIMIT 1";
 
@@ -168,6 +172,35 @@ impl WriteTx<'_> {
             ],
         )
         .await
+    }
+
+    /// How many entries of a statement are stored, and the last line stored (entries are
+    /// stored in the file's order, a chunk per transaction).
+    pub async fn statement_entries_stored(&mut self, statement: i64) -> Result<(i64, Option<i64>)> {
+        self.flush().await?;
+        let r = sqlx::query(STATEMENT_ENTRIES_STORED)
+            .bind(statement)
+            .fetch_one(&mut *self.conn())
+            .await?;
+        Ok((r.try_get("stored")?, r.try_get("last_line")?))
+    }
+
+    /// A statement's entries by match status.
+    pub async fn statement_entry_counts(
+        &mut self,
+        statement: i64,
+    ) -> Result<std::collections::BTreeMap<String, u64>> {
+        self.flush().await?;
+        let rows = sqlx::query(STATEMENT_ENTRY_COUNTS)
+            .bind(statement)
+            .fetch_all(&mut *self.conn())
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let n: i64 = r.try_get("n")?;
+                Ok((r.try_get::<String, _>("match_status")?, n as u64))
+            })
+            .collect()
     }
 
     /// The statement of the account before this one in its sequence.

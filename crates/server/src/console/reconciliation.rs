@@ -137,7 +137,13 @@ fn report(lang: Lang, signed: &Signed, r: &Reconciliation) -> Markup {
                         td { (s.from.as_deref().unwrap_or("?")) " … " (s.to.as_deref().unwrap_or("?")) }
                         td.num { (amount(s.opening_minor, ccy)) }
                         td.num { (amount(s.closing_minor, ccy)) }
-                        td.num { (s.entries) }
+                        td.num {
+                            (s.entries)
+                            // An import stopped half-way: what is stored of it so far.
+                            @if s.entries_imported < s.entries {
+                                br; b.incomplete { (s.entries_imported) " / " (s.entries) }
+                            }
+                        }
                         td { code { (s.file_name) } }
                         td.continuity {
                             @match previous {
