@@ -14,8 +14,13 @@ both_backends!(
         let mut bad = Vec::new();
         for p in &plans {
             eprintln!("{}:\n  {}\n  {}", p.name, p.sql, p.plan.join("\n  "));
-            if !p.uses_indexes_only() {
-                bad.push(format!("{}: {}", p.name, p.plan.join(" / ")));
+            if !p.uses_indexes_only() || !p.uses_expected_index() {
+                bad.push(format!(
+                    "{} (expects {:?}): {}",
+                    p.name,
+                    p.expected_index,
+                    p.plan.join(" / ")
+                ));
             }
         }
         assert!(bad.is_empty(), "lookups not served by an index: {bad:#?}");
