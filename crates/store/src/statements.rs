@@ -61,7 +61,12 @@ impl WriteTx<'_> {
     ) -> Result<Vec<T>> {
         let mut out = Vec::new();
         for group in values.chunks(IN_LIST_MAX) {
-            let sql = format!("{head}({})", placeholders(fixed.len() + 1, group.len()));
+            let list = if fixed.is_empty() {
+                self.in_list_placeholders(group.len())
+            } else {
+                placeholders(fixed.len() + 1, group.len())
+            };
+            let sql = format!("{head}({list})");
             let binds: Vec<Bind> = fixed.iter().chain(group).cloned().collect();
             out.extend(self.fetch_all::<T>(&sql, &binds).await?);
         }
@@ -140,7 +145,7 @@ impl WriteTx<'_> {
         for group in batch_ids.chunks(IN_LIST_MAX) {
             let sql = format!(
                 "{PAID_OF_BATCHES}({}) GROUP BY batch_id",
-                placeholders(1, group.len())
+                self.in_list_placeholders(group.len())
             );
             let mut q = sqlx::query(&sql);
             for id in group {

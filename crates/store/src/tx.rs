@@ -194,12 +194,26 @@ impl<'c> WriteTx<'c> {
         &mut self.tx
     }
 
-    /// The next `count` ids of a sequence; returns the first.
+    /// `n` parameters for an `IN (…)` list that is the statement's only parameters: anonymous
+    /// `?` on SQLite (see [`Placeholders`]: sqlx looks each named one up by walking them all),
+    /// `$1…$n` on PostgreSQL.
+    pub(crate) fn in_list_placeholders(&self, n: usize) -> String {
+        let mut sql = String::with_capacity(n * 4);
+        for i in 1..=n {
+            if i > 1 {
+                sql.push_str(", ");
+            }
+            self.placeholders.push(&mut sql, i);
+        }
+        sql
+    }
+
     /// Statements this transaction has sent to the database (its begin and head included).
     pub fn statements(&self) -> u64 {
         self.statements
     }
 
+    /// The next `count` ids of a sequence; returns the first.
     pub async fn next_ids(&mut self, sequence: &str, count: i64) -> Result<i64> {
         self.statements += 1;
         let row =
