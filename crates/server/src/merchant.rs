@@ -14,7 +14,7 @@ use disburse_core::account::{
 use disburse_core::{Currency, LedgerAccount, Money, OrderNo, OrderState};
 use disburse_engine::views_support::natural_sign;
 use disburse_engine::{OrderRef, WithdrawOutcome, WithdrawRequest};
-use disburse_store::{fmt_time, Bind, DiscrepancyRow, OrderRow, OutboxRow, PayoutRow};
+use disburse_store::{fmt_time, DiscrepancyRow, OrderPage, OrderRow, PayoutRow};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -333,9 +333,7 @@ async fn withdrawal_of(state: &AppState, order: OrderRow) -> ApiResult<Withdrawa
         let l4 = last4[&p.bank_account_id].clone();
         payouts.push(payout_dto(p, l4));
     }
-    let discrepancies: Vec<DiscrepancyRow> = db
-        .fetch_all("WHERE order_id = $1 ORDER BY id", &[Bind::Int(order.id)])
-        .await?;
+    let discrepancies: Vec<DiscrepancyRow> = db.discrepancies_of_order(order.id).await?;
     Ok(Withdrawal {
         order_no: order.order_no,
         state: order.state,
@@ -457,23 +455,24 @@ pub async fn list_withdrawals(
 ) -> ApiResult<Json<WithdrawalPage>> {
     let limit = page_limit(q.limit)?;
     let after = parse_cursor(q.cursor.as_deref())?;
-    let mut where_sql = "WHERE merchant_id = $1 AND id > $2".to_string();
-    let mut binds = vec![Bind::Text(caller.0.to_string()), Bind::Int(after)];
-    if let Some(status) = &q.status {
-        let st = OrderState::parse(status).map_err(|e| ApiError::bad_request(e, Some("status")))?;
-        binds.push(Bind::Text(st.as_str().to_string()));
-        where_sql.push_str(&format!(" AND state = ${}", binds.len()));
-    }
-    if let Some(from) = time_param(q.created_from.as_deref(), "created_from")? {
-        binds.push(Bind::Text(from));
-        where_sql.push_str(&format!(" AND created_at >= ${}", binds.len()));
-    }
-    if let Some(to) = time_param(q.created_to.as_deref(), "created_to")? {
-        binds.push(Bind::Text(to));
-        where_sql.push_str(&format!(" AND created_at < ${}", binds.len()));
-    }
-    where_sql.push_str(&format!(" ORDER BY id LIMIT {}", limit + 1));
-    let mut rows: Vec<OrderRow> = state.engine().db().fetch_all(&where_sql, &binds).await?;
+    let state_filter = match &q.status {
+        Some(status) => Some(
+            OrderState::parse(status)
+                .map_err(|e| ApiError::bad_request(e, Some("status")))?
+                .as_str()
+                .to_string(),
+        ),
+        None => None,
+    };
+    let page = OrderPage {
+        merchant_id: caller.0.to_string(),
+        after,
+        state: state_filter,
+        created_from: time_param(q.created_from.as_deref(), "created_from")?,
+        created_to: time_param(q.created_to.as_deref(), "created_to")?,
+        limit: limit + 1,
+    };
+    let mut rows: Vec<OrderRow> = state.engine().db().orders_page_of_merchant(&page).await?;
     let more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
     let next_cursor = more
@@ -696,19 +695,11 @@ pub async fn list_events(
 ) -> ApiResult<Json<EventPage>> {
     let limit = page_limit(q.limit)?;
     let after = parse_cursor(q.cursor.as_deref())?;
-    let rows = sqlx::query(&format!(
-        "{} WHERE merchant_id = $1 AND id > $2 ORDER BY id LIMIT {}",
-        OutboxRow::SELECT,
-        limit + 1
-    ))
-    .bind(caller.0.to_string())
-    .bind(after)
-    .fetch_all(state.engine().db().pool())
-    .await?;
-    let mut events = rows
-        .iter()
-        .map(OutboxRow::from_row)
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut events = state
+        .engine()
+        .db()
+        .outbox_page_of_merchant(caller.0.as_str(), after, limit + 1)
+        .await?;
     let more = events.len() as i64 > limit;
     events.truncate(limit as usize);
     let next_cursor = more
