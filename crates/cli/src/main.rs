@@ -1333,7 +1333,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
                     engine.db().verify_audit_against(&anchor).await?
                 }
             };
-            let events = engine.db().count("audit_events").await?;
+            let events = engine.db().audit_event_count().await?;
             ctx.out(
                 &serde_json::json!({"ok": findings.is_empty(), "events": events, "findings": findings}),
                 || match findings.first() {

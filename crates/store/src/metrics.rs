@@ -54,3 +54,13 @@ impl Db {
         Ok(out)
     }
 }
+
+impl Db {
+    /// Events in the audit chain, in all (what `audit verify` reports it walked).
+    pub async fn audit_event_count(&self) -> Result<i64> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM audit_events")
+            .fetch_one(self.pool())
+            .await?;
+        Ok(row.try_get("n")?)
+    }
+}
