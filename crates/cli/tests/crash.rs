@@ -235,7 +235,7 @@ async fn killed_import_leaves_whole_chunks_and_a_rerun_finishes_it_postgres() {
 /// A statement import killed after some chunks are stored keeps whole chunks, and the same file
 /// again goes on after them: every entry once, the statement closed once, the trail intact.
 async fn statement_crash_and_resume(backend: TestBackend) {
-    const ENTRIES: usize = 40_000;
+    const ENTRIES: usize = 100_000;
     let Some(db) = TestDb::fresh(backend, "statement_crash").await else {
         return;
     };
@@ -273,12 +273,9 @@ async fn statement_crash_and_resume(backend: TestBackend) {
         .args(["--channel", "sepa-file"]);
         c
     };
-    let stored = || async {
-        let db = Db::open(&db.url).await.unwrap();
-        let n = db.count("statement_entries").await.unwrap();
-        db.close().await;
-        n
-    };
+    // One watcher, opened before the import starts: polling must be quicker than a chunk.
+    let watcher = Db::open(&db.url).await.unwrap();
+    let stored = || async { watcher.count("statement_entries").await.unwrap() };
     let mut child = import().spawn().unwrap();
     let started = Instant::now();
     while stored().await == 0 {
@@ -290,7 +287,7 @@ async fn statement_crash_and_resume(backend: TestBackend) {
             child.try_wait().unwrap().is_none(),
             "the import finished before it could be killed"
         );
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        tokio::time::sleep(Duration::from_millis(1)).await;
     }
     child.kill().unwrap();
     child.wait().unwrap();
@@ -327,6 +324,7 @@ async fn statement_crash_and_resume(backend: TestBackend) {
     let out = import().output().unwrap();
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(summary["already_imported"], true, "{summary}");
+    watcher.close().await;
     let check = Db::open(&db.url).await.unwrap().with_chain_key(chain_key);
     assert!(check.verify_audit().await.unwrap().is_empty());
     assert_eq!(

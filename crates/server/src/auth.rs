@@ -12,11 +12,10 @@ use chrono::{DateTime, Duration, Utc};
 use disburse_core::correction::Role;
 use disburse_core::{MerchantId, OperatorName};
 use disburse_engine::{Actor, Engine, EngineError};
-use disburse_store::{fmt_time, NewAuditEvent, OperatorRow};
+use disburse_store::{fmt_time, NewAuditEvent};
 use rand::RngCore;
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use sqlx::Row;
 
 use crate::error::ApiError;
 use crate::AppState;
@@ -109,13 +108,7 @@ pub async fn set_operator_password(
     let phc = hash_password(password.to_string()).await?;
     let at = fmt_time(as_of);
     let mut tx = engine.db().write().await?;
-    let operator: Option<OperatorRow> = tx
-        .fetch_optional(
-            "WHERE name = $1",
-            &[disburse_store::Bind::Text(name.to_string())],
-        )
-        .await?;
-    if operator.is_none() {
+    if tx.operator(name.as_str()).await?.is_none() {
         return Err(EngineError::NotFound {
             what: "operator",
             id: name.to_string(),
@@ -127,21 +120,12 @@ pub async fn set_operator_password(
         password_hash: phc,
         updated_at: at.clone(),
     };
-    let existing: Option<disburse_store::OperatorCredentialRow> = tx
-        .fetch_optional(
-            "WHERE name = $1",
-            &[disburse_store::Bind::Text(name.to_string())],
-        )
-        .await?;
-    match existing {
+    match tx.operator_credential(name.as_str()).await? {
         Some(_) => tx.update(&credential).await?,
         None => tx.insert(&credential).await?,
     }
     // A new password ends the operator's open sessions.
-    sqlx::query("DELETE FROM operator_sessions WHERE name = $1")
-        .bind(name.to_string())
-        .execute(tx.conn())
-        .await?;
+    tx.end_operator_sessions_of(name.as_str()).await?;
     tx.audit(NewAuditEvent {
         at,
         actor: Actor::system("credentials").as_str().into(),
@@ -311,20 +295,8 @@ pub async fn login_guarded(
         });
     }
     let engine = state.engine();
-    let row = sqlx::query(
-        "SELECT c.password_hash, o.role, l.locked_at FROM operator_credentials c \
-         JOIN operators o ON o.name = c.name \
-         LEFT JOIN operator_lockouts l ON l.name = c.name WHERE c.name = $1",
-    )
-    .bind(name.to_string())
-    .fetch_optional(engine.db().pool())
-    .await?;
-    let (phc, role, locked) = match &row {
-        Some(r) => (
-            Some(r.try_get::<String, _>("password_hash")?),
-            Some(r.try_get::<String, _>("role")?),
-            r.try_get::<Option<String>, _>("locked_at")?.is_some(),
-        ),
+    let (phc, role, locked) = match engine.db().login_facts(name).await? {
+        Some(f) => (Some(f.password_hash), Some(f.role), f.locked),
         None => (None, None, false),
     };
     if locked {
@@ -352,25 +324,18 @@ pub async fn login_guarded(
     guard.by_name.clear(&name_key);
     let role = Role::parse(&role).map_err(ApiError::internal)?;
     let operator = OperatorName::parse(name).map_err(ApiError::internal)?;
-    sqlx::query("DELETE FROM operator_lockouts WHERE name = $1")
-        .bind(name.to_string())
-        .execute(engine.db().pool())
-        .await?;
+    engine.db().forget_login_failures(name).await?;
     let token = random_token(SESSION_TOKEN_PREFIX);
     let expires = now + Duration::hours(SESSION_HOURS);
-    sqlx::query("DELETE FROM operator_sessions WHERE expires_at < $1")
-        .bind(fmt_time(now))
-        .execute(engine.db().pool())
+    engine
+        .db()
+        .start_operator_session(
+            &sha256_hex(&token),
+            name,
+            &fmt_time(now),
+            &fmt_time(expires),
+        )
         .await?;
-    sqlx::query(
-        "INSERT INTO operator_sessions (token_hash, name, created_at, expires_at) VALUES ($1, $2, $3, $4)",
-    )
-    .bind(sha256_hex(&token))
-    .bind(name.to_string())
-    .bind(fmt_time(now))
-    .bind(fmt_time(expires))
-    .execute(engine.db().pool())
-    .await?;
     tracing::info!(operator = %operator, "operator logged in");
     Ok(LoggedIn {
         token,
@@ -393,29 +358,13 @@ async fn record_failure(
     let mut failures = None;
     let mut locked = false;
     if known {
-        let before =
-            sqlx::query("SELECT failures, locked_at FROM operator_lockouts WHERE name = $1")
-                .bind(name.to_string())
-                .fetch_optional(tx.conn())
-                .await?;
-        let n = match &before {
-            Some(r) => r.try_get::<i64, _>("failures")? + 1,
+        let n = match tx.login_failures(name).await? {
+            Some(before) => before.failures + 1,
             None => 1,
         };
         locked = n >= state.login_guard().limits.lockout_after;
-        sqlx::query("DELETE FROM operator_lockouts WHERE name = $1")
-            .bind(name.to_string())
-            .execute(tx.conn())
+        tx.set_login_failures(name, n, locked.then_some(at.as_str()), &at)
             .await?;
-        sqlx::query(
-            "INSERT INTO operator_lockouts (name, failures, locked_at, updated_at) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(name.to_string())
-        .bind(n)
-        .bind(locked.then(|| at.clone()))
-        .bind(at.clone())
-        .execute(tx.conn())
-        .await?;
         failures = Some(n);
     }
     tx.audit(NewAuditEvent {
@@ -443,10 +392,7 @@ async fn record_failure(
 }
 
 pub async fn logout(engine: &Engine, token: &str) -> Result<(), ApiError> {
-    sqlx::query("DELETE FROM operator_sessions WHERE token_hash = $1")
-        .bind(sha256_hex(token))
-        .execute(engine.db().pool())
-        .await?;
+    engine.db().end_operator_session(&sha256_hex(token)).await?;
     Ok(())
 }
 
@@ -530,16 +476,12 @@ pub async fn merchant_auth(State(state): State<AppState>, req: Request, next: Ne
 
 async fn resolve_merchant(state: &AppState, parts: &Parts) -> Result<MerchantId, ApiError> {
     let key = bearer(parts)?;
-    let row = sqlx::query(
-        "SELECT merchant_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL \
-         AND (expires_at IS NULL OR expires_at > $2)",
-    )
-    .bind(sha256_hex(&key))
-    .bind(fmt_time(Utc::now()))
-    .fetch_optional(state.engine().db().pool())
-    .await?
-    .ok_or_else(|| ApiError::Unauthorized("unknown, expired or revoked API key".into()))?;
-    let id: String = row.try_get("merchant_id")?;
+    let id = state
+        .engine()
+        .db()
+        .merchant_of_live_api_key(&sha256_hex(&key), &fmt_time(Utc::now()))
+        .await?
+        .ok_or_else(|| ApiError::Unauthorized("unknown, expired or revoked API key".into()))?;
     MerchantId::parse(&id).map_err(ApiError::internal)
 }
 
@@ -559,17 +501,12 @@ pub async fn operator_auth(State(state): State<AppState>, req: Request, next: Ne
 
 async fn resolve_operator(state: &AppState, parts: &Parts) -> Result<OperatorCaller, ApiError> {
     let token = bearer(parts)?;
-    let row = sqlx::query(
-        "SELECT s.name, o.role FROM operator_sessions s JOIN operators o ON o.name = s.name \
-         WHERE s.token_hash = $1 AND s.expires_at > $2",
-    )
-    .bind(sha256_hex(&token))
-    .bind(fmt_time(Utc::now()))
-    .fetch_optional(state.engine().db().pool())
-    .await?
-    .ok_or_else(|| ApiError::Unauthorized("unknown or expired session; log in again".into()))?;
-    let name: String = row.try_get("name")?;
-    let role: String = row.try_get("role")?;
+    let (name, role) = state
+        .engine()
+        .db()
+        .operator_of_session(&sha256_hex(&token), &fmt_time(Utc::now()))
+        .await?
+        .ok_or_else(|| ApiError::Unauthorized("unknown or expired session; log in again".into()))?;
     Ok(OperatorCaller {
         name: OperatorName::parse(&name).map_err(ApiError::internal)?,
         role: Role::parse(&role).map_err(ApiError::internal)?,

@@ -8,10 +8,9 @@
 use chrono::{DateTime, Duration, Utc};
 use disburse_core::{MerchantId, OperatorName};
 use disburse_engine::{Actor, Engine, EngineError, Result};
-use disburse_store::{fmt_time, ApiKeyRow, Bind, MerchantRow, NewAuditEvent, OperatorRow};
+use disburse_store::{fmt_time, ApiKeyRow, NewAuditEvent};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use sqlx::Row;
 use utoipa::ToSchema;
 
 use crate::auth::{random_token, sha256_hex, API_KEY_PREFIX};
@@ -42,9 +41,7 @@ async fn merchant_exists(
     tx: &mut disburse_store::WriteTx<'_>,
     merchant: &MerchantId,
 ) -> Result<()> {
-    let found: Option<MerchantRow> = tx
-        .fetch_optional("WHERE id = $1", &[Bind::Text(merchant.to_string())])
-        .await?;
+    let found = tx.merchant(merchant.as_str()).await?;
     found.map(|_| ()).ok_or_else(|| EngineError::NotFound {
         what: "merchant",
         id: merchant.to_string(),
@@ -115,25 +112,16 @@ pub async fn issue_api_key(
 
 /// Every key of a merchant, oldest first.
 pub async fn list_api_keys(engine: &Engine, merchant: &MerchantId) -> Result<Vec<ApiKeyInfo>> {
-    let rows = sqlx::query(
-        "SELECT key_prefix, created_at, expires_at, revoked_at FROM api_keys \
-         WHERE merchant_id = $1 ORDER BY created_at, key_prefix",
-    )
-    .bind(merchant.to_string())
-    .fetch_all(engine.db().pool())
-    .await
-    .map_err(disburse_store::StoreError::from)?;
-    rows.iter()
-        .map(|r| {
-            Ok(ApiKeyInfo {
-                key_prefix: r.try_get("key_prefix")?,
-                created_at: r.try_get("created_at")?,
-                expires_at: r.try_get("expires_at")?,
-                revoked_at: r.try_get("revoked_at")?,
-            })
+    let rows = engine.db().api_keys_of_merchant(merchant.as_str()).await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| ApiKeyInfo {
+            key_prefix: r.key_prefix,
+            created_at: r.created_at,
+            expires_at: r.expires_at,
+            revoked_at: r.revoked_at,
         })
-        .collect::<std::result::Result<_, sqlx::Error>>()
-        .map_err(|e| disburse_store::StoreError::from(e).into())
+        .collect())
 }
 
 /// Revokes the merchant's key with this prefix at once. One audit event.
@@ -147,14 +135,8 @@ pub async fn revoke_api_key(
 ) -> Result<()> {
     let mut tx = engine.db().write().await?;
     merchant_exists(&mut tx, merchant).await?;
-    let live: Vec<ApiKeyRow> = tx
-        .fetch_all(
-            "WHERE merchant_id = $1 AND key_prefix = $2 AND revoked_at IS NULL",
-            &[
-                Bind::Text(merchant.to_string()),
-                Bind::Text(prefix.to_string()),
-            ],
-        )
+    let live = tx
+        .unrevoked_api_keys_with_prefix(merchant.as_str(), prefix)
         .await?;
     let revoked = live.len();
     for key in live {
@@ -212,25 +194,9 @@ pub async fn rotate_api_key(
     let until = fmt_time(as_of + overlap);
     let mut tx = engine.db().write().await?;
     merchant_exists(&mut tx, merchant).await?;
-    let old = sqlx::query(
-        "SELECT key_prefix FROM api_keys WHERE merchant_id = $1 AND revoked_at IS NULL \
-         AND (expires_at IS NULL OR expires_at > $2) ORDER BY created_at",
-    )
-    .bind(merchant.to_string())
-    .bind(now.clone())
-    .fetch_all(tx.conn())
-    .await
-    .map_err(disburse_store::StoreError::from)?
-    .iter()
-    .map(|r| r.try_get::<String, _>("key_prefix"))
-    .collect::<std::result::Result<Vec<_>, _>>()
-    .map_err(disburse_store::StoreError::from)?;
-    let shortened: Vec<ApiKeyRow> = tx
-        .fetch_all(
-            "WHERE merchant_id = $1 AND revoked_at IS NULL \
-             AND (expires_at IS NULL OR expires_at > $2)",
-            &[Bind::Text(merchant.to_string()), Bind::Text(until.clone())],
-        )
+    let old = tx.live_api_key_prefixes(merchant.as_str(), &now).await?;
+    let shortened = tx
+        .unrevoked_api_keys_valid_after(merchant.as_str(), &until)
         .await?;
     for key in shortened {
         tx.update(&ApiKeyRow {
@@ -265,27 +231,19 @@ pub async fn list_sessions(
     operator: Option<&OperatorName>,
     as_of: DateTime<Utc>,
 ) -> Result<Vec<SessionInfo>> {
-    let rows = sqlx::query(
-        "SELECT token_hash, name, created_at, expires_at FROM operator_sessions \
-         WHERE expires_at > $1 AND ($2 = '' OR name = $2) ORDER BY created_at, token_hash",
-    )
-    .bind(fmt_time(as_of))
-    .bind(operator.map(|o| o.to_string()).unwrap_or_default())
-    .fetch_all(engine.db().pool())
-    .await
-    .map_err(disburse_store::StoreError::from)?;
-    rows.iter()
-        .map(|r| {
-            let hash: String = r.try_get("token_hash")?;
-            Ok(SessionInfo {
-                id: hash.chars().take(SESSION_ID_HEX).collect(),
-                operator: r.try_get("name")?,
-                created_at: r.try_get("created_at")?,
-                expires_at: r.try_get("expires_at")?,
-            })
+    let rows = engine
+        .db()
+        .open_operator_sessions(operator.map(|o| o.as_str()), &fmt_time(as_of))
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| SessionInfo {
+            id: r.token_hash.chars().take(SESSION_ID_HEX).collect(),
+            operator: r.name,
+            created_at: r.created_at,
+            expires_at: r.expires_at,
         })
-        .collect::<std::result::Result<_, sqlx::Error>>()
-        .map_err(|e| disburse_store::StoreError::from(e).into())
+        .collect())
 }
 
 /// Ends one session (by its id) or, with `Target::Operator`, every session of an operator.
@@ -297,7 +255,7 @@ pub async fn revoke_sessions(
     actor: &Actor,
 ) -> Result<u64> {
     let mut tx = engine.db().write().await?;
-    let (sql, value, subject) = match target {
+    let (ended, subject) = match target {
         SessionTarget::Id(id) => {
             if id.len() != SESSION_ID_HEX || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
                 return Err(EngineError::invalid(
@@ -305,24 +263,17 @@ pub async fn revoke_sessions(
                     format!("a session id is {SESSION_ID_HEX} hex digits"),
                 ));
             }
+            let id = id.to_ascii_lowercase();
             (
-                "DELETE FROM operator_sessions WHERE SUBSTR(token_hash, 1, 16) = $1",
-                id.to_ascii_lowercase(),
-                format!("session:{}", id.to_ascii_lowercase()),
+                tx.end_operator_session_by_id(&id).await?,
+                format!("session:{id}"),
             )
         }
         SessionTarget::Operator(name) => (
-            "DELETE FROM operator_sessions WHERE name = $1",
-            name.to_string(),
+            tx.end_operator_sessions_of(name.as_str()).await?,
             format!("operator:{name}"),
         ),
     };
-    let ended = sqlx::query(sql)
-        .bind(value)
-        .execute(tx.conn())
-        .await
-        .map_err(disburse_store::StoreError::from)?
-        .rows_affected();
     if ended == 0 {
         return Err(EngineError::NotFound {
             what: "session",
@@ -357,34 +308,17 @@ pub async fn unlock_operator(
     actor: &Actor,
 ) -> Result<bool> {
     let mut tx = engine.db().write().await?;
-    let operator: Option<OperatorRow> = tx
-        .fetch_optional("WHERE name = $1", &[Bind::Text(name.to_string())])
-        .await?;
-    if operator.is_none() {
+    if tx.operator(name.as_str()).await?.is_none() {
         return Err(EngineError::NotFound {
             what: "operator",
             id: name.to_string(),
         });
     }
-    let row = sqlx::query("SELECT failures, locked_at FROM operator_lockouts WHERE name = $1")
-        .bind(name.to_string())
-        .fetch_optional(tx.conn())
-        .await
-        .map_err(disburse_store::StoreError::from)?;
-    let Some(row) = row else {
+    let Some(before) = tx.login_failures(name.as_str()).await? else {
         return Ok(false);
     };
-    let failures: i64 = row
-        .try_get("failures")
-        .map_err(disburse_store::StoreError::from)?;
-    let locked_at: Option<String> = row
-        .try_get("locked_at")
-        .map_err(disburse_store::StoreError::from)?;
-    sqlx::query("DELETE FROM operator_lockouts WHERE name = $1")
-        .bind(name.to_string())
-        .execute(tx.conn())
-        .await
-        .map_err(disburse_store::StoreError::from)?;
+    let (failures, locked_at) = (before.failures, before.locked_at);
+    tx.forget_login_failures(name.as_str()).await?;
     tx.audit(NewAuditEvent {
         at: fmt_time(as_of),
         actor: actor.as_str().into(),

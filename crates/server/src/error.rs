@@ -242,10 +242,4 @@ impl From<StoreError> for ApiError {
     }
 }
 
-impl From<sqlx::Error> for ApiError {
-    fn from(e: sqlx::Error) -> Self {
-        StoreError::Sql(e).into()
-    }
-}
-
 pub type ApiResult<T> = Result<T, ApiError>;

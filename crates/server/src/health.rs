@@ -14,7 +14,6 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, ApiResult, Problem};
@@ -156,7 +155,7 @@ pub async fn healthz() -> Json<Health> {
     )
 )]
 pub async fn readyz(State(state): State<AppState>) -> ApiResult<Json<Health>> {
-    let probe = sqlx::query("SELECT 1 AS one").fetch_one(state.engine().db().pool());
+    let probe = state.engine().db().ping();
     match tokio::time::timeout(Duration::from_secs(2), probe).await {
         Ok(Ok(_)) => Ok(Json(Health {
             status: "ok".into(),
@@ -177,17 +176,11 @@ pub async fn readyz(State(state): State<AppState>) -> ApiResult<Json<Health>> {
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String))
 )]
 pub async fn metrics(State(state): State<AppState>) -> ApiResult<Response> {
-    let pool = state.engine().db().pool();
+    let db = state.engine().db();
     let mut out = String::new();
 
     out.push_str("# HELP disburse_payouts Payouts by state.\n# TYPE disburse_payouts gauge\n");
-    let rows =
-        sqlx::query("SELECT state, COUNT(*) AS n FROM payouts GROUP BY state ORDER BY state")
-            .fetch_all(pool)
-            .await?;
-    for r in rows {
-        let state_name: String = r.try_get("state")?;
-        let n: i64 = r.try_get("n")?;
+    for (state_name, n) in db.payout_counts_by_state().await? {
         let _ = writeln!(
             out,
             "disburse_payouts{{state=\"{}\"}} {n}",
@@ -198,12 +191,7 @@ pub async fn metrics(State(state): State<AppState>) -> ApiResult<Response> {
     out.push_str(
         "# HELP disburse_orders Withdrawal orders by state.\n# TYPE disburse_orders gauge\n",
     );
-    let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM orders GROUP BY state ORDER BY state")
-        .fetch_all(pool)
-        .await?;
-    for r in rows {
-        let state_name: String = r.try_get("state")?;
-        let n: i64 = r.try_get("n")?;
+    for (state_name, n) in db.order_counts_by_state().await? {
         let _ = writeln!(
             out,
             "disburse_orders{{state=\"{}\"}} {n}",
@@ -226,26 +214,13 @@ pub async fn metrics(State(state): State<AppState>) -> ApiResult<Response> {
         "# HELP disburse_webhook_backlog Messages not yet delivered by webhook: queued (pending), given up (dead), waiting for the merchant to set a webhook (unrouted), not yet queued.\n\
          # TYPE disburse_webhook_backlog gauge\n",
     );
-    let rows = sqlx::query(
-        "SELECT status, COUNT(*) AS n FROM webhook_deliveries WHERE status <> 'delivered' GROUP BY status",
-    )
-    .fetch_all(pool)
-    .await?;
     let mut backlog = BTreeMap::from([
         ("dead".to_string(), 0i64),
         ("pending".to_string(), 0i64),
         ("unrouted".to_string(), 0i64),
     ]);
-    for r in rows {
-        backlog.insert(r.try_get("status")?, r.try_get("n")?);
-    }
-    let not_queued: i64 = sqlx::query(
-        "SELECT COUNT(*) AS n FROM outbox o WHERE o.delivered_at IS NULL \
-         AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.outbox_id = o.id)",
-    )
-    .fetch_one(pool)
-    .await?
-    .try_get("n")?;
+    backlog.extend(db.undelivered_webhook_counts_by_status().await?);
+    let not_queued = db.outbox_not_queued_count().await?;
     backlog.insert("not_queued".into(), not_queued);
     for (status, n) in backlog {
         let _ = writeln!(out, "disburse_webhook_backlog{{status=\"{status}\"}} {n}");

@@ -20,9 +20,8 @@ use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
-use disburse_store::fmt_time;
+use disburse_store::{fmt_time, Db, IdempotentAnswer};
 use sha2::{Digest, Sha256};
-use sqlx::Row;
 
 use crate::auth::IdempotencyScope;
 use crate::error::ApiError;
@@ -114,8 +113,8 @@ async fn handle(state: AppState, req: Request, next: Next) -> Result<Response, A
         }
     })?;
     let hash = request_hash(&parts.method, parts.uri.path(), &bytes);
-    let pool = state.engine().db().pool().clone();
-    match claim(&pool, &scope.0, &key, &hash).await? {
+    let db = state.engine().db().clone();
+    match claim(&db, &scope.0, &key, &hash).await? {
         Claim::Answered {
             status,
             content_type,
@@ -148,7 +147,7 @@ async fn handle(state: AppState, req: Request, next: Next) -> Result<Response, A
             let rbytes = match to_bytes(rbody, STORED_BODY_MAX_BYTES).await {
                 Ok(b) => b,
                 Err(e) => {
-                    release(&pool, &scope.0, &key).await;
+                    release(&db, &scope.0, &key).await;
                     return Err(ApiError::internal(format!("answer not stored: {e}")));
                 }
             };
@@ -169,7 +168,7 @@ async fn handle(state: AppState, req: Request, next: Next) -> Result<Response, A
                     // Sealed all the same: the stored answer is a merchant's data.
                     let sealed = state.engine().seal_secret(&without_shown_once(&text));
                     store(
-                        &pool,
+                        &db,
                         &scope.0,
                         &key,
                         status.as_u16(),
@@ -178,7 +177,7 @@ async fn handle(state: AppState, req: Request, next: Next) -> Result<Response, A
                     )
                     .await?;
                 }
-                _ => release(&pool, &scope.0, &key).await,
+                _ => release(&db, &scope.0, &key).await,
             }
             Ok(Response::from_parts(rparts, Body::from(rbytes)))
         }
@@ -205,99 +204,52 @@ fn expiry_cutoff(now: chrono::DateTime<Utc>) -> String {
 }
 
 /// Deletes every key older than [`RETENTION_HOURS`]; run by the sweeper worker.
-pub async fn purge_expired(
-    pool: &sqlx::AnyPool,
-    now: chrono::DateTime<Utc>,
-) -> Result<u64, ApiError> {
-    Ok(
-        sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
-            .bind(expiry_cutoff(now))
-            .execute(pool)
-            .await?
-            .rows_affected(),
-    )
+pub async fn purge_expired(db: &Db, now: chrono::DateTime<Utc>) -> Result<u64, ApiError> {
+    Ok(db
+        .purge_idempotency_keys_before(&expiry_cutoff(now))
+        .await?)
 }
 
-async fn claim(
-    pool: &sqlx::AnyPool,
-    scope: &str,
-    key: &str,
-    hash: &str,
-) -> Result<Claim, ApiError> {
+async fn claim(db: &Db, scope: &str, key: &str, hash: &str) -> Result<Claim, ApiError> {
     let started = tokio::time::Instant::now();
     loop {
         let now = Utc::now();
         // An expired key is a new key: its old answer goes before it is claimed again.
-        sqlx::query(
-            "DELETE FROM idempotency_keys WHERE scope = $1 AND idem_key = $2 AND created_at < $3",
-        )
-        .bind(scope.to_string())
-        .bind(key.to_string())
-        .bind(expiry_cutoff(now))
-        .execute(pool)
-        .await?;
-        let inserted = sqlx::query(
-            "INSERT INTO idempotency_keys (scope, idem_key, request_hash, status, created_at, updated_at) \
-             VALUES ($1, $2, $3, 'in_progress', $4, $4) ON CONFLICT (scope, idem_key) DO NOTHING",
-        )
-        .bind(scope.to_string())
-        .bind(key.to_string())
-        .bind(hash.to_string())
-        .bind(fmt_time(now))
-        .execute(pool)
-        .await?
-        .rows_affected();
-        if inserted == 1 {
+        db.drop_idempotency_key_made_before(scope, key, &expiry_cutoff(now))
+            .await?;
+        if db
+            .claim_new_idempotency_key(scope, key, hash, &fmt_time(now))
+            .await?
+        {
             return Ok(Claim::Mine);
         }
-        let Some(row) = sqlx::query(
-            "SELECT request_hash, status, response_status, response_type, response_location, response_body, updated_at \
-             FROM idempotency_keys WHERE scope = $1 AND idem_key = $2",
-        )
-        .bind(scope.to_string())
-        .bind(key.to_string())
-        .fetch_optional(pool)
-        .await?
-        else {
+        let Some(row) = db.idempotency_key(scope, key).await? else {
             continue; // released between the insert and the read: try again
         };
-        let stored_hash: String = row.try_get("request_hash")?;
-        if stored_hash != hash {
+        if row.request_hash != hash {
             return Err(ApiError::Unprocessable {
                 detail: "this Idempotency-Key was used with another request (method, path or body); use a new key for a new request".into(),
                 field: Some("Idempotency-Key".into()),
             });
         }
-        let status: String = row.try_get("status")?;
-        if status == "done" {
-            let code: Option<i64> = row.try_get("response_status")?;
+        if row.status == "done" {
             return Ok(Claim::Answered {
-                status: code
+                status: row
+                    .response_status
                     .and_then(|c| u16::try_from(c).ok())
                     .ok_or_else(|| ApiError::internal("stored answer without a status"))?,
-                content_type: row.try_get("response_type")?,
-                location: row.try_get("response_location")?,
-                body: row
-                    .try_get::<Option<String>, _>("response_body")?
-                    .unwrap_or_default(),
+                content_type: row.response_type,
+                location: row.response_location,
+                body: row.response_body.unwrap_or_default(),
             });
         }
-        let updated_at: String = row.try_get("updated_at")?;
-        if disburse_store::parse_time(&updated_at).is_ok_and(|t| t < now - STALE_AFTER) {
-            let taken = sqlx::query(
-                "UPDATE idempotency_keys SET updated_at = $1 \
-                 WHERE scope = $2 AND idem_key = $3 AND status = 'in_progress' AND updated_at = $4",
-            )
-            .bind(fmt_time(now))
-            .bind(scope.to_string())
-            .bind(key.to_string())
-            .bind(updated_at)
-            .execute(pool)
-            .await?
-            .rows_affected();
-            if taken == 1 {
-                return Ok(Claim::Mine);
-            }
+        let updated_at = row.updated_at;
+        if disburse_store::parse_time(&updated_at).is_ok_and(|t| t < now - STALE_AFTER)
+            && db
+                .take_over_stale_idempotency_key(scope, key, &updated_at, &fmt_time(now))
+                .await?
+        {
+            return Ok(Claim::Mine);
         }
         if started.elapsed() > WAIT_MAX {
             return Err(ApiError::Conflict(
@@ -309,38 +261,27 @@ async fn claim(
 }
 
 async fn store(
-    pool: &sqlx::AnyPool,
+    db: &Db,
     scope: &str,
     key: &str,
     status: u16,
     (content_type, location): (Option<String>, Option<String>),
     body: &str,
 ) -> Result<(), ApiError> {
-    sqlx::query(
-        "UPDATE idempotency_keys SET status = 'done', response_status = $1, response_type = $2, \
-         response_body = $3, updated_at = $4, response_location = $7 WHERE scope = $5 AND idem_key = $6",
-    )
-    .bind(i64::from(status))
-    .bind(content_type)
-    .bind(body.to_string())
-    .bind(fmt_time(Utc::now()))
-    .bind(scope.to_string())
-    .bind(key.to_string())
-    .bind(location)
-    .execute(pool)
-    .await?;
+    let answer = IdempotentAnswer {
+        status,
+        content_type,
+        location,
+        body,
+    };
+    db.store_idempotent_answer(scope, key, answer, &fmt_time(Utc::now()))
+        .await?;
     Ok(())
 }
 
 /// Gives the key up after a fault of ours, so a retry with it does the work.
-async fn release(pool: &sqlx::AnyPool, scope: &str, key: &str) {
-    let done = sqlx::query(
-        "DELETE FROM idempotency_keys WHERE scope = $1 AND idem_key = $2 AND status = 'in_progress'",
-    )
-    .bind(scope.to_string())
-    .bind(key.to_string())
-    .execute(pool)
-    .await;
+async fn release(db: &Db, scope: &str, key: &str) {
+    let done = db.release_idempotency_key(scope, key).await;
     if let Err(e) = done {
         tracing::warn!(error = %e, "idempotency key not released; it is taken over when stale");
     }

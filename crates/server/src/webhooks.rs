@@ -18,12 +18,11 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use disburse_core::{MerchantId, OperatorName};
 use disburse_engine::{Actor, Engine};
-use disburse_store::{fmt_time, Backend, NewAuditEvent};
+use disburse_store::{fmt_time, FailedAttempt, NewAuditEvent};
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::Sha256;
-use sqlx::Row;
 use tokio::sync::watch;
 use utoipa::ToSchema;
 
@@ -104,17 +103,8 @@ pub fn validate_url(text: &str, policy: &UrlPolicy) -> ApiResult<String> {
 }
 
 pub async fn webhook_of(engine: &Engine, merchant: &str) -> ApiResult<Option<WebhookConfig>> {
-    let row = sqlx::query("SELECT url, updated_at FROM merchant_webhooks WHERE merchant_id = $1")
-        .bind(merchant.to_string())
-        .fetch_optional(engine.db().pool())
-        .await?;
-    row.map(|r| {
-        Ok(WebhookConfig {
-            url: r.try_get("url")?,
-            updated_at: r.try_get("updated_at")?,
-        })
-    })
-    .transpose()
+    let found = engine.db().merchant_webhook_url(merchant).await?;
+    Ok(found.map(|(url, updated_at)| WebhookConfig { url, updated_at }))
 }
 
 /// Sets the URL; makes the signing secret the first time. One audit event.
@@ -130,12 +120,7 @@ pub async fn set_webhook(
     let mut tx = engine.db().write().await?;
     // Through the tracked row, so an endpoint or secret changed with SQL alone is found by
     // `audit verify`.
-    let existing: Option<disburse_store::MerchantWebhookRow> = tx
-        .fetch_optional(
-            "WHERE merchant_id = $1",
-            &[disburse_store::Bind::Text(merchant.to_string())],
-        )
-        .await?;
+    let existing = tx.merchant_webhook(merchant.as_str()).await?;
     let new_secret = if let Some(current) = &existing {
         tx.update(&disburse_store::MerchantWebhookRow {
             url: url.clone(),
@@ -155,14 +140,8 @@ pub async fn set_webhook(
         })
         .await?;
         // Messages that waited for a webhook go out now, oldest first.
-        sqlx::query(
-            "UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = $1, updated_at = $1 \
-             WHERE merchant_id = $2 AND status = 'unrouted'",
-        )
-        .bind(at.clone())
-        .bind(merchant.to_string())
-        .execute(tx.conn())
-        .await?;
+        tx.route_unrouted_deliveries_of(merchant.as_str(), &at)
+            .await?;
         Some(secret)
     };
     let before: Option<String> = existing.map(|r| r.url);
@@ -192,13 +171,7 @@ pub async fn rotate_secret(
     let secret = random_token(SECRET_PREFIX);
     let at = fmt_time(now);
     let mut tx = engine.db().write().await?;
-    let current: Option<disburse_store::MerchantWebhookRow> = tx
-        .fetch_optional(
-            "WHERE merchant_id = $1",
-            &[disburse_store::Bind::Text(merchant.to_string())],
-        )
-        .await?;
-    if let Some(current) = current {
+    if let Some(current) = tx.merchant_webhook(merchant.as_str()).await? {
         // Through the tracked row, so a secret swapped with SQL alone is found by `audit verify`.
         tx.update(&disburse_store::MerchantWebhookRow {
             secret: engine.seal_secret(&secret),
@@ -255,70 +228,39 @@ pub struct Delivery {
 /// The statuses [`deliveries`] lists.
 pub const DELIVERY_STATUSES: &[&str] = &["dead", "held", "pending", "delivered", "unrouted"];
 
-/// Messages held behind a dead letter: pending, with an earlier message of the same order dead.
-const HELD: &str = "d.status = 'pending' AND EXISTS (SELECT 1 FROM webhook_deliveries e \
-    WHERE e.merchant_id = d.merchant_id AND e.order_key = d.order_key \
-    AND e.outbox_id < d.outbox_id AND e.status = 'dead')";
-
 pub async fn deliveries(engine: &Engine, status: &str, limit: i64) -> ApiResult<Vec<Delivery>> {
-    let filter = match status {
-        "held" => HELD.to_string(),
-        // Pending means "will be tried": the held ones are listed as held, not here.
-        "pending" => format!("NOT ({HELD}) AND d.status = 'pending'"),
-        _ => "d.status = $1".to_string(),
-    };
-    let sql = format!(
-        "SELECT d.outbox_id, d.merchant_id, o.topic, d.order_key, d.status, d.attempts, \
-         d.next_attempt_at, d.last_error, d.last_status, d.delivered_at, d.updated_at, \
-         (SELECT COUNT(*) FROM webhook_deliveries h WHERE d.status = 'dead' \
-            AND h.merchant_id = d.merchant_id AND h.order_key = d.order_key \
-            AND h.outbox_id > d.outbox_id AND h.status = 'pending') AS held_behind, \
-         (SELECT MAX(b.outbox_id) FROM webhook_deliveries b WHERE d.status = 'pending' \
-            AND b.merchant_id = d.merchant_id AND b.order_key = d.order_key \
-            AND b.outbox_id < d.outbox_id AND b.status = 'dead') AS blocked_by \
-         FROM webhook_deliveries d JOIN outbox o ON o.id = d.outbox_id \
-         WHERE {filter} ORDER BY d.outbox_id LIMIT {limit}"
-    );
-    let mut query = sqlx::query(&sql);
-    if filter.contains("$1") {
-        query = query.bind(status.to_string());
-    }
-    let rows = query.fetch_all(engine.db().pool()).await?;
-    rows.iter()
-        .map(|r| {
-            let blocked_by: Option<i64> = r.try_get("blocked_by")?;
-            let stored: String = r.try_get("status")?;
-            Ok(Delivery {
-                outbox_id: r.try_get("outbox_id")?,
-                merchant: r.try_get("merchant_id")?,
-                topic: r.try_get("topic")?,
-                order_no: r.try_get("order_key")?,
-                status: if blocked_by.is_some() {
-                    "held".into()
-                } else {
-                    stored
-                },
-                attempts: r.try_get("attempts")?,
-                next_attempt_at: r.try_get("next_attempt_at")?,
-                last_error: r.try_get("last_error")?,
-                last_status: r.try_get("last_status")?,
-                delivered_at: r.try_get("delivered_at")?,
-                updated_at: r.try_get("updated_at")?,
-                held_behind: r.try_get("held_behind")?,
-                blocked_by,
-            })
+    // Pending means "will be tried": the held ones are listed as held, not with them.
+    let rows = engine
+        .db()
+        .webhook_deliveries_in_status(status, limit)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| Delivery {
+            outbox_id: r.outbox_id,
+            merchant: r.merchant_id,
+            topic: r.topic,
+            order_no: r.order_key,
+            status: if r.blocked_by.is_some() {
+                "held".into()
+            } else {
+                r.status
+            },
+            attempts: r.attempts,
+            next_attempt_at: r.next_attempt_at,
+            last_error: r.last_error,
+            last_status: r.last_status,
+            delivered_at: r.delivered_at,
+            updated_at: r.updated_at,
+            held_behind: r.held_behind,
+            blocked_by: r.blocked_by,
         })
-        .collect()
+        .collect())
 }
 
 /// How many messages wait behind dead letters, in all.
 pub async fn held_count(engine: &Engine) -> ApiResult<i64> {
-    let row = sqlx::query(&format!(
-        "SELECT COUNT(*) AS n FROM webhook_deliveries d WHERE {HELD}"
-    ))
-    .fetch_one(engine.db().pool())
-    .await?;
-    Ok(row.try_get("n")?)
+    Ok(engine.db().held_webhook_count().await?)
 }
 
 /// Dead letters and what they hold, as the ops API and the CLI show them.
@@ -331,11 +273,8 @@ pub struct DeadLetterSummary {
 }
 
 pub async fn dead_letter_summary(engine: &Engine) -> ApiResult<DeadLetterSummary> {
-    let row = sqlx::query("SELECT COUNT(*) AS n FROM webhook_deliveries WHERE status = 'dead'")
-        .fetch_one(engine.db().pool())
-        .await?;
     Ok(DeadLetterSummary {
-        dead: row.try_get("n")?,
+        dead: engine.db().dead_webhook_count().await?,
         held: held_count(engine).await?,
     })
 }
@@ -349,27 +288,13 @@ pub async fn redeliver(
 ) -> ApiResult<()> {
     let at = fmt_time(now);
     let mut tx = engine.db().write().await?;
-    let before =
-        sqlx::query("SELECT status, attempts FROM webhook_deliveries WHERE outbox_id = $1")
-            .bind(outbox_id)
-            .fetch_optional(tx.conn())
-            .await?;
-    let Some(before) = before else {
+    let Some((status, attempts)) = tx.webhook_delivery_state(outbox_id).await? else {
         tx.rollback().await?;
         return Err(ApiError::NotFound(format!(
             "no webhook delivery for message {outbox_id}"
         )));
     };
-    let status: String = before.try_get("status")?;
-    let attempts: i64 = before.try_get("attempts")?;
-    sqlx::query(
-        "UPDATE webhook_deliveries SET status = 'pending', attempts = 0, next_attempt_at = $1, \
-         lease_owner = NULL, lease_until = NULL, updated_at = $1 WHERE outbox_id = $2",
-    )
-    .bind(at.clone())
-    .bind(outbox_id)
-    .execute(tx.conn())
-    .await?;
+    tx.requeue_webhook_delivery(outbox_id, &at).await?;
     tx.audit(NewAuditEvent {
         at,
         actor: Actor::operator(who).as_str().into(),
@@ -496,10 +421,6 @@ impl Dispatcher {
         })
     }
 
-    fn pool(&self) -> &sqlx::AnyPool {
-        self.engine.db().pool()
-    }
-
     /// Addresses the guard has let the HTTP client connect to, in all: a refusal adds none.
     pub fn connection_attempts(&self) -> u64 {
         self.resolver.addresses_handed_out()
@@ -507,62 +428,26 @@ impl Dispatcher {
 
     /// Copies new outbox messages into the delivery queue, in outbox order.
     pub async fn enqueue(&self) -> ApiResult<u64> {
-        // Messages queued while their merchant's webhook was being set (a race the setter's own
-        // update cannot see on PostgreSQL) are routed here; cheap by (merchant_id, status).
-        sqlx::query(
-            "UPDATE webhook_deliveries SET status = 'pending' WHERE status = 'unrouted' \
-             AND merchant_id IN (SELECT merchant_id FROM merchant_webhooks)",
-        )
-        .execute(self.pool())
-        .await?;
+        let db = self.engine.db();
+        db.route_unrouted_webhook_deliveries().await?;
         let mut total = 0;
         // Bounded: at most this many rounds per tick; the next tick goes on.
         for _ in 0..20 {
-            let rows = sqlx::query(
-                "SELECT o.id, o.merchant_id, o.payload, o.created_at FROM outbox o \
-                 WHERE o.delivered_at IS NULL \
-                 AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.outbox_id = o.id) \
-                 ORDER BY o.id LIMIT 200",
-            )
-            .fetch_all(self.pool())
-            .await?;
-            if rows.is_empty() {
+            let messages = db.outbox_not_queued().await?;
+            if messages.is_empty() {
                 break;
             }
             let now = fmt_time(Utc::now());
-            let mut sql = String::from(
-                "INSERT INTO webhook_deliveries (outbox_id, merchant_id, order_key, status, attempts, next_attempt_at, updated_at) VALUES ",
-            );
-            let mut q_binds: Vec<(i64, String, Option<String>)> = Vec::new();
-            for (i, r) in rows.iter().enumerate() {
-                if i > 0 {
-                    sql.push_str(", ");
-                }
-                let b = i * 4;
-                // Messages of a merchant without a webhook wait as 'unrouted' (not scanned by
-                // claims) until it sets one.
-                sql.push_str(&format!(
-                    "(${b1}, ${b2}, ${b3}, CASE WHEN EXISTS (SELECT 1 FROM merchant_webhooks w \
-                     WHERE w.merchant_id = ${b2}) THEN 'pending' ELSE 'unrouted' END, 0, ${b4}, ${b4})",
-                    b1 = b + 1,
-                    b2 = b + 2,
-                    b3 = b + 3,
-                    b4 = b + 4,
-                ));
-                let payload: String = r.try_get("payload")?;
-                q_binds.push((
-                    r.try_get("id")?,
-                    r.try_get("merchant_id")?,
-                    order_key(&payload),
-                ));
-            }
-            sql.push_str(" ON CONFLICT (outbox_id) DO NOTHING");
-            let mut q = sqlx::query(&sql);
-            for (id, merchant, key) in q_binds {
-                q = q.bind(id).bind(merchant).bind(key).bind(now.clone());
-            }
-            total += q.execute(self.pool()).await?.rows_affected();
-            if rows.len() < 200 {
+            let round = messages.len() as i64;
+            let queued: Vec<(i64, String, Option<String>)> = messages
+                .into_iter()
+                .map(|m| {
+                    let key = order_key(&m.payload);
+                    (m.id, m.merchant_id, key)
+                })
+                .collect();
+            total += db.queue_webhook_deliveries(&queued, &now).await?;
+            if round < disburse_store::ENQUEUE_ROUND {
                 break;
             }
         }
@@ -572,56 +457,29 @@ impl Dispatcher {
     async fn claim(&self, now: DateTime<Utc>) -> ApiResult<Vec<Claimed>> {
         let now_text = fmt_time(now);
         let lease_until = fmt_time(now + self.config.lease);
-        let lock = match self.engine.db().backend() {
-            Backend::Postgres => "FOR UPDATE OF d SKIP LOCKED",
-            Backend::Sqlite => "",
-        };
-        let sql = format!(
-            "UPDATE webhook_deliveries SET lease_owner = $1, lease_until = $2, updated_at = $3 \
-             WHERE outbox_id IN ( \
-               SELECT d.outbox_id FROM webhook_deliveries d \
-               WHERE d.status = 'pending' AND d.next_attempt_at <= $3 \
-                 AND (d.lease_until IS NULL OR d.lease_until < $3) \
-                 AND EXISTS (SELECT 1 FROM merchant_webhooks w WHERE w.merchant_id = d.merchant_id) \
-                 AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e \
-                   WHERE e.merchant_id = d.merchant_id AND e.order_key = d.order_key \
-                   AND e.outbox_id < d.outbox_id AND e.status <> 'delivered') \
-               ORDER BY d.outbox_id LIMIT {} {lock}) \
-             RETURNING outbox_id",
-            self.config.claim_batch_max
-        );
-        let claimed = sqlx::query(&sql)
-            .bind(self.owner.clone())
-            .bind(lease_until.clone())
-            .bind(now_text)
-            .fetch_all(self.pool())
+        let rows = self
+            .engine
+            .db()
+            .claim_webhook_deliveries(
+                &self.owner,
+                &now_text,
+                &lease_until,
+                self.config.claim_batch_max,
+            )
             .await?;
-        if claimed.is_empty() {
-            return Ok(Vec::new());
-        }
-        let rows = sqlx::query(
-            "SELECT d.outbox_id, d.attempts, o.merchant_id, o.topic, o.payload, o.created_at, w.url, w.secret \
-             FROM webhook_deliveries d JOIN outbox o ON o.id = d.outbox_id \
-             JOIN merchant_webhooks w ON w.merchant_id = d.merchant_id \
-             WHERE d.lease_owner = $1 AND d.lease_until = $2 AND d.status = 'pending' ORDER BY d.outbox_id",
-        )
-        .bind(self.owner.clone())
-        .bind(lease_until)
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter()
+        rows.into_iter()
             .map(|r| {
                 Ok(Claimed {
-                    outbox_id: r.try_get("outbox_id")?,
-                    attempts: r.try_get("attempts")?,
-                    merchant: r.try_get("merchant_id")?,
-                    topic: r.try_get("topic")?,
-                    payload: r.try_get("payload")?,
-                    created_at: r.try_get("created_at")?,
-                    url: r.try_get("url")?,
+                    outbox_id: r.outbox_id,
+                    attempts: r.attempts,
+                    merchant: r.merchant_id,
+                    topic: r.topic,
+                    payload: r.payload,
+                    created_at: r.created_at,
+                    url: r.url,
                     secret: self
                         .engine
-                        .open_secret(&r.try_get::<String, _>("secret")?)
+                        .open_secret(&r.sealed_secret)
                         .map_err(crate::ApiError::from)?,
                 })
             })
@@ -687,49 +545,23 @@ impl Dispatcher {
         let now = Utc::now();
         let at = fmt_time(now);
         let attempts = c.attempts + 1;
-        let mut tx = self.pool().begin().await?;
+        let db = self.engine.db();
         match outcome {
             Outcome::Delivered(status) => {
-                sqlx::query(
-                    "UPDATE webhook_deliveries SET status = 'delivered', attempts = $1, delivered_at = $2, \
-                     lease_owner = NULL, lease_until = NULL, last_status = $3, last_error = NULL, updated_at = $2 \
-                     WHERE outbox_id = $4",
-                )
-                .bind(attempts)
-                .bind(at.clone())
-                .bind(i64::from(*status))
-                .bind(c.outbox_id)
-                .execute(&mut *tx)
-                .await?;
-                sqlx::query(
-                    "UPDATE outbox SET delivered_at = COALESCE(delivered_at, $1), attempts = attempts + 1 WHERE id = $2",
-                )
-                .bind(at)
-                .bind(c.outbox_id)
-                .execute(&mut *tx)
-                .await?;
+                db.record_webhook_delivered(c.outbox_id, attempts, i64::from(*status), &at)
+                    .await?;
             }
             Outcome::Failed { status, error } => {
                 let dead = attempts >= self.config.attempts_max;
                 let next = now + self.backoff(attempts);
-                sqlx::query(
-                    "UPDATE webhook_deliveries SET status = $1, attempts = $2, next_attempt_at = $3, \
-                     lease_owner = NULL, lease_until = NULL, last_status = $4, last_error = $5, updated_at = $6 \
-                     WHERE outbox_id = $7 AND lease_owner = $8",
-                )
-                .bind(if dead { "dead" } else { "pending" })
-                .bind(attempts)
-                .bind(fmt_time(next))
-                .bind(status.map(i64::from))
-                .bind(error.clone())
-                .bind(at)
-                .bind(c.outbox_id)
-                .bind(self.owner.clone())
-                .execute(&mut *tx)
-                .await?;
-                sqlx::query("UPDATE outbox SET attempts = attempts + 1 WHERE id = $1")
-                    .bind(c.outbox_id)
-                    .execute(&mut *tx)
+                let failed = FailedAttempt {
+                    dead,
+                    attempts,
+                    next_attempt_at: &fmt_time(next),
+                    last_status: status.map(i64::from),
+                    error,
+                };
+                db.record_webhook_failed(c.outbox_id, &self.owner, failed, &at)
                     .await?;
                 if dead {
                     tracing::warn!(outbox.id = c.outbox_id, merchant.id = %c.merchant, attempts, error = %error,
@@ -740,7 +572,6 @@ impl Dispatcher {
                 }
             }
         }
-        tx.commit().await?;
         Ok(())
     }
 

@@ -105,7 +105,7 @@ pub fn spawn_workers(
             let e = e.clone();
             async move {
                 // Stored idempotent answers past their retention go with each sweep.
-                match crate::idempotency::purge_expired(e.db().pool(), Utc::now()).await {
+                match crate::idempotency::purge_expired(e.db(), Utc::now()).await {
                     Ok(n) if n > 0 => tracing::info!(
                         worker = "sweeper",
                         idempotency_keys.expired = n,

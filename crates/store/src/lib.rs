@@ -6,14 +6,20 @@
 //! event in the same transaction.
 
 mod claims;
+mod credentials;
+mod idempotency;
+mod metrics;
+mod pages;
 mod plans;
 pub mod rows;
 pub mod service;
+mod sessions;
 mod statements;
 mod sums;
 pub mod testing;
 mod tx;
 mod verify;
+mod webhooks;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -23,11 +29,18 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor, Row};
 
 pub use claims::Claim;
+pub use credentials::{LoginFacts, LoginFailures};
+pub use idempotency::{IdempotencyRecord, IdempotentAnswer};
+pub use pages::OrderPage;
 pub use plans::QueryPlan;
 pub use rows::*;
+pub use sessions::{ConsoleSession, OperatorSession};
 pub use statements::StatementKey;
 pub use tx::{NewAuditEvent, WriteTx};
 pub use verify::{BalanceRowOff, LedgerCheck, TamperFinding};
+pub use webhooks::{
+    ClaimedDelivery, DeliveryListing, FailedAttempt, UnqueuedMessage, ENQUEUE_ROUND,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -12,7 +12,6 @@ use disburse_core::correction::Role;
 use disburse_core::OperatorName;
 use disburse_engine::Engine;
 use disburse_store::fmt_time;
-use sqlx::Row;
 
 use crate::auth::{self, random_token, sha256_hex};
 use crate::error::ApiError;
@@ -60,27 +59,23 @@ pub async fn sign_in(
     now: DateTime<Utc>,
 ) -> Result<String, ApiError> {
     let session = auth::login_guarded(state, name, password, address).await?;
-    let pool = state.engine().db().pool();
     // Ended sessions are removed as new ones start, so the table holds only live ones.
-    sqlx::query("DELETE FROM console_sessions WHERE expires_at < $1 OR last_seen_at < $2")
-        .bind(fmt_time(now))
-        .bind(fmt_time(now - Duration::minutes(IDLE_MINUTES)))
-        .execute(pool)
+    state
+        .engine()
+        .db()
+        .start_console_session(
+            &sha256_hex(&session.token),
+            session.operator.as_str(),
+            &random_token(""),
+            &fmt_time(now),
+            &fmt_time(now - Duration::minutes(IDLE_MINUTES)),
+            &fmt_time(
+                session
+                    .expires_at
+                    .min(now + Duration::hours(ABSOLUTE_HOURS)),
+            ),
+        )
         .await?;
-    sqlx::query(
-        "INSERT INTO console_sessions (token_hash, name, csrf_token, created_at, last_seen_at, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(sha256_hex(&session.token))
-    .bind(session.operator.to_string())
-    .bind(random_token(""))
-    .bind(fmt_time(now))
-    .bind(fmt_time(now))
-    .bind(fmt_time(
-        session.expires_at.min(now + Duration::hours(ABSOLUTE_HOURS)),
-    ))
-    .execute(pool)
-    .await?;
     Ok(session.token)
 }
 
@@ -91,40 +86,30 @@ pub async fn resolve(
     token: &str,
     now: DateTime<Utc>,
 ) -> Result<Option<Signed>, ApiError> {
-    let pool = engine.db().pool();
-    let hash = sha256_hex(token);
-    let row = sqlx::query(
-        "SELECT c.name, c.csrf_token, o.role FROM console_sessions c \
-         JOIN operator_sessions s ON s.token_hash = c.token_hash \
-         JOIN operators o ON o.name = c.name \
-         WHERE c.token_hash = $1 AND c.expires_at > $2 AND s.expires_at > $2 AND c.last_seen_at > $3",
-    )
-    .bind(hash.clone())
-    .bind(fmt_time(now))
-    .bind(fmt_time(now - Duration::minutes(IDLE_MINUTES)))
-    .fetch_optional(pool)
-    .await?;
-    let Some(row) = row else { return Ok(None) };
-    sqlx::query("UPDATE console_sessions SET last_seen_at = $1 WHERE token_hash = $2")
-        .bind(fmt_time(now))
-        .bind(hash)
-        .execute(pool)
+    let session = engine
+        .db()
+        .touch_console_session(
+            &sha256_hex(token),
+            &fmt_time(now),
+            &fmt_time(now - Duration::minutes(IDLE_MINUTES)),
+        )
         .await?;
-    let name: String = row.try_get("name")?;
-    let role: String = row.try_get("role")?;
+    let Some(session) = session else {
+        return Ok(None);
+    };
     Ok(Some(Signed {
-        name: OperatorName::parse(&name).map_err(ApiError::internal)?,
-        role: Role::parse(&role).map_err(ApiError::internal)?,
-        csrf: row.try_get("csrf_token")?,
+        name: OperatorName::parse(&session.name).map_err(ApiError::internal)?,
+        role: Role::parse(&session.role).map_err(ApiError::internal)?,
+        csrf: session.csrf_token,
         token: token.to_string(),
     }))
 }
 
 /// Ends the session: the console row and the operator session behind it.
 pub async fn sign_out(engine: &Engine, signed: &Signed) -> Result<(), ApiError> {
-    sqlx::query("DELETE FROM console_sessions WHERE token_hash = $1")
-        .bind(sha256_hex(&signed.token))
-        .execute(engine.db().pool())
+    engine
+        .db()
+        .end_console_session(&sha256_hex(&signed.token))
         .await?;
     auth::logout(engine, &signed.token).await
 }

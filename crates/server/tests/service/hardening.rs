@@ -224,7 +224,7 @@ both_backends!(
         assert_eq!(stored.try_get::<i64, _>("n").unwrap(), 3);
         // The sweeper's purge removes what is past retention.
         let purged = disburse_server::purge_expired_idempotency(
-            app.engine.db().pool(),
+            app.engine.db(),
             Utc::now() + chrono::Duration::hours(25),
         )
         .await
