@@ -10,7 +10,7 @@ use disburse_core::{
     PayoutNo, PayoutState,
 };
 use disburse_store::{
-    fmt_time, Bind, CorrectionRow, DiscrepancyRow, NewAuditEvent, OperatorRow, OrderRow, PayoutRow,
+    fmt_time, CorrectionRow, DiscrepancyRow, NewAuditEvent, OperatorRow, OrderRow, PayoutRow,
     WriteTx,
 };
 use serde::Serialize;
@@ -74,12 +74,7 @@ pub(crate) async fn close_discrepancies_of(
     why: &str,
     at: &str,
 ) -> Result<()> {
-    let open: Vec<DiscrepancyRow> = tx
-        .fetch_all(
-            "WHERE origin_payout_no = $1 AND status <> 'settled' ORDER BY id",
-            &[Bind::Text(payout_no.to_string())],
-        )
-        .await?;
+    let open: Vec<DiscrepancyRow> = tx.unsettled_discrepancies_of_payout(payout_no).await?;
     for mut d in open {
         d.status = "settled".into();
         d.settled_at = Some(at.to_string());
@@ -106,12 +101,7 @@ pub(crate) async fn returned_after_settlement(
     payout: &PayoutRow,
     at: &str,
 ) -> Result<()> {
-    let all: Vec<DiscrepancyRow> = tx
-        .fetch_all(
-            "WHERE origin_payout_no = $1 AND direction IN ('overpaid', 'underpaid') ORDER BY id",
-            &[Bind::Text(payout.payout_no.clone())],
-        )
-        .await?;
+    let all: Vec<DiscrepancyRow> = tx.amount_discrepancies_of_payout(&payout.payout_no).await?;
     let merchant = MerchantId::parse(&payout.merchant_id).map_err(corrupt)?;
     let currency = Currency::parse(&payout.currency).map_err(corrupt)?;
     for d in all {
@@ -192,13 +182,7 @@ pub(crate) async fn top_up_finished(
     to: PayoutState,
     at: &str,
 ) -> Result<()> {
-    let Some(mut d) = tx
-        .fetch_optional::<DiscrepancyRow>(
-            "WHERE topup_payout_no = $1",
-            &[Bind::Text(payout.payout_no.clone())],
-        )
-        .await?
-    else {
+    let Some(mut d) = tx.discrepancy_of_top_up(&payout.payout_no).await? else {
         return Ok(());
     };
     match to {
@@ -300,13 +284,13 @@ impl std::fmt::Display for Resolution {
 
 impl Engine {
     pub(crate) async fn operator_role(tx: &mut WriteTx<'_>, who: &OperatorName) -> Result<Role> {
-        let row: OperatorRow = tx
-            .fetch_optional("WHERE name = $1", &[Bind::Text(who.to_string())])
-            .await?
-            .ok_or_else(|| EngineError::NotFound {
-                what: "operator",
-                id: format!("{who} (add people with `disburse operator add`)"),
-            })?;
+        let row: OperatorRow =
+            tx.operator(who.as_str())
+                .await?
+                .ok_or_else(|| EngineError::NotFound {
+                    what: "operator",
+                    id: format!("{who} (add people with `disburse operator add`)"),
+                })?;
         Role::parse(&row.role).map_err(corrupt)
     }
 
@@ -320,7 +304,7 @@ impl Engine {
         by: &OperatorName,
     ) -> Result<OperatorRow> {
         let mut tx = self.db.write().await?;
-        let existing: Vec<OperatorRow> = tx.fetch_all("ORDER BY name", &[]).await?;
+        let existing: Vec<OperatorRow> = tx.operators().await?;
         if existing.is_empty() {
             if role != Role::Admin {
                 return Err(EngineError::invalid(
@@ -387,23 +371,23 @@ impl Engine {
         let role = Self::operator_role(&mut tx, maker).await?;
         correction::check_may_propose(maker.as_str(), role, "propose corrections")
             .map_err(refused)?;
-        let payout: PayoutRow = tx
-            .fetch_optional("WHERE payout_no = $1", &[Bind::Text(payout_no.to_string())])
-            .await?
-            .ok_or_else(|| EngineError::NotFound {
-                what: "payout",
-                id: payout_no.to_string(),
-            })?;
+        let payout: PayoutRow =
+            tx.payout_by_no(payout_no.as_str())
+                .await?
+                .ok_or_else(|| EngineError::NotFound {
+                    what: "payout",
+                    id: payout_no.to_string(),
+                })?;
         // Check now that it could be applied to the payout as it is, so a maker learns at once.
         let others = self.other_payouts(&mut tx, &payout).await?;
         if *kind == CorrectionKind::CancelOrder {
             // Cancellable now? Money that may be at a bank (a submitted or expired payout) says no.
             let order: OrderRow = tx
-                .fetch_optional("WHERE id = $1", &[Bind::Int(payout.order_id)])
+                .order(payout.order_id)
                 .await?
                 .ok_or_else(|| corrupt("payout without order"))?;
             let states: Vec<PayoutState> = tx
-                .fetch_all::<PayoutRow>("WHERE order_id = $1", &[Bind::Int(order.id)])
+                .payouts_of_order(order.id)
                 .await?
                 .iter()
                 .map(payout_state)
@@ -464,9 +448,7 @@ impl Engine {
         tx: &mut WriteTx<'_>,
         payout: &PayoutRow,
     ) -> Result<OtherPayouts> {
-        let all: Vec<PayoutRow> = tx
-            .fetch_all("WHERE order_id = $1", &[Bind::Int(payout.order_id)])
-            .await?;
+        let all: Vec<PayoutRow> = tx.payouts_of_order(payout.order_id).await?;
         let mut others = OtherPayouts::default();
         for p in all
             .iter()
@@ -481,7 +463,7 @@ impl Engine {
 
     async fn load_proposed(tx: &mut WriteTx<'_>, id: i64) -> Result<CorrectionRow> {
         let row: CorrectionRow = tx
-            .fetch_optional("WHERE id = $1", &[Bind::Int(id)])
+            .correction(id)
             .await?
             .ok_or_else(|| EngineError::NotFound {
                 what: "correction",
@@ -515,7 +497,7 @@ impl Engine {
         )
         .map_err(refused)?;
         let mut payout: PayoutRow = tx
-            .fetch_optional("WHERE payout_no = $1", &[Bind::Text(c.payout_no.clone())])
+            .payout_by_no(&c.payout_no)
             .await?
             .ok_or_else(|| corrupt("correction of a payout that does not exist"))?;
         if payout.updated_at != c.payout_updated_at || payout.state != c.payout_state {
@@ -623,7 +605,7 @@ impl Engine {
             opened.push(d.id);
         }
         let mut order: OrderRow = tx
-            .fetch_optional("WHERE id = $1", &[Bind::Int(payout.order_id)])
+            .order(payout.order_id)
             .await?
             .ok_or_else(|| corrupt("payout without order"))?;
         let order_before = order_state(&order)?;
@@ -640,15 +622,11 @@ impl Engine {
         if decision.to == PayoutState::Succeeded {
             // The account the bank was said to reject took the money: it was never wrong.
             let mut m: disburse_store::MerchantRow = tx
-                .fetch_optional("WHERE id = $1", &[Bind::Text(payout.merchant_id.clone())])
+                .merchant(&payout.merchant_id)
                 .await?
                 .ok_or_else(|| corrupt("payout without merchant"))?;
-            let current: Option<disburse_store::BankAccountRow> = tx
-                .fetch_optional(
-                    "WHERE merchant_id = $1 ORDER BY version DESC LIMIT 1",
-                    &[Bind::Text(payout.merchant_id.clone())],
-                )
-                .await?;
+            let current: Option<disburse_store::BankAccountRow> =
+                tx.current_bank_account(&payout.merchant_id).await?;
             if m.account_status == "needs_update"
                 && current.is_some_and(|a| a.id == payout.bank_account_id)
             {
@@ -700,7 +678,7 @@ impl Engine {
     ) -> Result<CorrectionRow> {
         let at = fmt_time(as_of);
         let mut order: OrderRow = tx
-            .fetch_optional("WHERE id = $1", &[Bind::Int(payout.order_id)])
+            .order(payout.order_id)
             .await?
             .ok_or_else(|| corrupt("payout without order"))?;
         let before = Self::cancel_order_in(&mut tx, &mut order, &c.reason, &at).await?;
@@ -767,24 +745,16 @@ impl Engine {
     }
 
     pub async fn corrections(&self, status: Option<&str>) -> Result<Vec<CorrectionView>> {
-        let rows: Vec<CorrectionRow> = match status {
-            Some(s) => {
-                self.db
-                    .fetch_all("WHERE status = $1 ORDER BY id", &[Bind::Text(s.into())])
-                    .await?
-            }
-            None => self.db.fetch_all("ORDER BY id", &[]).await?,
-        };
+        let rows: Vec<CorrectionRow> = self.db.corrections(status).await?;
         Ok(rows.into_iter().map(CorrectionView::from).collect())
     }
 
     pub async fn discrepancies(&self, open_only: bool) -> Result<Vec<DiscrepancyRow>> {
-        let where_sql = if open_only {
-            "WHERE status <> 'settled' ORDER BY id"
+        Ok(if open_only {
+            self.db.unsettled_discrepancies().await?
         } else {
-            "ORDER BY id"
-        };
-        Ok(self.db.fetch_all(where_sql, &[]).await?)
+            self.db.discrepancies().await?
+        })
     }
 
     /// Settles (or starts settling) a discrepancy, by a named operator with a reason.
@@ -803,13 +773,13 @@ impl Engine {
         let role = Self::operator_role(&mut tx, who).await?;
         correction::check_may_propose(who.as_str(), role, "resolve discrepancies")
             .map_err(refused)?;
-        let mut d: DiscrepancyRow = tx
-            .fetch_optional("WHERE id = $1", &[Bind::Int(id)])
-            .await?
-            .ok_or_else(|| EngineError::NotFound {
-                what: "discrepancy",
-                id: id.to_string(),
-            })?;
+        let mut d: DiscrepancyRow =
+            tx.discrepancy(id)
+                .await?
+                .ok_or_else(|| EngineError::NotFound {
+                    what: "discrepancy",
+                    id: id.to_string(),
+                })?;
         if d.status == "settled" {
             return Err(refused(format!(
                 "discrepancy {id} is already settled ({})",
@@ -822,10 +792,7 @@ impl Engine {
         let owed_to_us = owed_to_us(&d.direction);
         let at = fmt_time(as_of);
         let origin: PayoutRow = tx
-            .fetch_optional(
-                "WHERE payout_no = $1",
-                &[Bind::Text(d.origin_payout_no.clone())],
-            )
+            .payout_by_no(&d.origin_payout_no)
             .await?
             .ok_or_else(|| corrupt("discrepancy without its payout"))?;
         let receivable = LedgerAccount::MerchantReceivable(merchant.clone());
@@ -966,12 +933,7 @@ impl Engine {
         as_of: DateTime<Utc>,
         who: &OperatorName,
     ) -> Result<PayoutRow> {
-        let live: Vec<PayoutRow> = tx
-            .fetch_all(
-                "WHERE order_id = $1 AND state IN ('pending', 'submitted', 'expired')",
-                &[Bind::Int(origin.order_id)],
-            )
-            .await?;
+        let live: Vec<PayoutRow> = tx.live_payouts_of_order(origin.order_id).await?;
         if let Some(l) = live.first() {
             return Err(refused(format!(
                 "order already has a live payout {} ({})",
@@ -983,10 +945,7 @@ impl Engine {
             None => self.config.channel(&origin.channel_id)?,
         };
         let account = tx
-            .fetch_optional::<disburse_store::BankAccountRow>(
-                "WHERE merchant_id = $1 ORDER BY version DESC LIMIT 1",
-                &[Bind::Text(origin.merchant_id.clone())],
-            )
+            .current_bank_account(&origin.merchant_id)
             .await?
             .ok_or_else(|| corrupt("merchant without account"))?;
         let at = fmt_time(as_of);
@@ -1044,17 +1003,10 @@ impl Engine {
         merchant: &MerchantId,
         as_of: DateTime<Utc>,
     ) -> Result<Vec<String>> {
-        let waiting: Vec<OrderRow> = tx
-            .fetch_all(
-                "WHERE merchant_id = $1 AND state IN ('action_required', 'open') ORDER BY id",
-                &[Bind::Text(merchant.to_string())],
-            )
-            .await?;
+        let waiting: Vec<OrderRow> = tx.orders_waiting_for_account_fix(merchant.as_str()).await?;
         let mut created = Vec::new();
         for mut order in waiting {
-            let payouts: Vec<PayoutRow> = tx
-                .fetch_all("WHERE order_id = $1 ORDER BY id", &[Bind::Int(order.id)])
-                .await?;
+            let payouts: Vec<PayoutRow> = tx.payouts_of_order(order.id).await?;
             // An order taken while the account was flagged never got a payout: it waited for
             // this fix too, and is paid now like the others.
             let never_tried = order.state == OrderState::Open.as_str()

@@ -4,7 +4,7 @@
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use disburse_core::{BankResult, PayoutNo};
-use disburse_store::{fmt_time, parse_time, Bind, EvidenceRow, ExceptionRow, OrderRow, PayoutRow};
+use disburse_store::{fmt_time, parse_time, EvidenceRow, ExceptionRow, OrderRow, PayoutRow};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -52,10 +52,7 @@ impl Engine {
                 payout_no: Some(p.payout_no),
             });
         }
-        let waiting: Vec<OrderRow> = self
-            .db
-            .fetch_all("WHERE state = 'action_required' ORDER BY id", &[])
-            .await?;
+        let waiting: Vec<OrderRow> = self.db.orders_action_required().await?;
         for o in waiting {
             let payouts = self.db.payouts_of_order(o.id).await?;
             let Some(last) = payouts.last() else { continue };
@@ -99,14 +96,7 @@ impl Engine {
             });
         }
         // Orders taken while the merchant's account was flagged: no payout yet, paid on the fix.
-        let limbo: Vec<OrderRow> = self
-            .db
-            .fetch_all(
-                "WHERE state = 'open' AND merchant_id IN \
-                 (SELECT id FROM merchants WHERE account_status = 'needs_update') ORDER BY id",
-                &[],
-            )
-            .await?;
+        let limbo: Vec<OrderRow> = self.db.open_orders_of_flagged_merchants().await?;
         for o in limbo {
             items.push(ExceptionItem {
                 id: format!("order:{}/{}", o.merchant_id, o.order_no),
@@ -189,22 +179,24 @@ impl Engine {
                 source: Some(format!("batch {}", b.batch_id)),
             });
         }
-        let stored: Vec<ExceptionRow> = self
+        let stored: Vec<ExceptionRow> = self.db.open_exceptions().await?;
+        // The files the exceptions came from, in one set read (a file no longer found names
+        // itself as an empty string, as before).
+        let mut file_ids: Vec<i64> = stored.iter().filter_map(|e| e.bank_file_id).collect();
+        file_ids.sort_unstable();
+        file_ids.dedup();
+        let file_names: std::collections::HashMap<i64, String> = self
             .db
-            .fetch_all("WHERE status = 'open' ORDER BY id", &[])
-            .await?;
-        let mut file_names = std::collections::HashMap::new();
+            .bank_files_by_ids(&file_ids)
+            .await?
+            .into_iter()
+            .map(|f| (f.id, f.file_name))
+            .collect();
         for e in stored {
             let source = match e.bank_file_id {
                 Some(id) => {
-                    if let std::collections::hash_map::Entry::Vacant(v) = file_names.entry(id) {
-                        let f: Option<disburse_store::BankFileRow> = self
-                            .db
-                            .fetch_optional("WHERE id = $1", &[Bind::Int(id)])
-                            .await?;
-                        v.insert(f.map(|f| f.file_name).unwrap_or_default());
-                    }
-                    Some(format!("{} line {}", file_names[&id], e.line.unwrap_or(0)))
+                    let name = file_names.get(&id).map(String::as_str).unwrap_or_default();
+                    Some(format!("{name} line {}", e.line.unwrap_or(0)))
                 }
                 None => None,
             };
@@ -269,9 +261,7 @@ impl Engine {
         let mut evidence = evidence_text.to_string();
         if let Some((name, bytes)) = evidence_file {
             let sha256 = hex::encode(Sha256::digest(bytes));
-            let known: Option<EvidenceRow> = tx
-                .fetch_optional("WHERE sha256 = $1", &[Bind::Text(sha256.clone())])
-                .await?;
+            let known: Option<EvidenceRow> = tx.evidence_by_sha256(&sha256).await?;
             if known.is_none() {
                 tx.insert(&EvidenceRow {
                     sha256: sha256.clone(),

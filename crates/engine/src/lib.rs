@@ -22,8 +22,7 @@ use disburse_core::account::{AccountNumber, BankAccount};
 use disburse_core::crypto::{encrypt_account, AccountKey};
 use disburse_core::{Journal, MerchantId, Money};
 use disburse_store::{
-    fmt_time, BankAccountRow, Bind, Db, JournalLineRow, JournalRow, MerchantRow, NewAuditEvent,
-    WriteTx,
+    fmt_time, BankAccountRow, Db, JournalLineRow, JournalRow, MerchantRow, NewAuditEvent, WriteTx,
 };
 use serde_json::json;
 
@@ -152,11 +151,7 @@ impl Engine {
             ));
         }
         let mut tx = self.db.write().await?;
-        if tx
-            .fetch_optional::<MerchantRow>("WHERE id = $1", &[Bind::Text(id.to_string())])
-            .await?
-            .is_some()
-        {
+        if tx.merchant(id.as_str()).await?.is_some() {
             return Err(EngineError::Refused(format!(
                 "merchant {id} already exists"
             )));
@@ -187,7 +182,7 @@ impl Engine {
         tx: &mut WriteTx<'_>,
         id: &MerchantId,
     ) -> Result<MerchantRow> {
-        tx.fetch_optional::<MerchantRow>("WHERE id = $1", &[Bind::Text(id.to_string())])
+        tx.merchant(id.as_str())
             .await?
             .ok_or_else(|| EngineError::NotFound {
                 what: "merchant",
@@ -206,12 +201,7 @@ impl Engine {
     ) -> Result<AccountSet> {
         let mut tx = self.db.write().await?;
         let mut m = Self::load_merchant(&mut tx, merchant).await?;
-        let previous = tx
-            .fetch_optional::<BankAccountRow>(
-                "WHERE merchant_id = $1 ORDER BY version DESC LIMIT 1",
-                &[Bind::Text(merchant.to_string())],
-            )
-            .await?;
+        let previous: Option<BankAccountRow> = tx.current_bank_account(merchant.as_str()).await?;
         let at = fmt_time(as_of);
         let number: &AccountNumber = account.number();
         let row = BankAccountRow {

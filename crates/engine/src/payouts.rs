@@ -9,8 +9,7 @@ use disburse_core::{
     BankResult, ChannelId, Currency, MerchantId, Money, OrderState, PayoutNo, PayoutState,
 };
 use disburse_store::{
-    fmt_date, fmt_time, parse_time, BankAccountRow, Bind, NewAuditEvent, OrderRow, PayoutRow,
-    WriteTx,
+    fmt_date, fmt_time, parse_time, BankAccountRow, NewAuditEvent, OrderRow, PayoutRow, WriteTx,
 };
 use serde::Serialize;
 use serde_json::json;
@@ -141,12 +140,7 @@ impl Engine {
         actor: &Actor,
         action: &str,
     ) -> Result<PayoutStart> {
-        let earlier: Vec<PayoutRow> = tx
-            .fetch_all(
-                "WHERE order_id = $1 ORDER BY id",
-                &[Bind::Int(order_row.id)],
-            )
-            .await?;
+        let earlier: Vec<PayoutRow> = tx.payouts_of_order(order_row.id).await?;
         let states = earlier
             .iter()
             .map(payout_state)
@@ -165,19 +159,12 @@ impl Engine {
             &states,
         )
         .map_err(refused)?;
-        let account = tx
-            .fetch_optional::<BankAccountRow>(
-                "WHERE merchant_id = $1 ORDER BY version DESC LIMIT 1",
-                &[Bind::Text(order_row.merchant_id.clone())],
-            )
+        let account: BankAccountRow = tx
+            .current_bank_account(&order_row.merchant_id)
             .await?
             .ok_or_else(|| EngineError::Refused("the merchant has no bank account".into()))?;
-        let merchant_status: Option<disburse_store::MerchantRow> = tx
-            .fetch_optional(
-                "WHERE id = $1",
-                &[Bind::Text(order_row.merchant_id.clone())],
-            )
-            .await?;
+        let merchant_status: Option<disburse_store::MerchantRow> =
+            tx.merchant(&order_row.merchant_id).await?;
         if merchant_status.is_some_and(|m| m.account_status == "needs_update") {
             return Err(EngineError::Refused(format!(
                 "the bank rejected merchant {}'s account ****{}; it must be updated before paying again",
@@ -273,10 +260,7 @@ impl Engine {
         at: &str,
     ) -> Result<(Money, Vec<i64>, i64)> {
         let mut pending: Vec<disburse_store::DiscrepancyRow> = tx
-            .fetch_all(
-                "WHERE merchant_id = $1 AND currency = $2 AND status IN ('netting', 'adding') ORDER BY id",
-                &[Bind::Text(order_row.merchant_id.clone()), Bind::Text(order_row.currency.clone())],
-            )
+            .discrepancies_for_next_payout(&order_row.merchant_id, &order_row.currency)
             .await?;
         // What we owe is added first, so that what the merchant owes can be netted against it.
         pending.sort_by_key(|d| (d.status != "adding", d.id));
@@ -402,24 +386,12 @@ impl Engine {
         actor: &Actor,
         max: usize,
     ) -> Result<Vec<PayoutStart>> {
-        let open: Vec<OrderRow> = self
-            .db
-            .fetch_all(
-                &format!("WHERE state = 'open' ORDER BY id LIMIT {}", max.min(10_000)),
-                &[],
-            )
-            .await?;
+        let open: Vec<OrderRow> = self.db.open_orders(max).await?;
         let mut started = Vec::new();
         for order in open {
             let mut tx = self.db.write().await?;
             // Read again under the write lock: another worker may have started it meanwhile.
-            let Some(mut row) = tx
-                .fetch_optional::<OrderRow>(
-                    "WHERE id = $1 AND state = 'open'",
-                    &[Bind::Int(order.id)],
-                )
-                .await?
-            else {
+            let Some(mut row) = tx.order_if_open(order.id).await? else {
                 tx.rollback().await?;
                 continue;
             };
@@ -740,12 +712,7 @@ impl Engine {
     pub async fn sweep(&self, as_of: DateTime<Utc>, actor: &Actor) -> Result<SweepReport> {
         let mut report = SweepReport::default();
         let mut tx = self.db.write().await?;
-        let submitted: Vec<PayoutRow> = tx
-            .fetch_all(
-                "WHERE state = $1 ORDER BY id",
-                &[Bind::Text("submitted".into())],
-            )
-            .await?;
+        let submitted: Vec<PayoutRow> = tx.payouts_in_state("submitted").await?;
         for row in submitted {
             let channel = self.config.channel(&row.channel_id)?;
             match decide(&facts(&row)?, &PayoutEvent::Sweep, &channel.policy, as_of)

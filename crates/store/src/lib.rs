@@ -5,7 +5,16 @@
 //! [`WriteTx`], which records the digest of each row written and appends the hash-chained audit
 //! event in the same transaction.
 
+mod bank_files;
+mod batches;
 mod claims;
+mod corrections;
+mod discrepancies;
+mod exceptions;
+mod merchants;
+mod operators;
+mod orders;
+mod payouts;
 mod plans;
 pub mod rows;
 pub mod service;
