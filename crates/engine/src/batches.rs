@@ -26,7 +26,8 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::config::{Channel, ChannelKind};
-use crate::payouts::{corrupt, facts, ResultSource};
+use crate::error::corrupt;
+use crate::payouts::{facts, ResultSource};
 use crate::{Actor, Engine, EngineError, Result};
 
 #[derive(Debug, Clone, Serialize)]

@@ -1,11 +1,12 @@
 //! Withdrawal orders: accept (idempotently), cancel.
 
 use chrono::{DateTime, Utc};
-use disburse_core::order::{self, OrderRefusal};
+use disburse_core::order::{self};
 use disburse_core::{MerchantId, Money, OrderNo, OrderState, PayoutState};
 use disburse_store::{fmt_time, BankAccountRow, NewAuditEvent, OrderRow, PayoutRow, WriteTx};
 use serde_json::json;
 
+use crate::error::refused;
 use crate::{write_journal, Actor, Engine, EngineError, Result};
 
 /// An order as people name it: its number, and the merchant when two merchants use one number.
@@ -35,10 +36,6 @@ impl WithdrawOutcome {
             WithdrawOutcome::Created(o) | WithdrawOutcome::Existing(o) => o,
         }
     }
-}
-
-pub(crate) fn refused(e: OrderRefusal) -> EngineError {
-    EngineError::Refused(e.to_string())
 }
 
 pub(crate) fn order_state(row: &OrderRow) -> Result<OrderState> {

@@ -14,7 +14,8 @@ use disburse_store::{
 use serde::Serialize;
 use serde_json::json;
 
-use crate::orders::{order_state, order_subject, payout_state, refused};
+use crate::error::refused;
+use crate::orders::{order_state, order_subject, payout_state};
 use crate::{write_journal, Actor, Engine, EngineError, OrderRef, Result};
 use disburse_formats::reason_codes::WhoMustAct;
 
@@ -73,9 +74,8 @@ pub struct SweepReport {
     pub still_waiting: usize,
 }
 
-pub(crate) fn corrupt(e: impl ToString) -> EngineError {
-    EngineError::Store(disburse_store::StoreError::Corrupt(e.to_string()))
-}
+// Where `api_channel.rs` and `statements.rs` find it (they move with the statements work).
+pub(crate) use crate::error::corrupt;
 
 pub(crate) fn facts(row: &PayoutRow) -> Result<PayoutFacts> {
     let currency = Currency::parse(&row.currency).map_err(corrupt)?;
@@ -308,7 +308,7 @@ impl Engine {
                 write_journal(tx, &journal, Some(&merchant), Some(order_row.id), None, at).await?,
             );
             d.settled_minor += take;
-            crate::desk::note(
+            crate::discrepancy_tracking::note(
                 &mut d,
                 at,
                 format!(
@@ -599,7 +599,7 @@ impl Engine {
                 ),
                 (None, None) => format!("bank paid {} for {} instructed", d.paid, d.instructed),
             };
-            crate::desk::open_discrepancy(
+            crate::discrepancy_tracking::open_discrepancy(
                 tx,
                 &row,
                 if over > 0 { "overpaid" } else { "underpaid" },
@@ -610,14 +610,19 @@ impl Engine {
             .await?;
         }
         if top_up {
-            crate::desk::top_up_finished(tx, &row, t.to, &at).await?;
+            crate::discrepancy_tracking::top_up_finished(tx, &row, t.to, &at).await?;
         }
         if t.to == PayoutState::Returned && before.state == PayoutState::Succeeded.as_str() {
             // The return's journal reverses the difference too: what was still open is owed
             // neither way now; what had been settled is owed the other way.
-            crate::desk::close_discrepancies_of(tx, &row.payout_no, "the payout was returned", &at)
-                .await?;
-            crate::desk::returned_after_settlement(tx, &row, &at).await?;
+            crate::discrepancy_tracking::close_discrepancies_of(
+                tx,
+                &row.payout_no,
+                "the payout was returned",
+                &at,
+            )
+            .await?;
+            crate::discrepancy_tracking::returned_after_settlement(tx, &row, &at).await?;
         }
         // Messages the merchant cares about, in the same transaction as the change.
         let base = json!({
