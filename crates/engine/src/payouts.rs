@@ -65,6 +65,9 @@ pub enum ApplyOutcome {
     Unchanged(&'static str),
 }
 
+/// Submitted payouts a sweep decides per transaction.
+pub(crate) const SWEEP_PAGE: usize = 500;
+
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct SweepReport {
     /// Past their channel's deadline: escalated to a person, money still in transit.
@@ -714,10 +717,40 @@ impl Engine {
 
     /// Moves time forward for every submitted payout: past the deadline → expired (for a person);
     /// silent long enough on a failures-only channel → succeeded. Nothing is paid again.
+    /// Goes through them a page of [`SWEEP_PAGE`] at a time, one transaction each, so memory and
+    /// the time the writer lock is held stay bounded however many payouts are in transit.
     pub async fn sweep(&self, as_of: DateTime<Utc>, actor: &Actor) -> Result<SweepReport> {
         let mut report = SweepReport::default();
+        let mut after = 0;
+        loop {
+            let (page, next) = self.sweep_page(as_of, actor, after, SWEEP_PAGE).await?;
+            report.expired.extend(page.expired);
+            report.presumed_succeeded.extend(page.presumed_succeeded);
+            report.still_waiting += page.still_waiting;
+            match next {
+                Some(id) => after = id,
+                None => return Ok(report),
+            }
+        }
+    }
+
+    /// One page of [`Engine::sweep`]: the submitted payouts with an id above `after_id`, at most
+    /// `limit`, in one transaction. Returns the cursor of the next page (the last id read), or
+    /// `None` when this page was the last.
+    pub async fn sweep_page(
+        &self,
+        as_of: DateTime<Utc>,
+        actor: &Actor,
+        after_id: i64,
+        limit: usize,
+    ) -> Result<(SweepReport, Option<i64>)> {
+        let limit = limit.max(1);
+        let mut report = SweepReport::default();
         let mut tx = self.db.write().await?;
-        let submitted: Vec<PayoutRow> = tx.payouts_in_state("submitted").await?;
+        let submitted: Vec<PayoutRow> = tx
+            .payouts_in_state_after("submitted", after_id, limit)
+            .await?;
+        let next = (submitted.len() == limit).then(|| submitted[limit - 1].id);
         for row in submitted {
             let channel = self.config.channel(&row.channel_id)?;
             match decide(&facts(&row)?, &PayoutEvent::Sweep, &channel.policy, as_of)
@@ -745,7 +778,7 @@ impl Engine {
             }
         }
         tx.commit().await?;
-        Ok(report)
+        Ok((report, next))
     }
 }
 

@@ -6,10 +6,18 @@ use crate::tx::WriteTx;
 use crate::{Bind, Db, Result};
 
 impl Db {
-    /// Exceptions still open, oldest first.
-    pub async fn open_exceptions(&self) -> Result<Vec<ExceptionRow>> {
-        self.fetch_all("WHERE status = 'open' ORDER BY id", &[])
-            .await
+    /// Up to `limit` open exceptions with an id above `after_id`, oldest first: page through
+    /// them all by passing the last id of a page as the next `after_id` (0 to start).
+    pub async fn open_exceptions_after(
+        &self,
+        after_id: i64,
+        limit: usize,
+    ) -> Result<Vec<ExceptionRow>> {
+        self.fetch_all(
+            &format!("WHERE status = 'open' AND id > $1 ORDER BY id LIMIT {limit}"),
+            &[Bind::Int(after_id)],
+        )
+        .await
     }
 
     /// Every claim on a queue item, by item id.

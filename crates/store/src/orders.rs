@@ -4,7 +4,27 @@ use crate::rows::OrderRow;
 use crate::tx::WriteTx;
 use crate::{Bind, Db, Result};
 
+/// Values per `IN (…)` list of a set read.
+const IN_LIST_MAX: usize = 500;
+
 impl Db {
+    /// The orders with these ids (unknown ids are left out), by set reads.
+    pub async fn orders_by_ids(&self, ids: &[i64]) -> Result<Vec<OrderRow>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for group in ids.chunks(IN_LIST_MAX) {
+            let list: Vec<String> = (1..=group.len()).map(|i| format!("${i}")).collect();
+            let binds: Vec<Bind> = group.iter().map(|id| Bind::Int(*id)).collect();
+            out.extend(
+                self.fetch_all::<OrderRow>(
+                    &format!("WHERE id IN ({}) ORDER BY id", list.join(", ")),
+                    &binds,
+                )
+                .await?,
+            );
+        }
+        Ok(out)
+    }
+
     /// Open orders (no payout started yet), oldest first, at most `limit` (capped at 10,000).
     pub async fn open_orders(&self, limit: usize) -> Result<Vec<OrderRow>> {
         self.fetch_all(

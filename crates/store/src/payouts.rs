@@ -3,7 +3,28 @@
 
 use crate::rows::PayoutRow;
 use crate::tx::WriteTx;
-use crate::{Bind, Result};
+use crate::{Bind, Db, Result};
+
+/// A page of the payouts in one state, by id after a cursor (keyset paging on the index
+/// `payouts_by_state` of migration 0019); the page size is appended as `LIMIT n`.
+pub(crate) const PAYOUTS_IN_STATE_AFTER: &str = "WHERE state = $1 AND id > $2 ORDER BY id";
+
+impl Db {
+    /// Up to `limit` payouts in a state with an id above `after_id`, oldest first: page through
+    /// them all by passing the last id of a page as the next `after_id` (0 to start).
+    pub async fn payouts_in_state_after(
+        &self,
+        state: &str,
+        after_id: i64,
+        limit: usize,
+    ) -> Result<Vec<PayoutRow>> {
+        self.fetch_all(
+            &format!("{PAYOUTS_IN_STATE_AFTER} LIMIT {limit}"),
+            &[Bind::Text(state.to_string()), Bind::Int(after_id)],
+        )
+        .await
+    }
+}
 
 impl WriteTx<'_> {
     /// Every payout of an order, oldest first.
@@ -61,11 +82,16 @@ impl WriteTx<'_> {
         .await
     }
 
-    /// Every payout in a state, oldest first.
-    pub async fn payouts_in_state(&mut self, state: &str) -> Result<Vec<PayoutRow>> {
+    /// [`Db::payouts_in_state_after`] inside the transaction (its own changes flushed first).
+    pub async fn payouts_in_state_after(
+        &mut self,
+        state: &str,
+        after_id: i64,
+        limit: usize,
+    ) -> Result<Vec<PayoutRow>> {
         self.fetch_all(
-            "WHERE state = $1 ORDER BY id",
-            &[Bind::Text(state.to_string())],
+            &format!("{PAYOUTS_IN_STATE_AFTER} LIMIT {limit}"),
+            &[Bind::Text(state.to_string()), Bind::Int(after_id)],
         )
         .await
     }
