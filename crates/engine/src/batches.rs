@@ -19,14 +19,15 @@ use disburse_core::payout::{decide, Decision, PayoutEvent};
 use disburse_core::{Currency, Money};
 use disburse_formats::{CreditTransfer, CreditorAccount, CsvProfile, Pain001Header, SheetHeader};
 use disburse_store::{
-    fmt_time, BankAccountRow, BatchFileWriteRow, BatchRow, Bind, NewAuditEvent, PayoutRow,
+    fmt_time, BankAccountRow, BatchFileWriteRow, BatchRow, NewAuditEvent, PayoutRow,
 };
 use serde::Serialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::config::{Channel, ChannelKind};
-use crate::payouts::{corrupt, facts, ResultSource};
+use crate::error::corrupt;
+use crate::payouts::{facts, ResultSource};
 use crate::{Actor, Engine, EngineError, Result};
 
 #[derive(Debug, Clone, Serialize)]
@@ -157,41 +158,30 @@ impl Engine {
             )));
         }
         let mut tx = self.db.write().await?;
-        let first: Option<PayoutRow> = tx
-            .fetch_optional(
-                "WHERE channel_id = $1 AND state = 'pending' ORDER BY id LIMIT 1",
-                &[Bind::Text(channel_id.into())],
-            )
-            .await?;
+        let first: Option<PayoutRow> = tx.first_pending_payout_of_channel(channel_id).await?;
         let Some(first) = first else {
             tx.rollback().await?;
             return Ok(None);
         };
         let payouts: Vec<PayoutRow> = tx
-            .fetch_all(
-                &format!(
-                    "WHERE channel_id = $1 AND state = 'pending' AND currency = $2 ORDER BY id LIMIT {}",
-                    channel.batch_size_max
-                ),
-                &[Bind::Text(channel_id.into()), Bind::Text(first.currency.clone())],
-            )
+            .pending_payouts_of_channel(channel_id, &first.currency, channel.batch_size_max)
             .await?;
         let currency = Currency::parse(&first.currency).map_err(corrupt)?;
         let mut transfers = Vec::with_capacity(payouts.len());
-        let mut accounts = std::collections::HashMap::<i64, BankAccountRow>::new();
+        // The batch's accounts in one set read, not one per payout.
+        let mut account_ids: Vec<i64> = payouts.iter().map(|p| p.bank_account_id).collect();
+        account_ids.sort_unstable();
+        account_ids.dedup();
+        let accounts: std::collections::HashMap<i64, BankAccountRow> = tx
+            .bank_accounts_by_ids(&account_ids)
+            .await?
+            .into_iter()
+            .map(|a| (a.id, a))
+            .collect();
         for p in &payouts {
-            if let std::collections::hash_map::Entry::Vacant(slot) =
-                accounts.entry(p.bank_account_id)
-            {
-                let a: BankAccountRow = tx
-                    .fetch_optional("WHERE id = $1", &[Bind::Int(p.bank_account_id)])
-                    .await?
-                    .ok_or_else(|| {
-                        corrupt(format!("payout {} has no bank account", p.payout_no))
-                    })?;
-                slot.insert(a);
-            }
-            let a = &accounts[&p.bank_account_id];
+            let a = accounts
+                .get(&p.bank_account_id)
+                .ok_or_else(|| corrupt(format!("payout {} has no bank account", p.payout_no)))?;
             transfers.push(self.credit_transfer(p, a, currency)?);
         }
         let batch_id = tx.next_id("batch").await?;
@@ -317,13 +307,7 @@ impl Engine {
     /// Batches committed whose file never reached the disk, oldest first. Read at every look at
     /// the exceptions queue (and metrics scrape): only those rows are loaded.
     pub async fn unwritten_batches(&self) -> Result<Vec<BatchSummary>> {
-        let rows: Vec<BatchRow> = self
-            .db
-            .fetch_all(
-                "WHERE id NOT IN (SELECT batch_id FROM batch_file_writes) ORDER BY id",
-                &[],
-            )
-            .await?;
+        let rows: Vec<BatchRow> = self.db.unwritten_batches().await?;
         Ok(rows.iter().map(BatchSummary::from).collect())
     }
 
@@ -379,9 +363,7 @@ impl Engine {
             written_at: at.clone(),
         };
         let mut tx = self.db.write().await?;
-        let before: Option<BatchFileWriteRow> = tx
-            .fetch_optional("WHERE batch_id = $1", &[Bind::Int(batch.batch_id)])
-            .await?;
+        let before: Option<BatchFileWriteRow> = tx.batch_file_write(batch.batch_id).await?;
         match &before {
             Some(_) => tx.update(&row).await?,
             None => tx.insert(&row).await?,
@@ -402,21 +384,18 @@ impl Engine {
 
     /// A batch's file exactly as it was first written.
     pub async fn batch_file(&self, batch_id: i64) -> Result<(BatchSummary, Vec<u8>)> {
-        let row: BatchRow = self
-            .db
-            .fetch_optional("WHERE id = $1", &[Bind::Int(batch_id)])
-            .await?
-            .ok_or_else(|| EngineError::NotFound {
-                what: "batch",
-                id: batch_id.to_string(),
-            })?;
+        let row: BatchRow =
+            self.db
+                .batch(batch_id)
+                .await?
+                .ok_or_else(|| EngineError::NotFound {
+                    what: "batch",
+                    id: batch_id.to_string(),
+                })?;
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(&row.content_b64)
             .map_err(corrupt)?;
-        let written: Option<BatchFileWriteRow> = self
-            .db
-            .fetch_optional("WHERE batch_id = $1", &[Bind::Int(batch_id)])
-            .await?;
+        let written: Option<BatchFileWriteRow> = self.db.batch_file_write(batch_id).await?;
         let mut summary = BatchSummary::from(&row);
         summary.file_written = written.map(|w| FileWritten {
             path: w.path,
@@ -426,10 +405,10 @@ impl Engine {
     }
 
     pub async fn batches(&self) -> Result<Vec<BatchSummary>> {
-        let rows: Vec<BatchRow> = self.db.fetch_all("ORDER BY id", &[]).await?;
+        let rows: Vec<BatchRow> = self.db.batches().await?;
         let mut written: std::collections::HashMap<i64, BatchFileWriteRow> = self
             .db
-            .fetch_all::<BatchFileWriteRow>("", &[])
+            .batch_file_writes()
             .await?
             .into_iter()
             .map(|w| (w.batch_id, w))

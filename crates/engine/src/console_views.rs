@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use disburse_store::{fmt_time, parse_time, AuditFilter, OutboxRow, PayoutRow};
 use serde::Serialize;
 
-use crate::payouts::corrupt;
+use crate::error::corrupt;
 use crate::views::{natural_sign, AuditView, BalanceView, MessageView, MoneyView};
 use crate::{BatchSummary, Engine, FileWritten, Result};
 
@@ -360,7 +360,7 @@ impl Engine {
                 .collect();
             out.push(DiscrepancyView {
                 id: d.id,
-                owed_to_us: crate::desk::owed_to_us(&d.direction),
+                owed_to_us: crate::discrepancy_tracking::owed_to_us(&d.direction),
                 amount: MoneyView::new(d.amount_minor, &d.currency),
                 settled: MoneyView::new(d.settled_minor, &d.currency),
                 merchant: d.merchant_id,

@@ -36,6 +36,17 @@ impl EngineError {
     }
 }
 
+/// Stored data that is not what the system wrote (a state, an id or an amount that does not
+/// parse): the store's `Corrupt`, never a refusal.
+pub(crate) fn corrupt(e: impl ToString) -> EngineError {
+    EngineError::Store(StoreError::Corrupt(e.to_string()))
+}
+
+/// A business rule said no, in the rule's own words.
+pub(crate) fn refused(e: impl ToString) -> EngineError {
+    EngineError::Refused(e.to_string())
+}
+
 impl From<sqlx::Error> for EngineError {
     fn from(e: sqlx::Error) -> Self {
         EngineError::Store(StoreError::Sql(e))

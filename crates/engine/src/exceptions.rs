@@ -4,7 +4,7 @@
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use disburse_core::{BankResult, PayoutNo};
-use disburse_store::{fmt_time, parse_time, Bind, EvidenceRow, ExceptionRow, OrderRow, PayoutRow};
+use disburse_store::{fmt_time, parse_time, EvidenceRow, ExceptionRow, OrderRow, PayoutRow};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -28,6 +28,10 @@ pub struct ExceptionItem {
     pub source: Option<String>,
 }
 
+/// Rows the queue reads per statement: it pages through payouts and stored exceptions by id, so
+/// no single read holds a whole table.
+const QUEUE_PAGE: usize = 500;
+
 fn age_hours(since: &str, as_of: DateTime<Utc>) -> i64 {
     parse_time(since)
         .map(|t| (as_of - t).num_hours().max(0))
@@ -37,25 +41,44 @@ fn age_hours(since: &str, as_of: DateTime<Utc>) -> i64 {
 impl Engine {
     pub async fn exceptions(&self, as_of: DateTime<Utc>) -> Result<Vec<ExceptionItem>> {
         let mut items = Vec::new();
-        let expired: Vec<PayoutRow> = self.db.payouts_in_state("expired").await?;
-        for p in expired {
-            items.push(ExceptionItem {
-                id: format!("payout:{}", p.payout_no),
-                kind: "expired_payout".into(),
-                age_hours: age_hours(&p.updated_at, as_of),
-                amount: Some(MoneyView::new(p.amount_minor, &p.currency)),
-                merchant: Some(p.merchant_id.clone()),
-                order_no: self.db.order(p.order_id).await?.map(|o| o.order_no),
-                reason: format!("no result from channel {} within its deadline; the money may still land", p.channel_id),
-                action: "ask the bank; record what it says with `payout result` (nothing is paid again meanwhile)".into(),
-                source: p.batch_id.map(|b| format!("batch {b}")),
-                payout_no: Some(p.payout_no),
-            });
+        // Expired payouts a page at a time (keyset by id), each page's orders in one set read.
+        let mut after = 0;
+        loop {
+            let expired: Vec<PayoutRow> = self
+                .db
+                .payouts_in_state_after("expired", after, QUEUE_PAGE)
+                .await?;
+            let mut order_ids: Vec<i64> = expired.iter().map(|p| p.order_id).collect();
+            order_ids.sort_unstable();
+            order_ids.dedup();
+            let order_nos: std::collections::HashMap<i64, String> = self
+                .db
+                .orders_by_ids(&order_ids)
+                .await?
+                .into_iter()
+                .map(|o| (o.id, o.order_no))
+                .collect();
+            let next = (expired.len() == QUEUE_PAGE).then(|| expired[QUEUE_PAGE - 1].id);
+            for p in expired {
+                items.push(ExceptionItem {
+                    id: format!("payout:{}", p.payout_no),
+                    kind: "expired_payout".into(),
+                    age_hours: age_hours(&p.updated_at, as_of),
+                    amount: Some(MoneyView::new(p.amount_minor, &p.currency)),
+                    merchant: Some(p.merchant_id.clone()),
+                    order_no: order_nos.get(&p.order_id).cloned(),
+                    reason: format!("no result from channel {} within its deadline; the money may still land", p.channel_id),
+                    action: "ask the bank; record what it says with `payout result` (nothing is paid again meanwhile)".into(),
+                    source: p.batch_id.map(|b| format!("batch {b}")),
+                    payout_no: Some(p.payout_no),
+                });
+            }
+            match next {
+                Some(id) => after = id,
+                None => break,
+            }
         }
-        let waiting: Vec<OrderRow> = self
-            .db
-            .fetch_all("WHERE state = 'action_required' ORDER BY id", &[])
-            .await?;
+        let waiting: Vec<OrderRow> = self.db.orders_action_required().await?;
         for o in waiting {
             let payouts = self.db.payouts_of_order(o.id).await?;
             let Some(last) = payouts.last() else { continue };
@@ -99,14 +122,7 @@ impl Engine {
             });
         }
         // Orders taken while the merchant's account was flagged: no payout yet, paid on the fix.
-        let limbo: Vec<OrderRow> = self
-            .db
-            .fetch_all(
-                "WHERE state = 'open' AND merchant_id IN \
-                 (SELECT id FROM merchants WHERE account_status = 'needs_update') ORDER BY id",
-                &[],
-            )
-            .await?;
+        let limbo: Vec<OrderRow> = self.db.open_orders_of_flagged_merchants().await?;
         for o in limbo {
             items.push(ExceptionItem {
                 id: format!("order:{}/{}", o.merchant_id, o.order_no),
@@ -189,67 +205,79 @@ impl Engine {
                 source: Some(format!("batch {}", b.batch_id)),
             });
         }
-        let stored: Vec<ExceptionRow> = self
-            .db
-            .fetch_all("WHERE status = 'open' ORDER BY id", &[])
-            .await?;
-        let mut file_names = std::collections::HashMap::new();
-        for e in stored {
-            let source = match e.bank_file_id {
-                Some(id) => {
-                    if let std::collections::hash_map::Entry::Vacant(v) = file_names.entry(id) {
-                        let f: Option<disburse_store::BankFileRow> = self
-                            .db
-                            .fetch_optional("WHERE id = $1", &[Bind::Int(id)])
-                            .await?;
-                        v.insert(f.map(|f| f.file_name).unwrap_or_default());
+        // Stored exceptions a page at a time (keyset by id).
+        let mut after = 0;
+        loop {
+            let stored: Vec<ExceptionRow> =
+                self.db.open_exceptions_after(after, QUEUE_PAGE).await?;
+            let next = (stored.len() == QUEUE_PAGE).then(|| stored[QUEUE_PAGE - 1].id);
+            // The files the exceptions came from, in one set read (a file no longer found names
+            // itself as an empty string, as before).
+            let mut file_ids: Vec<i64> = stored.iter().filter_map(|e| e.bank_file_id).collect();
+            file_ids.sort_unstable();
+            file_ids.dedup();
+            let file_names: std::collections::HashMap<i64, String> = self
+                .db
+                .bank_files_by_ids(&file_ids)
+                .await?
+                .into_iter()
+                .map(|f| (f.id, f.file_name))
+                .collect();
+            for e in stored {
+                let source = match e.bank_file_id {
+                    Some(id) => {
+                        let name = file_names.get(&id).map(String::as_str).unwrap_or_default();
+                        Some(format!("{name} line {}", e.line.unwrap_or(0)))
                     }
-                    Some(format!("{} line {}", file_names[&id], e.line.unwrap_or(0)))
-                }
-                None => None,
-            };
-            items.push(ExceptionItem {
-                id: format!("E{}", e.id),
-                action: match e.kind.as_str() {
-                    "unknown_payout" => {
-                        "find the payout this bank line is about; it was not applied".into()
-                    }
-                    "conflict" => {
-                        "the bank contradicts what is recorded: check with the bank, then correct"
-                            .into()
-                    }
-                    "unreadable_line" => {
-                        "the line could not be read: ask the bank for a corrected file".into()
-                    }
-                    "payee_verification" => {
-                        "the beneficiary name does not match the account: check with the merchant"
-                            .into()
-                    }
-                    "unknown_batch" => {
-                        "the bank rejected a file we cannot identify: check with the bank".into()
-                    }
-                    "contradiction" => "the line is not about the payout as we sent it (currency, amount, channel or message): nothing was applied; ask the bank which payout it meant".into(),
-                    "out_of_bounds" => "the amount is beyond the channel's bound and was not believed: check with the bank; record the truth with a correction".into(),
-                    "unrecognised_status" => "a status we do not know (or none): read the bank's line, then record the result with `payout result`".into(),
-                    "unexplained_debit" => "money left our account with no instruction of ours: ask the bank at once".into(),
-                    "debit_for_failed_payout" => "the statement debits a payout we hold failed or returned: ask the bank; if it paid, correct the payout".into(),
-                    "statement_break" | "statement_gap" => "a statement is missing or wrong: ask the bank for the missing statements, import them in order".into(),
-                    "statement_unbalanced" | "statement_entry_currency" => "the statement does not add up as printed: ask the bank for a corrected statement".into(),
-                    "batch_file_missing" => "the batch file is not on disk: write it again from the stored bytes with `batch export`".into(),
-                    _ => "look at the bank line and decide".into(),
-                },
-                kind: e.kind,
-                age_hours: age_hours(&e.created_at, as_of),
-                amount: e
-                    .amount_minor
-                    .zip(e.currency.as_deref())
-                    .map(|(a, c)| MoneyView::new(a, c)),
-                merchant: e.merchant_id,
-                payout_no: e.payout_no,
-                order_no: None,
-                reason: e.reason,
-                source,
-            });
+                    None => None,
+                };
+                items.push(ExceptionItem {
+                    id: format!("E{}", e.id),
+                    action: match e.kind.as_str() {
+                        "unknown_payout" => {
+                            "find the payout this bank line is about; it was not applied".into()
+                        }
+                        "conflict" => {
+                            "the bank contradicts what is recorded: check with the bank, then correct"
+                                .into()
+                        }
+                        "unreadable_line" => {
+                            "the line could not be read: ask the bank for a corrected file".into()
+                        }
+                        "payee_verification" => {
+                            "the beneficiary name does not match the account: check with the merchant"
+                                .into()
+                        }
+                        "unknown_batch" => {
+                            "the bank rejected a file we cannot identify: check with the bank".into()
+                        }
+                        "contradiction" => "the line is not about the payout as we sent it (currency, amount, channel or message): nothing was applied; ask the bank which payout it meant".into(),
+                        "out_of_bounds" => "the amount is beyond the channel's bound and was not believed: check with the bank; record the truth with a correction".into(),
+                        "unrecognised_status" => "a status we do not know (or none): read the bank's line, then record the result with `payout result`".into(),
+                        "unexplained_debit" => "money left our account with no instruction of ours: ask the bank at once".into(),
+                        "debit_for_failed_payout" => "the statement debits a payout we hold failed or returned: ask the bank; if it paid, correct the payout".into(),
+                        "statement_break" | "statement_gap" => "a statement is missing or wrong: ask the bank for the missing statements, import them in order".into(),
+                        "statement_unbalanced" | "statement_entry_currency" => "the statement does not add up as printed: ask the bank for a corrected statement".into(),
+                        "batch_file_missing" => "the batch file is not on disk: write it again from the stored bytes with `batch export`".into(),
+                        _ => "look at the bank line and decide".into(),
+                    },
+                    kind: e.kind,
+                    age_hours: age_hours(&e.created_at, as_of),
+                    amount: e
+                        .amount_minor
+                        .zip(e.currency.as_deref())
+                        .map(|(a, c)| MoneyView::new(a, c)),
+                    merchant: e.merchant_id,
+                    payout_no: e.payout_no,
+                    order_no: None,
+                    reason: e.reason,
+                    source,
+                });
+            }
+            match next {
+                Some(id) => after = id,
+                None => break,
+            }
         }
         Ok(items)
     }
@@ -269,9 +297,7 @@ impl Engine {
         let mut evidence = evidence_text.to_string();
         if let Some((name, bytes)) = evidence_file {
             let sha256 = hex::encode(Sha256::digest(bytes));
-            let known: Option<EvidenceRow> = tx
-                .fetch_optional("WHERE sha256 = $1", &[Bind::Text(sha256.clone())])
-                .await?;
+            let known: Option<EvidenceRow> = tx.evidence_by_sha256(&sha256).await?;
             if known.is_none() {
                 tx.insert(&EvidenceRow {
                     sha256: sha256.clone(),

@@ -24,7 +24,7 @@ use disburse_core::BankResult;
 use disburse_formats::results::{read_xml_results, DETECT_HEAD_LEN};
 use disburse_formats::{detect, BankOutcome, Detected, ReadError, ResultLine, ResultRecord};
 use disburse_store::{
-    fmt_time, BankFileRow, BatchRow, Bind, Claim, ExceptionRow, NewAuditEvent, PayoutRow, WriteTx,
+    fmt_time, BankFileRow, BatchRow, Claim, ExceptionRow, NewAuditEvent, PayoutRow, WriteTx,
 };
 use serde::Serialize;
 use serde_json::json;
@@ -229,10 +229,7 @@ impl Engine {
     ) -> Result<ImportPreview> {
         let p = self.prepare(path, channel)?;
         let profile = p.profile.as_ref();
-        let existing: Option<BankFileRow> = self
-            .db
-            .fetch_optional("WHERE sha256 = $1", &[Bind::Text(p.sha256.clone())])
-            .await?;
+        let existing: Option<BankFileRow> = self.db.bank_file_by_sha256(&p.sha256).await?;
         let mut summary = ImportSummary {
             file_name: p.file_name.clone(),
             sha256: p.sha256.clone(),
@@ -418,10 +415,7 @@ impl Engine {
             sha256.to_string(),
             format.to_string(),
         );
-        let existing: Option<BankFileRow> = self
-            .db
-            .fetch_optional("WHERE sha256 = $1", &[Bind::Text(sha256.clone())])
-            .await?;
+        let existing: Option<BankFileRow> = self.db.bank_file_by_sha256(&sha256).await?;
         if let Some(f) = &existing {
             if f.status == "imported" {
                 return Ok(ImportSummary {
@@ -622,10 +616,7 @@ impl Engine {
                     return Ok(());
                 }
                 let batch: Option<BatchRow> = match &group.original_message_id {
-                    Some(id) => {
-                        tx.fetch_optional("WHERE message_id = $1", &[Bind::Text(id.clone())])
-                            .await?
-                    }
+                    Some(id) => tx.batch_by_message_id(id).await?,
                     None => None,
                 };
                 let Some(batch) = batch else {
@@ -651,12 +642,7 @@ impl Engine {
                 };
                 // The group status comes after every transaction of the file: it reaches only
                 // the payouts still waiting, never one a transaction status has settled.
-                let payouts: Vec<PayoutRow> = tx
-                    .fetch_all(
-                        "WHERE batch_id = $1 AND state IN ('submitted', 'expired') ORDER BY id",
-                        &[Bind::Int(batch.id)],
-                    )
-                    .await?;
+                let payouts: Vec<PayoutRow> = tx.waiting_payouts_of_batch(batch.id).await?;
                 let result = BankResult::Rejected {
                     reason_code: group.reason_code.clone().unwrap_or_else(|| "NARR".into()),
                     reason_text: group.reason_text.clone(),

@@ -6,13 +6,17 @@ pub mod api_channel;
 mod batches;
 pub mod config;
 mod console_views;
-mod desk;
+mod corrections;
+mod discrepancies;
+mod discrepancy_tracking;
 mod error;
 mod exceptions;
 mod import;
 pub mod keys;
+mod operators;
 mod orders;
 mod payouts;
+mod retry;
 mod statements;
 mod views;
 mod work;
@@ -22,8 +26,7 @@ use disburse_core::account::{AccountNumber, BankAccount};
 use disburse_core::crypto::{encrypt_account, AccountKey};
 use disburse_core::{Journal, MerchantId, Money};
 use disburse_store::{
-    fmt_time, BankAccountRow, Bind, Db, JournalLineRow, JournalRow, MerchantRow, NewAuditEvent,
-    WriteTx,
+    fmt_time, BankAccountRow, Db, JournalLineRow, JournalRow, MerchantRow, NewAuditEvent, WriteTx,
 };
 use serde_json::json;
 
@@ -37,8 +40,9 @@ pub use console_views::{
     LastFile, MerchantLine, Overview, PayoutOrder, AGE_BUCKETS,
 };
 pub use console_views::{csv_export, BooksCheck, LedgerView, TrialBalance};
-pub use desk::{CorrectionView, Resolution};
+pub use corrections::CorrectionView;
 pub use disburse_store::AuditFilter;
+pub use discrepancies::Resolution;
 pub use error::EngineError;
 pub use exceptions::ExceptionItem;
 pub use import::{ImportPreview, ImportSummary, PreviewPosting, CHUNK_RECORDS};
@@ -152,11 +156,7 @@ impl Engine {
             ));
         }
         let mut tx = self.db.write().await?;
-        if tx
-            .fetch_optional::<MerchantRow>("WHERE id = $1", &[Bind::Text(id.to_string())])
-            .await?
-            .is_some()
-        {
+        if tx.merchant(id.as_str()).await?.is_some() {
             return Err(EngineError::Refused(format!(
                 "merchant {id} already exists"
             )));
@@ -187,7 +187,7 @@ impl Engine {
         tx: &mut WriteTx<'_>,
         id: &MerchantId,
     ) -> Result<MerchantRow> {
-        tx.fetch_optional::<MerchantRow>("WHERE id = $1", &[Bind::Text(id.to_string())])
+        tx.merchant(id.as_str())
             .await?
             .ok_or_else(|| EngineError::NotFound {
                 what: "merchant",
@@ -206,12 +206,7 @@ impl Engine {
     ) -> Result<AccountSet> {
         let mut tx = self.db.write().await?;
         let mut m = Self::load_merchant(&mut tx, merchant).await?;
-        let previous = tx
-            .fetch_optional::<BankAccountRow>(
-                "WHERE merchant_id = $1 ORDER BY version DESC LIMIT 1",
-                &[Bind::Text(merchant.to_string())],
-            )
-            .await?;
+        let previous: Option<BankAccountRow> = tx.current_bank_account(merchant.as_str()).await?;
         let at = fmt_time(as_of);
         let number: &AccountNumber = account.number();
         let row = BankAccountRow {

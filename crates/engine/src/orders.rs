@@ -1,11 +1,12 @@
 //! Withdrawal orders: accept (idempotently), cancel.
 
 use chrono::{DateTime, Utc};
-use disburse_core::order::{self, OrderRefusal};
+use disburse_core::order::{self};
 use disburse_core::{MerchantId, Money, OrderNo, OrderState, PayoutState};
-use disburse_store::{fmt_time, BankAccountRow, Bind, NewAuditEvent, OrderRow, PayoutRow, WriteTx};
+use disburse_store::{fmt_time, BankAccountRow, NewAuditEvent, OrderRow, PayoutRow, WriteTx};
 use serde_json::json;
 
+use crate::error::refused;
 use crate::{write_journal, Actor, Engine, EngineError, Result};
 
 /// An order as people name it: its number, and the merchant when two merchants use one number.
@@ -37,10 +38,6 @@ impl WithdrawOutcome {
     }
 }
 
-pub(crate) fn refused(e: OrderRefusal) -> EngineError {
-    EngineError::Refused(e.to_string())
-}
-
 pub(crate) fn order_state(row: &OrderRow) -> Result<OrderState> {
     OrderState::parse(&row.state)
         .map_err(|e| EngineError::Store(disburse_store::StoreError::Corrupt(e)))
@@ -58,22 +55,9 @@ pub(crate) fn order_subject(row: &OrderRow) -> String {
 impl Engine {
     /// Finds an order inside a write transaction.
     pub(crate) async fn load_order(tx: &mut WriteTx<'_>, r: &OrderRef) -> Result<OrderRow> {
-        let mut found: Vec<OrderRow> = match &r.merchant {
-            Some(m) => {
-                tx.fetch_all(
-                    "WHERE order_no = $1 AND merchant_id = $2",
-                    &[
-                        Bind::Text(r.order_no.to_string()),
-                        Bind::Text(m.to_string()),
-                    ],
-                )
-                .await?
-            }
-            None => {
-                tx.fetch_all("WHERE order_no = $1", &[Bind::Text(r.order_no.to_string())])
-                    .await?
-            }
-        };
+        let mut found: Vec<OrderRow> = tx
+            .orders_by_no(r.order_no.as_str(), r.merchant.as_ref().map(|m| m.as_str()))
+            .await?;
         match found.len() {
             0 => Err(EngineError::NotFound {
                 what: "order",
@@ -106,11 +90,8 @@ impl Engine {
         }
         let mut tx = self.db.write().await?;
         Self::load_merchant(&mut tx, &req.merchant).await?;
-        let account = tx
-            .fetch_optional::<BankAccountRow>(
-                "WHERE merchant_id = $1 ORDER BY version DESC LIMIT 1",
-                &[Bind::Text(req.merchant.to_string())],
-            )
+        let account: BankAccountRow = tx
+            .current_bank_account(req.merchant.as_str())
             .await?
             .ok_or_else(|| {
                 EngineError::Refused(format!(
@@ -118,21 +99,12 @@ impl Engine {
                     req.merchant
                 ))
             })?;
-        let existing = tx
-            .fetch_optional::<OrderRow>(
-                "WHERE merchant_id = $1 AND order_no = $2",
-                &[
-                    Bind::Text(req.merchant.to_string()),
-                    Bind::Text(req.order_no.to_string()),
-                ],
-            )
+        let existing: Option<OrderRow> = tx
+            .order_of_merchant(req.merchant.as_str(), req.order_no.as_str())
             .await?;
         if let Some(existing) = existing {
             let existing_last4 = tx
-                .fetch_optional::<BankAccountRow>(
-                    "WHERE id = $1",
-                    &[Bind::Int(existing.bank_account_id)],
-                )
+                .bank_account(existing.bank_account_id)
                 .await?
                 .map(|a| a.last4)
                 .unwrap_or_default();
@@ -197,12 +169,8 @@ impl Engine {
             .await?;
         // Taken while the bank account is flagged: it cannot be paid until the merchant fixes it,
         // which the merchant hears now, once; the fix pays it (see `auto_retry_waiting`).
-        let flagged: Option<disburse_store::MerchantRow> = tx
-            .fetch_optional(
-                "WHERE id = $1 AND account_status = 'needs_update'",
-                &[Bind::Text(row.merchant_id.clone())],
-            )
-            .await?;
+        let flagged: Option<disburse_store::MerchantRow> =
+            tx.merchant_with_flagged_account(&row.merchant_id).await?;
         if flagged.is_some() {
             let mut waiting = message.clone();
             waiting["account_update_needed"] = json!(true);
@@ -264,9 +232,7 @@ impl Engine {
         reason: &str,
         at: &str,
     ) -> Result<OrderState> {
-        let payouts: Vec<PayoutRow> = tx
-            .fetch_all("WHERE order_id = $1 ORDER BY id", &[Bind::Int(row.id)])
-            .await?;
+        let payouts: Vec<PayoutRow> = tx.payouts_of_order(row.id).await?;
         let states = payouts
             .iter()
             .map(payout_state)

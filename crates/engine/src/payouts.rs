@@ -9,13 +9,13 @@ use disburse_core::{
     BankResult, ChannelId, Currency, MerchantId, Money, OrderState, PayoutNo, PayoutState,
 };
 use disburse_store::{
-    fmt_date, fmt_time, parse_time, BankAccountRow, Bind, NewAuditEvent, OrderRow, PayoutRow,
-    WriteTx,
+    fmt_date, fmt_time, parse_time, BankAccountRow, NewAuditEvent, OrderRow, PayoutRow, WriteTx,
 };
 use serde::Serialize;
 use serde_json::json;
 
-use crate::orders::{order_state, order_subject, payout_state, refused};
+use crate::error::refused;
+use crate::orders::{order_state, order_subject, payout_state};
 use crate::{write_journal, Actor, Engine, EngineError, OrderRef, Result};
 use disburse_formats::reason_codes::WhoMustAct;
 
@@ -65,6 +65,9 @@ pub enum ApplyOutcome {
     Unchanged(&'static str),
 }
 
+/// Submitted payouts a sweep decides per transaction.
+pub(crate) const SWEEP_PAGE: usize = 500;
+
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct SweepReport {
     /// Past their channel's deadline: escalated to a person, money still in transit.
@@ -74,9 +77,8 @@ pub struct SweepReport {
     pub still_waiting: usize,
 }
 
-pub(crate) fn corrupt(e: impl ToString) -> EngineError {
-    EngineError::Store(disburse_store::StoreError::Corrupt(e.to_string()))
-}
+// Where `api_channel.rs` and `statements.rs` find it (they move with the statements work).
+pub(crate) use crate::error::corrupt;
 
 pub(crate) fn facts(row: &PayoutRow) -> Result<PayoutFacts> {
     let currency = Currency::parse(&row.currency).map_err(corrupt)?;
@@ -141,12 +143,7 @@ impl Engine {
         actor: &Actor,
         action: &str,
     ) -> Result<PayoutStart> {
-        let earlier: Vec<PayoutRow> = tx
-            .fetch_all(
-                "WHERE order_id = $1 ORDER BY id",
-                &[Bind::Int(order_row.id)],
-            )
-            .await?;
+        let earlier: Vec<PayoutRow> = tx.payouts_of_order(order_row.id).await?;
         let states = earlier
             .iter()
             .map(payout_state)
@@ -165,19 +162,12 @@ impl Engine {
             &states,
         )
         .map_err(refused)?;
-        let account = tx
-            .fetch_optional::<BankAccountRow>(
-                "WHERE merchant_id = $1 ORDER BY version DESC LIMIT 1",
-                &[Bind::Text(order_row.merchant_id.clone())],
-            )
+        let account: BankAccountRow = tx
+            .current_bank_account(&order_row.merchant_id)
             .await?
             .ok_or_else(|| EngineError::Refused("the merchant has no bank account".into()))?;
-        let merchant_status: Option<disburse_store::MerchantRow> = tx
-            .fetch_optional(
-                "WHERE id = $1",
-                &[Bind::Text(order_row.merchant_id.clone())],
-            )
-            .await?;
+        let merchant_status: Option<disburse_store::MerchantRow> =
+            tx.merchant(&order_row.merchant_id).await?;
         if merchant_status.is_some_and(|m| m.account_status == "needs_update") {
             return Err(EngineError::Refused(format!(
                 "the bank rejected merchant {}'s account ****{}; it must be updated before paying again",
@@ -273,10 +263,7 @@ impl Engine {
         at: &str,
     ) -> Result<(Money, Vec<i64>, i64)> {
         let mut pending: Vec<disburse_store::DiscrepancyRow> = tx
-            .fetch_all(
-                "WHERE merchant_id = $1 AND currency = $2 AND status IN ('netting', 'adding') ORDER BY id",
-                &[Bind::Text(order_row.merchant_id.clone()), Bind::Text(order_row.currency.clone())],
-            )
+            .discrepancies_for_next_payout(&order_row.merchant_id, &order_row.currency)
             .await?;
         // What we owe is added first, so that what the merchant owes can be netted against it.
         pending.sort_by_key(|d| (d.status != "adding", d.id));
@@ -324,7 +311,7 @@ impl Engine {
                 write_journal(tx, &journal, Some(&merchant), Some(order_row.id), None, at).await?,
             );
             d.settled_minor += take;
-            crate::desk::note(
+            crate::discrepancy_tracking::note(
                 &mut d,
                 at,
                 format!(
@@ -402,24 +389,12 @@ impl Engine {
         actor: &Actor,
         max: usize,
     ) -> Result<Vec<PayoutStart>> {
-        let open: Vec<OrderRow> = self
-            .db
-            .fetch_all(
-                &format!("WHERE state = 'open' ORDER BY id LIMIT {}", max.min(10_000)),
-                &[],
-            )
-            .await?;
+        let open: Vec<OrderRow> = self.db.open_orders(max).await?;
         let mut started = Vec::new();
         for order in open {
             let mut tx = self.db.write().await?;
             // Read again under the write lock: another worker may have started it meanwhile.
-            let Some(mut row) = tx
-                .fetch_optional::<OrderRow>(
-                    "WHERE id = $1 AND state = 'open'",
-                    &[Bind::Int(order.id)],
-                )
-                .await?
-            else {
+            let Some(mut row) = tx.order_if_open(order.id).await? else {
                 tx.rollback().await?;
                 continue;
             };
@@ -627,7 +602,7 @@ impl Engine {
                 ),
                 (None, None) => format!("bank paid {} for {} instructed", d.paid, d.instructed),
             };
-            crate::desk::open_discrepancy(
+            crate::discrepancy_tracking::open_discrepancy(
                 tx,
                 &row,
                 if over > 0 { "overpaid" } else { "underpaid" },
@@ -638,14 +613,19 @@ impl Engine {
             .await?;
         }
         if top_up {
-            crate::desk::top_up_finished(tx, &row, t.to, &at).await?;
+            crate::discrepancy_tracking::top_up_finished(tx, &row, t.to, &at).await?;
         }
         if t.to == PayoutState::Returned && before.state == PayoutState::Succeeded.as_str() {
             // The return's journal reverses the difference too: what was still open is owed
             // neither way now; what had been settled is owed the other way.
-            crate::desk::close_discrepancies_of(tx, &row.payout_no, "the payout was returned", &at)
-                .await?;
-            crate::desk::returned_after_settlement(tx, &row, &at).await?;
+            crate::discrepancy_tracking::close_discrepancies_of(
+                tx,
+                &row.payout_no,
+                "the payout was returned",
+                &at,
+            )
+            .await?;
+            crate::discrepancy_tracking::returned_after_settlement(tx, &row, &at).await?;
         }
         // Messages the merchant cares about, in the same transaction as the change.
         let base = json!({
@@ -737,15 +717,40 @@ impl Engine {
 
     /// Moves time forward for every submitted payout: past the deadline → expired (for a person);
     /// silent long enough on a failures-only channel → succeeded. Nothing is paid again.
+    /// Goes through them a page of [`SWEEP_PAGE`] at a time, one transaction each, so memory and
+    /// the time the writer lock is held stay bounded however many payouts are in transit.
     pub async fn sweep(&self, as_of: DateTime<Utc>, actor: &Actor) -> Result<SweepReport> {
+        let mut report = SweepReport::default();
+        let mut after = 0;
+        loop {
+            let (page, next) = self.sweep_page(as_of, actor, after, SWEEP_PAGE).await?;
+            report.expired.extend(page.expired);
+            report.presumed_succeeded.extend(page.presumed_succeeded);
+            report.still_waiting += page.still_waiting;
+            match next {
+                Some(id) => after = id,
+                None => return Ok(report),
+            }
+        }
+    }
+
+    /// One page of [`Engine::sweep`]: the submitted payouts with an id above `after_id`, at most
+    /// `limit`, in one transaction. Returns the cursor of the next page (the last id read), or
+    /// `None` when this page was the last.
+    pub async fn sweep_page(
+        &self,
+        as_of: DateTime<Utc>,
+        actor: &Actor,
+        after_id: i64,
+        limit: usize,
+    ) -> Result<(SweepReport, Option<i64>)> {
+        let limit = limit.max(1);
         let mut report = SweepReport::default();
         let mut tx = self.db.write().await?;
         let submitted: Vec<PayoutRow> = tx
-            .fetch_all(
-                "WHERE state = $1 ORDER BY id",
-                &[Bind::Text("submitted".into())],
-            )
+            .payouts_in_state_after("submitted", after_id, limit)
             .await?;
+        let next = (submitted.len() == limit).then(|| submitted[limit - 1].id);
         for row in submitted {
             let channel = self.config.channel(&row.channel_id)?;
             match decide(&facts(&row)?, &PayoutEvent::Sweep, &channel.policy, as_of)
@@ -773,7 +778,7 @@ impl Engine {
             }
         }
         tx.commit().await?;
-        Ok(report)
+        Ok((report, next))
     }
 }
 

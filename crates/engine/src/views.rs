@@ -1,7 +1,7 @@
 //! What people look at: one order with every payout, journal and audit event; one merchant.
 //! Account numbers appear only as their last four digits.
 
-use disburse_store::{AuditEventRow, Bind, MerchantRow, OrderRow, OutboxRow, PayoutRow};
+use disburse_store::{AuditEventRow, MerchantRow, OrderRow, OutboxRow, PayoutRow};
 use serde::Serialize;
 
 use crate::{Engine, EngineError, OrderRef, Result};
@@ -272,12 +272,7 @@ impl Engine {
                 account,
             })
             .collect();
-        let orders: Vec<OrderRow> = db
-            .fetch_all(
-                "WHERE merchant_id = $1 ORDER BY id",
-                &[Bind::Text(id.to_string())],
-            )
-            .await?;
+        let orders: Vec<OrderRow> = db.orders_of_merchant(id.as_str()).await?;
         Ok(MerchantView {
             id: m.id,
             name: m.name,

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use disburse_core::correction::Role;
 use disburse_core::OperatorName;
-use disburse_store::{fmt_time, Bind, ExceptionClaimRow, ExceptionNoteRow, NewAuditEvent};
+use disburse_store::{fmt_time, ExceptionClaimRow, ExceptionNoteRow, NewAuditEvent};
 use serde::Serialize;
 use serde_json::json;
 
@@ -100,9 +100,7 @@ impl Engine {
         let item_id = self.queued_item(item_id, as_of).await?;
         let mut tx = self.db.write().await?;
         Self::worker_role(&mut tx, by, "claim queue items").await?;
-        let existing: Option<ExceptionClaimRow> = tx
-            .fetch_optional("WHERE item_id = $1", &[Bind::Text(item_id.clone())])
-            .await?;
+        let existing: Option<ExceptionClaimRow> = tx.exception_claim(&item_id).await?;
         if let Some(c) = existing {
             if c.claimed_by == by.as_str() {
                 tx.rollback().await?;
@@ -144,7 +142,7 @@ impl Engine {
         let mut tx = self.db.write().await?;
         let role = Self::worker_role(&mut tx, by, "release queue items").await?;
         let claim: ExceptionClaimRow = tx
-            .fetch_optional("WHERE item_id = $1", &[Bind::Text(item_id.clone())])
+            .exception_claim(&item_id)
             .await?
             .ok_or_else(|| EngineError::Refused(format!("{item_id} is not claimed")))?;
         if claim.claimed_by != by.as_str() && role != Role::Admin {
@@ -214,9 +212,7 @@ impl Engine {
         let item_id = self.queued_item(item_id, as_of).await?;
         let mut tx = self.db.write().await?;
         Self::worker_role(&mut tx, by, "mark queue items handled").await?;
-        let claim: Option<ExceptionClaimRow> = tx
-            .fetch_optional("WHERE item_id = $1", &[Bind::Text(item_id.clone())])
-            .await?;
+        let claim: Option<ExceptionClaimRow> = tx.exception_claim(&item_id).await?;
         if let Some(c) = &claim {
             if c.claimed_by != by.as_str() {
                 return Err(EngineError::Refused(format!(
@@ -251,11 +247,11 @@ impl Engine {
     /// Claims and notes of every item, by item id.
     pub async fn exception_work(&self) -> Result<HashMap<String, ItemWork>> {
         let mut out: HashMap<String, ItemWork> = HashMap::new();
-        let claims: Vec<ExceptionClaimRow> = self.db.fetch_all("ORDER BY item_id", &[]).await?;
+        let claims: Vec<ExceptionClaimRow> = self.db.exception_claims().await?;
         for c in claims {
             out.entry(c.item_id).or_default().claimed = Some((c.claimed_by, c.claimed_at));
         }
-        let notes: Vec<ExceptionNoteRow> = self.db.fetch_all("ORDER BY id", &[]).await?;
+        let notes: Vec<ExceptionNoteRow> = self.db.exception_notes().await?;
         for n in notes {
             out.entry(n.item_id).or_default().notes.push(NoteView {
                 kind: n.kind,

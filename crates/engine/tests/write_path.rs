@@ -135,3 +135,36 @@ both_backends!(
         std::fs::remove_dir_all(dir).ok();
     }
 );
+
+both_backends!(
+    the_sweep_and_the_queue_page_through_payouts_by_id,
+    |app: App| async move {
+        let e = &app.engine;
+        let (_, nos) = many_sent(&app, 5).await;
+        // A page of two: each page is its own transaction and names where the next starts.
+        let (first, next) = e.sweep_page(day(10), &ops(), 0, 2).await.unwrap();
+        assert_eq!(first.expired, nos[..2].to_vec());
+        let next = next.expect("more pages");
+        let (second, next) = e.sweep_page(day(10), &ops(), next, 2).await.unwrap();
+        assert_eq!(second.expired, nos[2..4].to_vec());
+        let (third, next) = e
+            .sweep_page(day(10), &ops(), next.unwrap(), 2)
+            .await
+            .unwrap();
+        assert_eq!(third.expired, nos[4..].to_vec());
+        assert_eq!(next, None, "a short page is the last");
+        // The whole sweep pages through all of them (none is left submitted).
+        let again = e.sweep(day(11), &ops()).await.unwrap();
+        assert!(again.expired.is_empty() && again.still_waiting == 0);
+        let expired: Vec<String> = e
+            .exceptions(day(11))
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|i| i.kind == "expired_payout")
+            .filter_map(|i| i.payout_no)
+            .collect();
+        assert_eq!(expired, nos);
+        assert_books_and_audit(e).await;
+    }
+);

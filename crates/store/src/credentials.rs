@@ -5,7 +5,7 @@
 
 use sqlx::Row;
 
-use crate::{ApiKeyRow, Bind, Db, OperatorCredentialRow, OperatorRow, Result, WriteTx};
+use crate::{ApiKeyRow, Bind, Db, OperatorCredentialRow, Result, WriteTx};
 
 /// What a login checks about a name: its password hash, its role and whether it is locked out.
 #[derive(Debug, Clone)]
@@ -85,12 +85,6 @@ impl Db {
 }
 
 impl WriteTx<'_> {
-    /// The operator of this name, read in the transaction.
-    pub async fn operator(&mut self, name: &str) -> Result<Option<OperatorRow>> {
-        self.fetch_optional("WHERE name = $1", &[Bind::Text(name.into())])
-            .await
-    }
-
     /// The operator's password hash row, read in the transaction.
     pub async fn operator_credential(
         &mut self,

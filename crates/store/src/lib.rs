@@ -5,11 +5,20 @@
 //! [`WriteTx`], which records the digest of each row written and appends the hash-chained audit
 //! event in the same transaction.
 
+mod bank_files;
+mod batches;
 mod claims;
+mod corrections;
 mod credentials;
+mod discrepancies;
+mod exceptions;
 mod idempotency;
+mod merchants;
 mod metrics;
+mod operators;
+mod orders;
 mod pages;
+mod payouts;
 mod plans;
 pub mod rows;
 pub mod service;

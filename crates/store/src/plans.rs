@@ -5,6 +5,7 @@
 
 use sqlx::{Executor, Row};
 
+use crate::payouts::PAYOUTS_IN_STATE_AFTER;
 use crate::rows::*;
 use crate::statements::{
     CHANNEL_BATCHES_BY_CONTROL_SUMS, CHANNEL_BATCHES_BY_MESSAGE_IDS,
@@ -171,6 +172,11 @@ fn hot_queries() -> Vec<(&'static str, String, Vec<Bind>)> {
             "the statement before in the account's sequence",
             format!("{} {PREVIOUS_STATEMENT}", StatementRow::SELECT),
             vec![t("00"), Bind::Int(2), t("sepa-file")],
+        ),
+        (
+            "a sweep's (or the queue's) page of payouts in a state",
+            format!("{} {PAYOUTS_IN_STATE_AFTER} LIMIT 500", PayoutRow::SELECT),
+            vec![t("submitted"), Bind::Int(0)],
         ),
         (
             "an import's claim",
