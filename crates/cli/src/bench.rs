@@ -44,68 +44,22 @@ pub struct BenchReport {
     pub pain001_write_seconds: f64,
 }
 
-const SEED_ROWS_PER_STATEMENT: usize = 500;
-
 pub(crate) fn payout_no(set: usize, i: usize) -> String {
     format!("PO{}{:09}", set, i)
 }
 
 /// Payouts in `state`, each with its order, for one merchant: one set per (channel, count), set
-/// `k` numbered by [`payout_no`]`(k, i)`.
+/// `k` numbered by [`payout_no`]`(k, i)`, of [`amount_of`]`(i)`.
 pub(crate) async fn seed(
     db: &Db,
     sets: &[(&str, usize)],
     at: &str,
     state: &str,
 ) -> anyhow::Result<()> {
-    db.execute_raw(&format!(
-        "INSERT INTO merchants (id, name, account_status, created_at, updated_at) VALUES ('bench', 'Bench GmbH', 'ok', '{at}', '{at}')"
-    ))
+    disburse_store::bench::seed_payouts(db, sets, at, state, payout_no, |i| {
+        amount_of(i).amount_minor()
+    })
     .await?;
-    db.execute_raw(&format!(
-        "INSERT INTO bank_accounts (id, merchant_id, version, holder_name, kind, country, last4, bic, sealed_number, created_at) \
-         VALUES (1, 'bench', 1, 'Bench GmbH', 'iban', 'DE', '3000', NULL, 'v1:unused-in-bench', '{at}')"
-    ))
-    .await?;
-    let order_state = if state == "succeeded" {
-        "paid"
-    } else {
-        "paying"
-    };
-    let mut offset = 0usize;
-    for (set, (channel, n)) in sets.iter().enumerate() {
-        let n = *n;
-        for start in (0..n).step_by(SEED_ROWS_PER_STATEMENT) {
-            let end = (start + SEED_ROWS_PER_STATEMENT).min(n);
-            let mut orders = String::from("INSERT INTO orders (id, merchant_id, order_no, currency, amount_minor, bank_account_id, state, created_at, updated_at) VALUES ");
-            let mut payouts = String::from("INSERT INTO payouts (id, payout_no, order_id, merchant_id, channel_id, currency, amount_minor, bank_account_id, state, submitted_at, created_at, updated_at) VALUES ");
-            for i in start..end {
-                let id = (offset + i + 1) as i64;
-                let amount = 1000 + (i % 9000) as i64;
-                if i > start {
-                    orders.push(',');
-                    payouts.push(',');
-                }
-                orders.push_str(&format!(
-                    "({id}, 'bench', 'B{set}-{i}', 'EUR', {amount}, 1, '{order_state}', '{at}', '{at}')"
-                ));
-                payouts.push_str(&format!(
-                    "({id}, '{}', {id}, 'bench', '{channel}', 'EUR', {amount}, 1, '{state}', '{at}', '{at}', '{at}')",
-                    payout_no(set, i)
-                ));
-            }
-            db.execute_raw(&orders).await?;
-            db.execute_raw(&payouts).await?;
-        }
-        offset += n;
-    }
-    let total = offset as i64;
-    db.execute_raw(&format!(
-        "UPDATE sequences SET value = {total} WHERE name IN ('payout', 'order')"
-    ))
-    .await?;
-    db.execute_raw("UPDATE sequences SET value = 1 WHERE name = 'bank_account'")
-        .await?;
     Ok(())
 }
 
@@ -226,14 +180,6 @@ pub(crate) fn with_database(url: &str, name: &str) -> String {
     format!("{server}/{name}{query}")
 }
 
-pub(crate) async fn admin(url: &str, sql: &str) -> anyhow::Result<()> {
-    use sqlx::Connection;
-    let mut con = sqlx::PgConnection::connect(url).await?;
-    sqlx::query(sql).execute(&mut con).await?;
-    con.close().await?;
-    Ok(())
-}
-
 /// What the Python peer printed: `peer-samerows: N lines in S s = R lines/s (...)`.
 fn run_peer(script: &Path, n: usize, dir: &Path) -> anyhow::Result<f64> {
     let out = std::process::Command::new("python3")
@@ -275,9 +221,9 @@ pub async fn run(
         };
         if let Target::Postgres { db, floor, .. } = &t {
             for name in [db, floor] {
-                admin(db_url, &format!("DROP DATABASE IF EXISTS {name}")).await?;
+                disburse_store::bench::drop_scratch_database(db_url, name).await?;
             }
-            admin(db_url, &format!("CREATE DATABASE {db}")).await?;
+            disburse_store::bench::create_scratch_database(db_url, db).await?;
         }
         t
     } else {
@@ -297,12 +243,9 @@ pub async fn run(
     let result = measure(lines, &dir, &target, peer, as_of).await;
     if let Target::Postgres { server, db, floor } = &target {
         for name in [db, floor] {
-            admin(
-                server,
-                &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-            )
-            .await
-            .ok();
+            disburse_store::bench::drop_scratch_database(server, name)
+                .await
+                .ok();
         }
     }
     result
@@ -338,8 +281,7 @@ async fn measure(
     // The floor's database is a copy of the seeded one: same rows, same indexes, its own file.
     match target {
         Target::Sqlite { floor, .. } => {
-            db.execute_raw(&format!("VACUUM INTO '{}'", floor.display()))
-                .await?;
+            db.copy_sqlite_to(floor).await?;
         }
         Target::Postgres {
             server,
@@ -347,7 +289,7 @@ async fn measure(
             floor,
         } => {
             db.close().await;
-            admin(server, &format!("CREATE DATABASE {floor} TEMPLATE {name}")).await?;
+            disburse_store::bench::copy_scratch_database(server, floor, name).await?;
         }
     }
     db.close().await;

@@ -18,7 +18,7 @@ use chrono::{DateTime, Utc};
 use disburse_store::Db;
 use serde::Serialize;
 
-use crate::bench::{admin, amount_of, payout_no, seed, with_database, Measure};
+use crate::bench::{amount_of, payout_no, seed, with_database, Measure};
 
 #[derive(Debug, Serialize)]
 pub struct StatementBenchReport {
@@ -155,8 +155,7 @@ pub async fn run(
     let postgres = db_url.starts_with("postgres://") || db_url.starts_with("postgresql://");
     let scratch = format!("disburse_bench_statements_{}", std::process::id());
     let url = if postgres {
-        admin(db_url, &format!("DROP DATABASE IF EXISTS {scratch}")).await?;
-        admin(db_url, &format!("CREATE DATABASE {scratch}")).await?;
+        disburse_store::bench::create_scratch_database(db_url, &scratch).await?;
         with_database(db_url, &scratch)
     } else {
         let db = dir.join("bench-statements.db");
@@ -167,12 +166,9 @@ pub async fn run(
     };
     let result = measure(entries, &dir, &url, as_of).await;
     if postgres {
-        admin(
-            db_url,
-            &format!("DROP DATABASE IF EXISTS {scratch} WITH (FORCE)"),
-        )
-        .await
-        .ok();
+        disburse_store::bench::drop_scratch_database(db_url, &scratch)
+            .await
+            .ok();
     }
     let (measures, how) = result?;
     Ok(StatementBenchReport {

@@ -17,7 +17,7 @@ use disburse_core::account::{
 use disburse_core::{BankResult, Currency, MerchantId, Money, OperatorName, OrderNo, PayoutNo};
 use disburse_engine::{keys, Actor, Config, Engine, OrderRef, ResultSource, WithdrawRequest};
 use disburse_sandbox::{plan, render_day, Answer, BankPlan, SandboxConfig};
-use disburse_store::{Bind, Db, OrderRow, PayoutRow};
+use disburse_store::{Db, OrderRow, PayoutRow};
 
 struct Merchant {
     id: &'static str,
@@ -218,10 +218,7 @@ pub async fn run(dir: Option<PathBuf>, days: u32, seed: u64) -> anyhow::Result<S
                 }
             }
         }
-        let waiting: Vec<OrderRow> = engine
-            .db()
-            .fetch_all("WHERE state = 'action_required' ORDER BY id", &[])
-            .await?;
+        let waiting: Vec<OrderRow> = engine.db().orders_in_state("action_required").await?;
         for o in waiting {
             let payouts = engine.db().payouts_of_order(o.id).await?;
             let Some(last) = payouts.last() else { continue };
@@ -294,13 +291,7 @@ pub async fn run(dir: Option<PathBuf>, days: u32, seed: u64) -> anyhow::Result<S
                 .await?
             {
                 tally.batches += 1;
-                let payouts: Vec<PayoutRow> = engine
-                    .db()
-                    .fetch_all(
-                        "WHERE batch_id = $1 ORDER BY id",
-                        &[Bind::Int(batch.batch_id)],
-                    )
-                    .await?;
+                let payouts: Vec<PayoutRow> = engine.db().payouts_of_batch(batch.batch_id).await?;
                 let currency = Currency::parse(&batch.currency)?;
                 let transfers = payouts.iter().map(|p| {
                     (
@@ -908,8 +899,8 @@ async fn summary(
             .collect::<Vec<_>>()
             .join(" · ")
     };
-    let orders: Vec<OrderRow> = db.fetch_all("ORDER BY id", &[]).await?;
-    let payouts: Vec<PayoutRow> = db.fetch_all("ORDER BY id", &[]).await?;
+    let orders: Vec<OrderRow> = db.all_orders().await?;
+    let payouts: Vec<PayoutRow> = db.all_payouts().await?;
     let _ = writeln!(
         s,
         "orders ({}):  {}",
@@ -971,9 +962,7 @@ async fn summary(
         "     other failures (insufficient funds at the bank, returns) paid again: {}",
         t.retries.len() - fixed.len()
     );
-    let late = db
-        .count_where("audit_events", "action LIKE '%_late'")
-        .await?;
+    let late = db.count_audit_events_ending("_late").await?;
     let _ = writeln!(
         s,
         "  3. no answer within the deadline → expired and escalated: {} still waiting for a person ({}); late answers applied: {late}",
@@ -990,16 +979,10 @@ async fn summary(
         .count();
     // The SEPA bank's pain.002 only says "paid" (its InstdAmt echoes the instruction); the
     // difference is found when its camt.054 books the amount, and the payout is rebooked.
-    let rebooked = db
-        .count_where("audit_events", "action = 'payout.rebooked'")
-        .await?;
+    let rebooked = db.count_audit_events("payout.rebooked").await?;
     let _ = writeln!(s, "  4. paid a different amount: {over} overpaid, {under} underpaid (each an open discrepancy, the merchant notified);\n     {rebooked} of them found when a camt.054 booked another amount than the pain.002 ACSC had assumed");
-    let partial = db
-        .count_where("audit_events", "action = 'payout.partially_returned'")
-        .await?;
-    let presumed = db
-        .count_where("audit_events", "action = 'payout.presumed_succeeded'")
-        .await?;
+    let partial = db.count_audit_events("payout.partially_returned").await?;
+    let presumed = db.count_audit_events("payout.presumed_succeeded").await?;
     let _ = writeln!(
         s,
         "  5. banks differ: succeeded by channel: {}; failed: {}; returned after payment: {} (and {partial} partial return(s): paid at what remains, the rest owed to the merchant); mm-paper silent payouts presumed paid: {presumed}",

@@ -24,7 +24,7 @@ use chrono::{DateTime, Duration, Utc};
 use disburse_core::payout::Refusal;
 use disburse_core::{BankResult, Money, PayoutNo};
 use disburse_formats::CreditorAccount;
-use disburse_store::{fmt_time, Bind, ExceptionRow, NewAuditEvent, PayoutRow, WriteTx};
+use disburse_store::{fmt_time, ExceptionRow, NewAuditEvent, PayoutRow, WriteTx};
 use serde::Serialize;
 use serde_json::json;
 
@@ -304,10 +304,7 @@ impl Engine {
         self.api_settings(channel_id)?;
         let rows: Vec<PayoutRow> = self
             .db
-            .fetch_all(
-                "WHERE channel_id = $1 AND state = 'pending'",
-                &[Bind::Text(channel_id.into())],
-            )
+            .channel_payouts_in_state(channel_id, "pending", None)
             .await?;
         Ok(rows.len())
     }
@@ -349,10 +346,7 @@ impl Engine {
         // 1. Open outcomes: ask the bank.
         let open: Vec<PayoutRow> = self
             .db
-            .fetch_all(
-                "WHERE channel_id = $1 AND state = 'submitted' ORDER BY id",
-                &[Bind::Text(channel_id.into())],
-            )
+            .channel_payouts_in_state(channel_id, "submitted", None)
             .await?;
         let (due, waiting): (Vec<PayoutRow>, Vec<PayoutRow>) = open
             .into_iter()
@@ -392,13 +386,7 @@ impl Engine {
             Vec::new()
         } else {
             self.db
-                .fetch_all(
-                    &format!(
-                        "WHERE channel_id = $1 AND state = 'pending' ORDER BY id LIMIT {}",
-                        settings.payouts_per_round
-                    ),
-                    &[Bind::Text(channel_id.into())],
-                )
+                .channel_payouts_in_state(channel_id, "pending", Some(settings.payouts_per_round))
                 .await?
         };
         let resend_count = to_resend.len();

@@ -23,8 +23,8 @@ use disburse_formats::statements::{
 };
 use disburse_formats::{read_csv_statement, CsvStatementProfile, ReadError};
 use disburse_store::{
-    fmt_date, fmt_time, parse_time, Bind, ExceptionRow, NewAuditEvent, PayoutRow,
-    StatementEntryRow, StatementKey, StatementRow, WriteTx,
+    fmt_date, fmt_time, parse_time, ExceptionRow, NewAuditEvent, PayoutRow, StatementEntryRow,
+    StatementKey, StatementRow, WriteTx,
 };
 use serde::Serialize;
 use serde_json::json;
@@ -722,13 +722,13 @@ impl Engine {
             "decide statement matches",
         )
         .map_err(|e| EngineError::Refused(e.to_string()))?;
-        let mut row: StatementEntryRow = tx
-            .fetch_optional("WHERE id = $1", &[Bind::Int(entry)])
-            .await?
-            .ok_or_else(|| EngineError::NotFound {
-                what: "statement entry",
-                id: entry.to_string(),
-            })?;
+        let mut row: StatementEntryRow =
+            tx.statement_entry(entry)
+                .await?
+                .ok_or_else(|| EngineError::NotFound {
+                    what: "statement entry",
+                    id: entry.to_string(),
+                })?;
         if row.match_status != "suggested" {
             return Err(EngineError::Refused(format!(
                 "entry {entry} is {}; only suggested matches are confirmed or rejected",
@@ -779,24 +779,10 @@ impl Engine {
     /// The reconciliation of a channel's statements with our payouts and books, as of a time.
     pub async fn reconcile(&self, channel: &str, as_of: DateTime<Utc>) -> Result<Reconciliation> {
         let channel = self.config.channel(channel)?.id.to_string();
-        let statements: Vec<StatementRow> = self
-            .db
-            .fetch_all(
-                "WHERE channel_id = $1 ORDER BY electronic_sequence, id",
-                &[Bind::Text(channel.clone())],
-            )
-            .await?;
-        let ids: Vec<i64> = statements.iter().map(|s| s.id).collect();
+        let statements: Vec<StatementRow> = self.db.statements_of_channel(&channel).await?;
         let mut entries: Vec<StatementEntryRow> = Vec::new();
-        for id in &ids {
-            entries.extend(
-                self.db
-                    .fetch_all::<StatementEntryRow>(
-                        "WHERE statement_id = $1 ORDER BY id",
-                        &[Bind::Int(*id)],
-                    )
-                    .await?,
-            );
+        for s in &statements {
+            entries.extend(self.db.entries_of_statement(s.id).await?);
         }
         let line = |e: &StatementEntryRow| EntryLine {
             entry: e.id,
@@ -822,20 +808,13 @@ impl Engine {
             .collect();
         let batches: Vec<i64> = matched.iter().filter_map(|e| e.batch_id).collect();
         for b in batches {
-            for p in self
-                .db
-                .fetch_all::<PayoutRow>("WHERE batch_id = $1", &[Bind::Int(b)])
-                .await?
-            {
+            for p in self.db.payouts_of_batch(b).await? {
                 on_statement.insert(p.payout_no);
             }
         }
         let succeeded: Vec<PayoutRow> = self
             .db
-            .fetch_all(
-                "WHERE channel_id = $1 AND state = 'succeeded' ORDER BY id",
-                &[Bind::Text(channel.clone())],
-            )
+            .channel_payouts_in_state(&channel, "succeeded", None)
             .await?;
 
         let mut books_only_minor = 0i64;
@@ -902,15 +881,7 @@ impl Engine {
             }
             _ => None,
         };
-        let open: Vec<ExceptionRow> = self
-            .db
-            .fetch_all(
-                "WHERE status = 'open' AND kind IN ('statement_break', 'statement_gap', \
-                 'statement_unbalanced', 'statement_entry_currency', 'unexplained_debit', \
-                 'debit_for_failed_payout') ORDER BY id",
-                &[],
-            )
-            .await?;
+        let open: Vec<ExceptionRow> = self.db.open_statement_exceptions().await?;
         Ok(Reconciliation {
             channel,
             as_of: fmt_time(as_of),

@@ -1,13 +1,9 @@
 //! The engine writes no SQL: every read and write it makes is an intention-named function of the
 //! store (ARCHITECTURE.md, "no SQL outside store"). This test keeps that absence true: no string
 //! literal in an engine source file holds a `WHERE`, `SELECT` or `ORDER BY` clause.
-//!
-//! `statements.rs` and `api_channel.rs` are not yet moved (issue #10) and are skipped by name;
-//! the list shrinks as they are.
 
 use std::path::{Path, PathBuf};
 
-const NOT_YET_MOVED: [&str; 2] = ["statements.rs", "api_channel.rs"];
 const SQL_WORDS: [&str; 3] = ["WHERE ", "SELECT ", "ORDER BY "];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -155,10 +151,6 @@ fn no_engine_source_file_holds_sql() {
     assert!(files.len() > 10, "the engine's sources are found");
     let mut found = Vec::new();
     for path in files {
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        if NOT_YET_MOVED.contains(&name) {
-            continue;
-        }
         let text = std::fs::read_to_string(&path).expect("source file");
         for (line, literal) in string_literals(&text) {
             // Case-sensitive: prose ("select a channel") is not SQL.

@@ -7,24 +7,10 @@
 use std::path::{Path, PathBuf};
 
 /// Files allowed to hold SQL, with why. Anything not listed fails the test.
-const EXCEPTED: &[(&str, &str)] = &[
-    (
-        "cli/src/bench_floor.rs",
-        "the independent floor: the same rows by direct prepared statements, not our store",
-    ),
-    // Tools outside the production commands, not yet moved to the store (see issue #10): the
-    // benchmark seeds its database and creates PostgreSQL databases with raw statements; the
-    // demo reads whole tables through the generic row mapper.
-    (
-        "cli/src/bench.rs",
-        "benchmark seeding and database creation",
-    ),
-    ("cli/src/demo.rs", "the demo's summary reads"),
-    (
-        "cli/src/bench_statements.rs",
-        "scratch PostgreSQL databases for the statements benchmark",
-    ),
-];
+const EXCEPTED: &[(&str, &str)] = &[(
+    "cli/src/bench_floor.rs",
+    "the independent floor: the same rows by direct prepared statements, not our store",
+)];
 
 fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).expect("source directory") {

@@ -7,6 +7,7 @@
 
 mod bank_files;
 mod batches;
+pub mod bench;
 mod claims;
 mod corrections;
 mod credentials;

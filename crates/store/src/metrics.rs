@@ -63,4 +63,21 @@ impl Db {
             .await?;
         Ok(row.try_get("n")?)
     }
+    /// Audit events of one action.
+    pub async fn count_audit_events(&self, action: &str) -> Result<i64> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM audit_events WHERE action = $1")
+            .bind(action.to_string())
+            .fetch_one(self.pool())
+            .await?;
+        Ok(row.try_get("n")?)
+    }
+
+    /// Audit events whose action ends in `suffix` (`_late`: every late answer applied).
+    pub async fn count_audit_events_ending(&self, suffix: &str) -> Result<i64> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM audit_events WHERE action LIKE $1")
+            .bind(format!("%{suffix}"))
+            .fetch_one(self.pool())
+            .await?;
+        Ok(row.try_get("n")?)
+    }
 }

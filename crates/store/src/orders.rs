@@ -8,6 +8,20 @@ use crate::{Bind, Db, Result};
 const IN_LIST_MAX: usize = 500;
 
 impl Db {
+    /// Every order in a state, oldest first (the demo's look at what waits for a person).
+    pub async fn orders_in_state(&self, state: &str) -> Result<Vec<OrderRow>> {
+        self.fetch_all(
+            "WHERE state = $1 ORDER BY id",
+            &[Bind::Text(state.to_string())],
+        )
+        .await
+    }
+
+    /// Every order, oldest first (the demo's summary, on its own small database).
+    pub async fn all_orders(&self) -> Result<Vec<OrderRow>> {
+        self.fetch_all("ORDER BY id", &[]).await
+    }
+
     /// The orders with these ids (unknown ids are left out), by set reads.
     pub async fn orders_by_ids(&self, ids: &[i64]) -> Result<Vec<OrderRow>> {
         let mut out = Vec::with_capacity(ids.len());

@@ -10,6 +10,35 @@ use crate::{Bind, Db, Result};
 pub(crate) const PAYOUTS_IN_STATE_AFTER: &str = "WHERE state = $1 AND id > $2 ORDER BY id";
 
 impl Db {
+    /// Every payout, oldest first (the demo's summary, on its own small database).
+    pub async fn all_payouts(&self) -> Result<Vec<PayoutRow>> {
+        self.fetch_all("ORDER BY id", &[]).await
+    }
+
+    /// The payouts of a channel in a state, oldest first; at most `limit` when given.
+    pub async fn channel_payouts_in_state(
+        &self,
+        channel_id: &str,
+        state: &str,
+        limit: Option<usize>,
+    ) -> Result<Vec<PayoutRow>> {
+        let limit = limit.map(|n| format!(" LIMIT {n}")).unwrap_or_default();
+        self.fetch_all(
+            &format!("WHERE channel_id = $1 AND state = $2 ORDER BY id{limit}"),
+            &[
+                Bind::Text(channel_id.to_string()),
+                Bind::Text(state.to_string()),
+            ],
+        )
+        .await
+    }
+
+    /// Every payout of a batch.
+    pub async fn payouts_of_batch(&self, batch_id: i64) -> Result<Vec<PayoutRow>> {
+        self.fetch_all("WHERE batch_id = $1 ORDER BY id", &[Bind::Int(batch_id)])
+            .await
+    }
+
     /// Up to `limit` payouts in a state with an id above `after_id`, oldest first: page through
     /// them all by passing the last id of a page as the next `after_id` (0 to start).
     pub async fn payouts_in_state_after(

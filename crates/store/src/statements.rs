@@ -5,9 +5,61 @@
 
 use sqlx::Row;
 
-use crate::rows::{BatchRow, PayoutRow, StatementRow, Tracked};
+use crate::rows::{BatchRow, ExceptionRow, PayoutRow, StatementEntryRow, StatementRow, Tracked};
 use crate::tx::WriteTx;
-use crate::{Bind, Result};
+use crate::{Bind, Db, Result};
+
+/// The exceptions a statement import raises: what the reconciliation lists as open.
+pub const STATEMENT_EXCEPTION_KINDS: [&str; 7] = [
+    "statement_break",
+    "statement_gap",
+    "statement_unbalanced",
+    "statement_entry_currency",
+    "unexplained_debit",
+    "debit_for_failed_payout",
+    "statement_amount_differs",
+];
+
+impl Db {
+    /// A channel's statements in their account's sequence.
+    pub async fn statements_of_channel(&self, channel: &str) -> Result<Vec<StatementRow>> {
+        self.fetch_all(
+            "WHERE channel_id = $1 ORDER BY electronic_sequence, id",
+            &[Bind::Text(channel.into())],
+        )
+        .await
+    }
+
+    /// A statement's entries in the order they were stored (the file's).
+    pub async fn entries_of_statement(&self, statement: i64) -> Result<Vec<StatementEntryRow>> {
+        self.fetch_all(
+            "WHERE statement_id = $1 ORDER BY id",
+            &[Bind::Int(statement)],
+        )
+        .await
+    }
+
+    /// The open exceptions statement imports raised, oldest first.
+    pub async fn open_statement_exceptions(&self) -> Result<Vec<ExceptionRow>> {
+        let kinds: Vec<String> = STATEMENT_EXCEPTION_KINDS
+            .iter()
+            .enumerate()
+            .map(|(i, _)| format!("${}", i + 1))
+            .collect();
+        let binds: Vec<Bind> = STATEMENT_EXCEPTION_KINDS
+            .iter()
+            .map(|k| Bind::Text(k.to_string()))
+            .collect();
+        self.fetch_all(
+            &format!(
+                "WHERE status = 'open' AND kind IN ({}) ORDER BY id",
+                kinds.join(", ")
+            ),
+            &binds,
+        )
+        .await
+    }
+}
 
 /// Values per `IN (…)` list.
 const IN_LIST_MAX: usize = 500;
@@ -209,6 +261,11 @@ impl WriteTx<'_> {
                 Ok((r.try_get::<String, _>("match_status")?, n as u64))
             })
             .collect()
+    }
+
+    /// One statement entry, to decide it.
+    pub async fn statement_entry(&mut self, id: i64) -> Result<Option<StatementEntryRow>> {
+        self.fetch_optional("WHERE id = $1", &[Bind::Int(id)]).await
     }
 
     /// The statement of the account before this one in its sequence.
