@@ -912,6 +912,15 @@ fn money(amount: &str, currency: &str) -> Result<Money, Failure> {
 
 async fn run(cli: Cli) -> Result<ExitCode, Failure> {
     let operator = OperatorName::parse(&cli.operator).map_err(|e| invalid("operator", e))?;
+    // A running service acts at the moment each request or worker round happens; taking
+    // --as-of and silently running on the wall clock would mislead whoever passed it.
+    if matches!(cli.command, Command::Serve { .. }) && cli.as_of.is_some() {
+        return Err(invalid(
+            "as-of",
+            "serve runs on the wall clock (each request and worker round at its own time); \
+             --as-of is for one-shot commands",
+        ));
+    }
     let ctx = Ctx {
         json: cli.json,
         as_of: cli.as_of.unwrap_or_else(Utc::now),

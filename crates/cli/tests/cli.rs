@@ -792,3 +792,11 @@ async fn queue_work_sqlite() {
 async fn queue_work_postgres() {
     queue_work(TestBackend::Postgres).await;
 }
+
+/// The service runs on the wall clock: an --as-of it would ignore is refused, never dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_refuses_an_as_of_it_would_ignore() {
+    let cli = Cli::new(TestBackend::Sqlite, "serve_as_of").await.unwrap();
+    // The harness passes --as-of to every command it runs.
+    cli.fails(&["serve", "--listen", "127.0.0.1:0"], "as-of");
+}
