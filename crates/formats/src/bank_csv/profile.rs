@@ -158,11 +158,11 @@ struct RawProfile {
     instruction: Option<InstructionLayout>,
 }
 
-fn default_delimiter() -> char {
+pub(crate) fn default_delimiter() -> char {
     ','
 }
 
-fn default_date_format() -> String {
+pub(crate) fn default_date_format() -> String {
     "%Y-%m-%d".to_string()
 }
 
@@ -221,55 +221,27 @@ impl TryFrom<RawProfile> for CsvProfile {
         if raw.name.trim().is_empty() {
             return Err(err("name is empty".into()));
         }
-        let d = raw.delimiter;
-        if !d.is_ascii() || matches!(d, '"' | '\n' | '\r') || d.is_ascii_alphanumeric() {
-            return Err(err(format!(
-                "delimiter {d:?} must be one ASCII punctuation or tab"
-            )));
-        }
-        let decimal = raw.amount.decimal_separator;
-        if !matches!(decimal, '.' | ',') {
-            return Err(err(format!(
-                "decimal_separator {decimal:?} must be '.' or ','"
-            )));
-        }
-        if let Some(t) = raw.amount.thousands_separator {
-            if t == decimal || t.is_ascii_digit() || t == '-' {
-                return Err(err(format!(
-                    "thousands_separator {t:?} must differ from the decimal separator and digits"
-                )));
-            }
-        }
-        if StrftimeItems::new(&raw.date_format).any(|i| matches!(i, Item::Error)) {
-            return Err(err(format!(
-                "date_format {:?} is not a valid strftime format",
-                raw.date_format
-            )));
-        }
         let c = &raw.columns;
-        let all = [
-            &c.end_to_end_id,
-            &c.bank_reference,
-            &Some(c.status.clone()),
-            &c.amount,
-            &c.currency,
-            &c.reason_code,
-            &c.reason_text,
-            &c.value_date,
-        ];
-        for column in all.into_iter().flatten() {
-            match column {
-                ColumnRef::Index(0) => {
-                    return Err(err("column positions start at 1".into()));
-                }
-                ColumnRef::Name(name) if raw.header_lines == 0 => {
-                    return Err(err(format!(
-                        "column {name:?} is named, but header_lines is 0 so there is no header"
-                    )));
-                }
-                _ => {}
-            }
-        }
+        let status = Some(c.status.clone());
+        let d = check_layout(
+            raw.delimiter,
+            &raw.amount,
+            &raw.date_format,
+            raw.header_lines,
+            [
+                &c.end_to_end_id,
+                &c.bank_reference,
+                &status,
+                &c.amount,
+                &c.currency,
+                &c.reason_code,
+                &c.reason_text,
+                &c.value_date,
+            ]
+            .into_iter()
+            .flatten(),
+        )
+        .map_err(err)?;
         if c.currency.is_none() && raw.currency.is_none() {
             return Err(err("needs a currency column or a default currency".into()));
         }
@@ -293,7 +265,7 @@ impl TryFrom<RawProfile> for CsvProfile {
             }
         }
         Ok(CsvProfile {
-            delimiter: d as u8,
+            delimiter: d,
             name: raw.name,
             encoding: raw.encoding,
             header_lines: raw.header_lines,
@@ -310,13 +282,7 @@ impl TryFrom<RawProfile> for CsvProfile {
 impl CsvProfile {
     /// Parses and checks a profile written in TOML.
     pub fn from_toml(text: &str) -> Result<CsvProfile, ProfileError> {
-        toml::from_str(text).map_err(|e| ProfileError {
-            name: toml::from_str::<toml::Table>(text)
-                .ok()
-                .and_then(|t| t.get("name").and_then(|n| n.as_str().map(str::to_string)))
-                .unwrap_or_default(),
-            message: e.to_string().trim_end().to_string(),
-        })
+        profile_from_toml(text)
     }
 
     pub fn name(&self) -> &str {
@@ -337,14 +303,78 @@ impl CsvProfile {
     }
 
     pub(crate) fn status(&self, word: &str) -> Option<StatusMeaning> {
-        self.status_words.get(word).copied().or_else(|| {
-            let lower = word.to_lowercase();
-            self.status_words
-                .iter()
-                .find(|(w, _)| w.to_lowercase() == lower)
-                .map(|(_, m)| *m)
-        })
+        word_meaning(&self.status_words, word)
     }
+}
+
+/// What a bank's word means in a profile's word table: the word as written, else ignoring case.
+pub(crate) fn word_meaning<M: Copy>(words: &BTreeMap<String, M>, word: &str) -> Option<M> {
+    words.get(word).copied().or_else(|| {
+        let lower = word.to_lowercase();
+        words
+            .iter()
+            .find(|(w, _)| w.to_lowercase() == lower)
+            .map(|(_, m)| *m)
+    })
+}
+
+/// Any profile (result or statement) parsed from TOML, its error naming the profile.
+pub(crate) fn profile_from_toml<T: serde::de::DeserializeOwned>(
+    text: &str,
+) -> Result<T, ProfileError> {
+    toml::from_str(text).map_err(|e| ProfileError {
+        name: toml::from_str::<toml::Table>(text)
+            .ok()
+            .and_then(|t| t.get("name").and_then(|n| n.as_str().map(str::to_string)))
+            .unwrap_or_default(),
+        message: e.to_string().trim_end().to_string(),
+    })
+}
+
+/// The checks every CSV layout passes, result file or statement alike: a usable delimiter
+/// (returned as its byte), amount separators, a strftime date format, and columns that exist
+/// (positions from 1; names only where there is a header).
+pub(crate) fn check_layout<'c>(
+    delimiter: char,
+    amount: &AmountFormat,
+    date_format: &str,
+    header_lines: usize,
+    columns: impl IntoIterator<Item = &'c ColumnRef>,
+) -> Result<u8, String> {
+    let d = delimiter;
+    if !d.is_ascii() || matches!(d, '"' | '\n' | '\r') || d.is_ascii_alphanumeric() {
+        return Err(format!(
+            "delimiter {d:?} must be one ASCII punctuation or tab"
+        ));
+    }
+    let decimal = amount.decimal_separator;
+    if !matches!(decimal, '.' | ',') {
+        return Err(format!("decimal_separator {decimal:?} must be '.' or ','"));
+    }
+    if let Some(t) = amount.thousands_separator {
+        if t == decimal || t.is_ascii_digit() || t == '-' {
+            return Err(format!(
+                "thousands_separator {t:?} must differ from the decimal separator and digits"
+            ));
+        }
+    }
+    if StrftimeItems::new(date_format).any(|i| matches!(i, Item::Error)) {
+        return Err(format!(
+            "date_format {date_format:?} is not a valid strftime format"
+        ));
+    }
+    for column in columns {
+        match column {
+            ColumnRef::Index(0) => return Err("column positions start at 1".into()),
+            ColumnRef::Name(name) if header_lines == 0 => {
+                return Err(format!(
+                    "column {name:?} is named, but header_lines is 0 so there is no header"
+                ))
+            }
+            _ => {}
+        }
+    }
+    Ok(d as u8)
 }
 
 /// Amount text in the bank's format (`1,234.50`, `1.234,50`, `1234.5`) to [`Money`].

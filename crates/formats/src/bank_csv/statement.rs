@@ -12,13 +12,15 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, Read};
 
-use chrono::format::{Item, StrftimeItems};
 use chrono::NaiveDate;
 use disburse_core::{Currency, Money};
 use serde::Deserialize;
 
 use super::lines::{CsvEvent, CsvLines};
-use super::profile::{parse_amount, AmountFormat, ColumnRef, CsvEncoding, ProfileError};
+use super::profile::{
+    check_layout, default_date_format, default_delimiter, parse_amount, profile_from_toml,
+    word_meaning, AmountFormat, ColumnRef, CsvEncoding, ProfileError,
+};
 use crate::error::{FormatError, FormatErrorKind, LineError, ReadError};
 use crate::statements::{EntryBatch, EntryKind, StatementEntry, StatementHeader, StatementRecord};
 
@@ -91,14 +93,6 @@ struct RawStatementProfile {
     kind_words: BTreeMap<String, KindMeaning>,
 }
 
-fn default_delimiter() -> char {
-    ','
-}
-
-fn default_date_format() -> String {
-    "%Y-%m-%d".to_string()
-}
-
 /// The layout of one bank's CSV statements, checked when it is loaded.
 ///
 /// ```toml
@@ -143,26 +137,6 @@ impl TryFrom<RawStatementProfile> for CsvStatementProfile {
         if raw.name.trim().is_empty() {
             return Err(err("name is empty".into()));
         }
-        let d = raw.delimiter;
-        if !d.is_ascii() || matches!(d, '"' | '\n' | '\r') || d.is_ascii_alphanumeric() {
-            return Err(err(format!(
-                "delimiter {d:?} must be one ASCII punctuation or tab"
-            )));
-        }
-        if !matches!(raw.amount.decimal_separator, '.' | ',') {
-            return Err(err("decimal_separator must be '.' or ','".into()));
-        }
-        if raw.amount.thousands_separator == Some(raw.amount.decimal_separator) {
-            return Err(err(
-                "thousands_separator must differ from the decimal separator".into(),
-            ));
-        }
-        if StrftimeItems::new(&raw.date_format).any(|i| matches!(i, Item::Error)) {
-            return Err(err(format!(
-                "date_format {:?} is not a valid strftime format",
-                raw.date_format
-            )));
-        }
         let c = &raw.columns;
         match (&c.amount, &c.debit, &c.credit) {
             (Some(_), None, None) | (None, Some(_), Some(_)) => {}
@@ -173,32 +147,30 @@ impl TryFrom<RawStatementProfile> for CsvStatementProfile {
                 ))
             }
         }
-        let all = [
-            Some(&c.booking_date),
-            c.value_date.as_ref(),
-            c.amount.as_ref(),
-            c.debit.as_ref(),
-            c.credit.as_ref(),
-            c.currency.as_ref(),
-            Some(&c.balance),
-            c.end_to_end_id.as_ref(),
-            c.bank_reference.as_ref(),
-            c.batch_reference.as_ref(),
-            c.kind.as_ref(),
-            c.account.as_ref(),
-            c.statement_number.as_ref(),
-        ];
-        for column in all.into_iter().flatten() {
-            match column {
-                ColumnRef::Index(0) => return Err(err("column positions start at 1".into())),
-                ColumnRef::Name(name) if raw.header_lines == 0 => {
-                    return Err(err(format!(
-                        "column {name:?} is named, but header_lines is 0 so there is no header"
-                    )))
-                }
-                _ => {}
-            }
-        }
+        let d = check_layout(
+            raw.delimiter,
+            &raw.amount,
+            &raw.date_format,
+            raw.header_lines,
+            [
+                Some(&c.booking_date),
+                c.value_date.as_ref(),
+                c.amount.as_ref(),
+                c.debit.as_ref(),
+                c.credit.as_ref(),
+                c.currency.as_ref(),
+                Some(&c.balance),
+                c.end_to_end_id.as_ref(),
+                c.bank_reference.as_ref(),
+                c.batch_reference.as_ref(),
+                c.kind.as_ref(),
+                c.account.as_ref(),
+                c.statement_number.as_ref(),
+            ]
+            .into_iter()
+            .flatten(),
+        )
+        .map_err(err)?;
         if c.currency.is_none() && raw.currency.is_none() {
             return Err(err("needs a currency column or a default currency".into()));
         }
@@ -209,7 +181,7 @@ impl TryFrom<RawStatementProfile> for CsvStatementProfile {
             return Err(err("kind_words without a kind column".into()));
         }
         Ok(CsvStatementProfile {
-            delimiter: d as u8,
+            delimiter: d,
             name: raw.name,
             encoding: raw.encoding,
             header_lines: raw.header_lines,
@@ -225,13 +197,7 @@ impl TryFrom<RawStatementProfile> for CsvStatementProfile {
 impl CsvStatementProfile {
     /// Parses and checks a statement profile written in TOML.
     pub fn from_toml(text: &str) -> Result<CsvStatementProfile, ProfileError> {
-        toml::from_str(text).map_err(|e| ProfileError {
-            name: toml::from_str::<toml::Table>(text)
-                .ok()
-                .and_then(|t| t.get("name").and_then(|n| n.as_str().map(str::to_string)))
-                .unwrap_or_default(),
-            message: e.to_string().trim_end().to_string(),
-        })
+        profile_from_toml(text)
     }
 
     pub fn name(&self) -> &str {
@@ -239,13 +205,7 @@ impl CsvStatementProfile {
     }
 
     fn kind(&self, word: &str) -> Option<KindMeaning> {
-        self.kind_words.get(word).copied().or_else(|| {
-            let lower = word.to_lowercase();
-            self.kind_words
-                .iter()
-                .find(|(w, _)| w.to_lowercase() == lower)
-                .map(|(_, m)| *m)
-        })
+        word_meaning(&self.kind_words, word)
     }
 }
 
