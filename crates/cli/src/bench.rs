@@ -111,37 +111,50 @@ fn write_csv(path: &Path, set: usize, n: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs one import as its own process; returns wall seconds and the child's peak RSS in MB, which
-/// the child reads from its own /proc/self/status (VmHWM) just before it exits.
-fn import_child(
+/// Runs `disburse <command> FILE --channel C --json` (an import) as its own process, timed from
+/// spawn to exit; `check` refuses a summary that shows the run did not do its work. Returns wall
+/// seconds and the child's peak RSS in MB, which the child reads from its own /proc/self/status
+/// (VmHWM) just before it exits.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn import_child(
     exe: &Path,
     db_url: &str,
     key: &Path,
+    command: [&str; 2],
     file: &Path,
     channel: &str,
     as_of: &str,
+    check: impl Fn(&serde_json::Value) -> anyhow::Result<()>,
 ) -> anyhow::Result<(f64, Option<f64>)> {
     let started = Instant::now();
     let out = std::process::Command::new(exe)
         .args(["--db", db_url, "--key-file"])
         .arg(key)
-        .args(["--as-of", as_of, "--json", "results", "import"])
+        .args(["--as-of", as_of, "--json"])
+        .args(command)
         .arg(file)
         .args(["--channel", channel])
         .output()?;
     let seconds = started.elapsed().as_secs_f64();
     anyhow::ensure!(
         out.status.success(),
-        "import failed: {}",
+        "{} failed: {}",
+        command.join(" "),
         String::from_utf8_lossy(&out.stderr)
     );
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    check(&summary)?;
+    let rss = summary["peak_rss_kb"].as_u64().map(|kb| kb as f64 / 1024.0);
+    Ok((seconds, rss))
+}
+
+/// A result import must apply every line.
+fn no_exceptions(summary: &serde_json::Value) -> anyhow::Result<()> {
     anyhow::ensure!(
         summary["exceptions"] == 0,
         "import had exceptions: {summary}"
     );
-    let rss = summary["peak_rss_kb"].as_u64().map(|kb| kb as f64 / 1024.0);
-    Ok((seconds, rss))
+    Ok(())
 }
 
 /// Where the benchmark runs: a SQLite file in the bench directory, or scratch databases on a
@@ -304,10 +317,27 @@ async fn measure(
     let per_s = |s: f64| n as f64 / s;
 
     eprintln!("importing the pain.002 ...");
-    let (p_s, rss_after_pain) =
-        import_child(&exe, &db_url, &key, &pain002, "sepa-file", &as_of_text)?;
+    let (p_s, rss_after_pain) = import_child(
+        &exe,
+        &db_url,
+        &key,
+        ["results", "import"],
+        &pain002,
+        "sepa-file",
+        &as_of_text,
+        no_exceptions,
+    )?;
     eprintln!("importing the CSV ...");
-    let (c_s, rss_after_csv) = import_child(&exe, &db_url, &key, &csv, "eb-csv", &as_of_text)?;
+    let (c_s, rss_after_csv) = import_child(
+        &exe,
+        &db_url,
+        &key,
+        ["results", "import"],
+        &csv,
+        "eb-csv",
+        &as_of_text,
+        no_exceptions,
+    )?;
 
     eprintln!("floor: the same rows by direct prepared statements ...");
     let numbers: Vec<String> = (0..lines).map(|i| payout_no(0, i)).collect();

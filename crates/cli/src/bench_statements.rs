@@ -12,13 +12,12 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use disburse_store::Db;
 use serde::Serialize;
 
-use crate::bench::{amount_of, payout_no, seed, with_database, Measure};
+use crate::bench::{amount_of, import_child, payout_no, seed, with_database, Measure};
 
 #[derive(Debug, Serialize)]
 pub struct StatementBenchReport {
@@ -109,39 +108,6 @@ fn write_csv(path: &Path, set: usize, n: usize) -> anyhow::Result<()> {
     }
     w.flush()?;
     Ok(())
-}
-
-/// Runs one statement import as its own process; wall seconds and the child's peak RSS (MB).
-fn import_child(
-    exe: &Path,
-    db_url: &str,
-    key: &Path,
-    file: &Path,
-    channel: &str,
-    as_of: &str,
-    expect_matched: usize,
-) -> anyhow::Result<(f64, Option<f64>)> {
-    let started = Instant::now();
-    let out = std::process::Command::new(exe)
-        .args(["--db", db_url, "--key-file"])
-        .arg(key)
-        .args(["--as-of", as_of, "--json", "statements", "import"])
-        .arg(file)
-        .args(["--channel", channel])
-        .output()?;
-    let seconds = started.elapsed().as_secs_f64();
-    anyhow::ensure!(
-        out.status.success(),
-        "statement import failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let summary: serde_json::Value = serde_json::from_slice(&out.stdout)?;
-    anyhow::ensure!(
-        summary["by_status"]["matched"] == expect_matched && summary["exceptions_total"] == 0,
-        "the statement did not match every entry: {summary}"
-    );
-    let rss = summary["peak_rss_kb"].as_u64().map(|kb| kb as f64 / 1024.0);
-    Ok((seconds, rss))
 }
 
 pub async fn run(
@@ -236,7 +202,22 @@ async fn measure(
         ),
     ] {
         eprintln!("{what}: {count} entries ...");
-        let (s, rss) = import_child(&exe, url, &key, file, channel, &as_of_text, count)?;
+        let (s, rss) = import_child(
+            &exe,
+            url,
+            &key,
+            ["statements", "import"],
+            file,
+            channel,
+            &as_of_text,
+            |summary| {
+                anyhow::ensure!(
+                    summary["by_status"]["matched"] == count && summary["exceptions_total"] == 0,
+                    "the statement did not match every entry: {summary}"
+                );
+                Ok(())
+            },
+        )?;
         measures.push(Measure {
             what: what.into(),
             lines: count as u64,
