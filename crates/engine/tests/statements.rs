@@ -96,6 +96,61 @@ fn debit<'a>(amount: &'a str, reference: &'a str) -> Line<'a> {
     }
 }
 
+/// Orders of a Myanmar merchant, each paid by the paper bank (mm-paper) in one printed batch:
+/// (order number, MMK amount) → the payout numbers.
+async fn paper_payouts(e: &disburse_engine::Engine, orders: &[(&str, &str)]) -> Vec<String> {
+    use disburse_core::account::{BankAccount, CountryCode, HolderName, LocalAccount};
+    use disburse_core::{Currency, Money, OrderNo};
+    let yangon = m("yangon");
+    e.add_merchant(&yangon, "Yangon Traders", t0(), &ops())
+        .await
+        .unwrap();
+    let account =
+        LocalAccount::new(CountryCode::parse("MM").unwrap(), "KBZ0001", "0123456789").unwrap();
+    e.set_bank_account(
+        &yangon,
+        &BankAccount::new(
+            HolderName::parse("Yangon Traders").unwrap(),
+            account.into(),
+            None,
+        ),
+        t0(),
+        &ops(),
+    )
+    .await
+    .unwrap();
+    let mmk = |t: &str| Money::parse(t, Currency::Mmk).unwrap();
+    e.fund(&yangon, mmk("9000000.00"), None, t0(), &ops())
+        .await
+        .unwrap();
+    let mut nos = Vec::new();
+    for (no, amount) in orders {
+        e.withdraw(
+            &disburse_engine::WithdrawRequest {
+                merchant: yangon.clone(),
+                order_no: OrderNo::parse(no).unwrap(),
+                amount: mmk(amount),
+            },
+            t0(),
+            &ops(),
+        )
+        .await
+        .unwrap();
+        let p = e
+            .create_payout(&order(no), Some("mm-paper"), t0(), &ops())
+            .await
+            .unwrap()
+            .into_payout()
+            .unwrap();
+        nos.push(p.payout_no);
+    }
+    e.create_batch("mm-paper", t0(), &ops())
+        .await
+        .unwrap()
+        .unwrap();
+    nos
+}
+
 async fn kinds(app: &App) -> Vec<String> {
     let mut k: Vec<String> = app
         .engine
@@ -390,53 +445,8 @@ both_backends!(
 both_backends!(
     a_presumed_paid_paper_payout_is_confirmed_by_its_statement,
     |app: App| async move {
-        use disburse_core::account::{BankAccount, CountryCode, HolderName, LocalAccount};
-        use disburse_core::{Currency, Money, OrderNo};
         let e = &app.engine;
-        let yangon = m("yangon");
-        e.add_merchant(&yangon, "Yangon Traders", t0(), &ops())
-            .await
-            .unwrap();
-        let account =
-            LocalAccount::new(CountryCode::parse("MM").unwrap(), "KBZ0001", "0123456789").unwrap();
-        e.set_bank_account(
-            &yangon,
-            &BankAccount::new(
-                HolderName::parse("Yangon Traders").unwrap(),
-                account.into(),
-                None,
-            ),
-            t0(),
-            &ops(),
-        )
-        .await
-        .unwrap();
-        let mmk = |t: &str| Money::parse(t, Currency::Mmk).unwrap();
-        e.fund(&yangon, mmk("9000000.00"), None, t0(), &ops())
-            .await
-            .unwrap();
-        e.withdraw(
-            &disburse_engine::WithdrawRequest {
-                merchant: yangon.clone(),
-                order_no: OrderNo::parse("P1").unwrap(),
-                amount: mmk("2500000.00"),
-            },
-            t0(),
-            &ops(),
-        )
-        .await
-        .unwrap();
-        let no = e
-            .create_payout(&order("P1"), Some("mm-paper"), t0(), &ops())
-            .await
-            .unwrap()
-            .into_payout()
-            .unwrap()
-            .payout_no;
-        e.create_batch("mm-paper", t0(), &ops())
-            .await
-            .unwrap()
-            .unwrap();
+        let no = paper_payouts(e, &[("P1", "2500000.00")]).await.remove(0);
         let swept = e.sweep(day(20), &ops()).await.unwrap();
         assert_eq!(swept.presumed_succeeded, vec![no.clone()]);
         let row = e.db().payout_by_no(&no).await.unwrap().unwrap();
@@ -628,56 +638,8 @@ both_backends!(
 both_backends!(
     presumed_paid_paper_payouts_are_confirmed_or_not_by_the_csv_statement,
     |app: App| async move {
-        use disburse_core::account::{BankAccount, CountryCode, HolderName, LocalAccount};
-        use disburse_core::{Currency, Money, OrderNo};
         let e = &app.engine;
-        let yangon = m("yangon");
-        e.add_merchant(&yangon, "Yangon Traders", t0(), &ops())
-            .await
-            .unwrap();
-        let account =
-            LocalAccount::new(CountryCode::parse("MM").unwrap(), "KBZ0001", "0123456789").unwrap();
-        e.set_bank_account(
-            &yangon,
-            &BankAccount::new(
-                HolderName::parse("Yangon Traders").unwrap(),
-                account.into(),
-                None,
-            ),
-            t0(),
-            &ops(),
-        )
-        .await
-        .unwrap();
-        let mmk = |t: &str| Money::parse(t, Currency::Mmk).unwrap();
-        e.fund(&yangon, mmk("9000000.00"), None, t0(), &ops())
-            .await
-            .unwrap();
-        let mut nos = Vec::new();
-        for (no, amount) in [("P1", "2500000.00"), ("P2", "1000000.00")] {
-            e.withdraw(
-                &disburse_engine::WithdrawRequest {
-                    merchant: yangon.clone(),
-                    order_no: OrderNo::parse(no).unwrap(),
-                    amount: mmk(amount),
-                },
-                t0(),
-                &ops(),
-            )
-            .await
-            .unwrap();
-            let p = e
-                .create_payout(&order(no), Some("mm-paper"), t0(), &ops())
-                .await
-                .unwrap()
-                .into_payout()
-                .unwrap();
-            nos.push(p.payout_no);
-        }
-        e.create_batch("mm-paper", t0(), &ops())
-            .await
-            .unwrap()
-            .unwrap();
+        let nos = paper_payouts(e, &[("P1", "2500000.00"), ("P2", "1000000.00")]).await;
         let swept = e.sweep(day(20), &ops()).await.unwrap();
         assert_eq!(swept.presumed_succeeded.len(), 2, "{swept:?}");
         // The bank's statement: P1's 2,500,000.00 left the account; of P2 it says nothing.
